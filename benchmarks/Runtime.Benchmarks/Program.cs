@@ -1,1 +1,3 @@
-class P{static void Main(){}}
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Runtime.Benchmarks.CoreBenchmarks).Assembly).Run(args);

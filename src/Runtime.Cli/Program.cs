@@ -1,1 +1,3 @@
-class P{static void Main(){}}
+using Runtime.Cli;
+
+return CommandLine.Run(args);

@@ -203,6 +203,7 @@ public sealed partial class Tensor
     /// <summary>Largest element (a zero-dimensional tensor).</summary>
     public Tensor Max()
     {
+        if (!(GradMode.IsEnabled && RequiresGrad)) return ExtremeUntracked(ReduceOp.Max);
         using var flat = Reshape(-1);
         var (v, i) = flat.Max(0);
         i.Dispose();
@@ -211,10 +212,25 @@ public sealed partial class Tensor
 
     public Tensor Min()
     {
+        if (!(GradMode.IsEnabled && RequiresGrad)) return ExtremeUntracked(ReduceOp.Min);
         using var flat = Reshape(-1);
         var (v, i) = flat.Min(0);
         i.Dispose();
         return v;
+    }
+
+    /// <summary>Max or min of all elements with the SIMD reduction (no indices, so no gradient).</summary>
+    private Tensor ExtremeUntracked(ReduceOp op)
+    {
+        if (NumEl == 0) throw new ArgumentException($"{op}: cannot reduce an empty tensor (shape {Shapes.Format(Shape)})");
+        var y = ReduceKernel(op, NormalizeDims(null, "dims"), keepDim: false, DType);
+        if (!DType.IsFloating()) return y;
+        // The SIMD fold may drop NaN; PyTorch returns NaN when any element is NaN.
+        using var nan = this.Ne(this);
+        using var anyNan = nan.Any();
+        if (anyNan.Item() == 0) return y;
+        y.Dispose();
+        return Scalar(double.NaN, DType, Device);
     }
 
     /// <summary>log(sum(exp(x))) over <paramref name="dims"/>, computed stably.</summary>

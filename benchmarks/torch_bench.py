@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Times PyTorch on the shapes `runtime bench` uses and prints the same JSON lines (impl "torch").
+
+Usage: /usr/bin/python3 benchmarks/torch_bench.py [--threads 2] [--ops matmul:1024,matmul:2048,add,softmax]
+Each spec is op[:shape] with shape as in `runtime bench --shape` (comma-separated, 'x' also accepted).
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+
+def measure(fn, repeat=None):
+    for _ in range(3):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - t0) * 1000
+    reps = repeat or int(min(200, max(5, 1000 / max(first, 0.01))))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), min(times), reps
+
+
+def run(op, shape, dtype, threads):
+    torch.manual_seed(1234)
+    es = torch.tensor([], dtype=dtype).element_size()
+    with torch.no_grad():
+        if op == "matmul":
+            m, n, k = (shape * 3 if len(shape) == 1 else shape) if shape else (1024, 1024, 1024)
+            a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+            fn = lambda: torch.matmul(a, b)
+            work, unit, text = 2.0 * m * n * k / 1e9, "GFLOP_per_s", f"{m}x{n}x{k}"
+        elif op in ("add", "mul", "relu", "exp", "sum"):
+            sh = shape or [16 * 1024 * 1024]
+            a, b = torch.randn(*sh, dtype=dtype), torch.randn(*sh, dtype=dtype)
+            n = a.numel()
+            fn, mult = {
+                "add": (lambda: a + b, 3), "mul": (lambda: a * b, 3), "relu": (lambda: torch.relu(a), 2),
+                "exp": (lambda: torch.exp(a), 2), "sum": (lambda: a.sum(), 1),
+            }[op]
+            work, unit, text = mult * n * es / 1e9, "GB_per_s", "x".join(map(str, sh))
+        elif op == "softmax":
+            sh = shape or [4096, 1024]
+            a = torch.randn(*sh, dtype=dtype)
+            fn = lambda: torch.softmax(a, -1)
+            work, unit, text = 2.0 * a.numel() * es / 1e9, "GB_per_s", "x".join(map(str, sh))
+        else:
+            raise SystemExit(f"unknown op {op}")
+        med, mn, reps = measure(fn)
+    return {"impl": "torch", "op": op, "shape": text, "dtype": str(dtype).replace("torch.", ""), "device": "cpu",
+            "threads": threads, "repeats": reps, "median_ms": round(med, 4), "min_ms": round(mn, 4),
+            unit: round(work / (med / 1000), 2), "version": torch.__version__}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--ops", default="matmul:1024,matmul:2048,add,softmax")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    for spec in args.ops.split(","):
+        op, _, sh = spec.partition(":")
+        shape = [int(v) for v in sh.replace("x", " ").split()] if sh else None
+        print(json.dumps(run(op, shape, dtype, args.threads)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

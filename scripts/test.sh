@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test project: once with the default SIMD paths, then again with AVX-512 off (256-bit
+# paths) and with AVX-512 and AVX2 off (scalar paths). Ends with the line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+results=$(mktemp -d)
+dotnet build Runtime.sln -c Release -warnaserror 2>&1 | tail -n 3
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+run() { # name, env...
+  local name=$1; shift
+  echo "== tests: $name"
+  env "$@" dotnet test Runtime.sln -c Release --no-build --logger "trx;LogFilePrefix=$name" \
+    --results-directory "$results" 2>&1 | grep -E "Passed!|Failed!|Failed |error" | head -n 50
+}
+run simd
+run avx2 DOTNET_EnableAVX512F=0
+run scalar DOTNET_EnableAVX512F=0 DOTNET_EnableAVX2=0
+
+passed=0; failed=0; files=0
+for f in "$results"/*.trx; do
+  [ -f "$f" ] || continue
+  files=$((files + 1))
+  counters=$(grep -o '<Counters [^>]*>' "$f" | head -n 1)
+  get() { echo "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  p=$(get passed); fl=$(get failed); er=$(get error); to=$(get timeout); ab=$(get aborted)
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${fl:-0} + ${er:-0} + ${to:-0} + ${ab:-0}))
+done
+if [ "$files" -lt 3 ]; then failed=$((failed + 3 - files)); fi
+rm -rf "$results"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Globalization;
+using Runtime.Autograd;
+using Runtime.Cpu;
+
+namespace Runtime.Cli;
+
+/// <summary><c>runtime bench op</c>: median wall time of one operator after warm-up, with GFLOP/s or GB/s.</summary>
+internal static class BenchCommand
+{
+    public static int Run(string[] args)
+    {
+        var opts = CommandLine.ParseOptions(args, out var positional, "json");
+        if (positional.Count != 1) throw new ArgumentException("bench needs exactly one operator name");
+        string op = positional[0];
+        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
+        var dtype = opts.TryGetValue("dtype", out var dt) && dt != null
+            ? dt switch { "float32" => DType.Float32, "float64" => DType.Float64, _ => throw new ArgumentException($"unsupported --dtype '{dt}'") }
+            : DType.Float32;
+        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
+        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        int[]? shape = opts.TryGetValue("shape", out var s) && s != null
+            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
+            : null;
+        var result = Measure(op, shape, dtype, device, repeat);
+        if (opts.ContainsKey("json")) Console.WriteLine(result.ToJson());
+        else Console.WriteLine(result.ToRow());
+        return 0;
+    }
+
+    public sealed record Result(string Op, string Shape, string DType, string Device, int Threads, int Repeats, double MedianMs, double MinMs, double Rate, string Unit)
+    {
+        public string ToJson() => string.Create(CultureInfo.InvariantCulture,
+            $"{{\"impl\":\"runtime\",\"op\":\"{Op}\",\"shape\":\"{Shape}\",\"dtype\":\"{DType}\",\"device\":\"{Device}\",\"threads\":{Threads},\"repeats\":{Repeats},\"median_ms\":{MedianMs:F4},\"min_ms\":{MinMs:F4},\"{Unit.Replace("/", "_per_")}\":{Rate:F2}}}");
+
+        public string ToRow() => string.Create(CultureInfo.InvariantCulture,
+            $"{Op,-8} {Shape,-16} {DType,-8} {Device,-8} threads={Threads} median {MedianMs,10:F3} ms  min {MinMs,10:F3} ms  {Rate,9:F1} {Unit}");
+    }
+
+    public static Result Measure(string op, int[]? shape, DType dtype, Device device, int? repeat)
+    {
+        using var noGrad = GradMode.NoGrad();
+        var gen = new Generator(1234);
+        Func<Tensor> run;
+        double work;
+        string unit, shapeText;
+        var inputs = new List<Tensor>();
+        Tensor Input(params int[] sh)
+        {
+            var t = Tensor.Randn(sh, gen, dtype, device);
+            inputs.Add(t);
+            return t;
+        }
+        int es = dtype.SizeOf();
+        switch (op)
+        {
+            case "matmul":
+            {
+                var (m, n, k) = shape switch
+                {
+                    null => (1024, 1024, 1024),
+                    [var c] => (c, c, c),
+                    [var mm, var nn, var kk] => (mm, nn, kk),
+                    _ => throw new ArgumentException("matmul --shape is M,N,K or one size"),
+                };
+                var a = Input(m, k);
+                var b = Input(k, n);
+                run = () => a.MatMul(b);
+                work = 2.0 * m * n * k / 1e9;
+                unit = "GFLOP/s";
+                shapeText = $"{m}x{n}x{k}";
+                break;
+            }
+            case "add" or "mul" or "relu" or "exp" or "sum":
+            {
+                var sh = shape ?? [16 * 1024 * 1024];
+                var a = Input(sh);
+                var b = Input(sh);
+                long n = a.NumEl;
+                (run, work) = op switch
+                {
+                    "add" => ((Func<Tensor>)(() => a + b), 3.0 * n * es / 1e9),
+                    "mul" => (() => a * b, 3.0 * n * es / 1e9),
+                    "relu" => (() => a.Relu(), 2.0 * n * es / 1e9),
+                    "exp" => (() => a.Exp(), 2.0 * n * es / 1e9),
+                    _ => (() => a.Sum(), 1.0 * n * es / 1e9),
+                };
+                unit = "GB/s";
+                shapeText = string.Join("x", sh);
+                break;
+            }
+            case "softmax":
+            {
+                var sh = shape ?? [4096, 1024];
+                if (sh.Length != 2) throw new ArgumentException("softmax --shape is rows,cols");
+                var a = Input(sh);
+                run = () => a.Softmax(-1);
+                work = 2.0 * a.NumEl * es / 1e9;
+                unit = "GB/s";
+                shapeText = $"{sh[0]}x{sh[1]}";
+                break;
+            }
+            default:
+                throw new ArgumentException($"unknown bench op '{op}' (matmul, add, mul, relu, exp, sum, softmax)");
+        }
+
+        var backend = Backends.BackendRegistry.For(device);
+        double Once()
+        {
+            var sw = Stopwatch.StartNew();
+            using (var y = run()) backend.Synchronize();
+            return sw.Elapsed.TotalMilliseconds;
+        }
+        // Warm up (JIT, pool, caches), then time.
+        double first = Once();
+        for (int i = 0; i < 2; i++) Once();
+        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++) times[i] = Once();
+        Array.Sort(times);
+        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        foreach (var t in inputs) t.Dispose();
+        return new Result(op, shapeText, dtype.Name(), device.ToString(), CpuParallel.Threads, reps, median, times[0], work / (median / 1000), unit);
+    }
+}

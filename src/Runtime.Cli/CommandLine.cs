@@ -1,0 +1,74 @@
+namespace Runtime.Cli;
+
+/// <summary>The <c>runtime</c> command: dispatches sub-commands and prints usage.</summary>
+internal static class CommandLine
+{
+    public const string Usage = """
+        usage: runtime <command> [options]
+
+        commands:
+          devices                         list devices (CPU: SIMD width and cores)
+          bench <op> [options]            time an operator; ops: matmul, add, mul, relu, exp, sum, softmax
+              --device <cpu|cuda:i|opencl:i>   device (default cpu)
+              --shape <a,b,...>                matmul: M,N,K or one size for a cube (default 1024)
+                                               add/mul/relu/exp/sum: element count or shape (default 16777216)
+                                               softmax: rows,cols (default 4096,1024)
+              --dtype <float32|float64>        element type (default float32)
+              --threads <n>                    CPU threads (default: all cores)
+              --repeat <n>                     timed repetitions (default: enough for ~1 s, at least 5)
+              --json                           one JSON object per line instead of a table row
+          help                            this text
+        """;
+
+    public static int Run(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 1 : 0;
+        }
+        try
+        {
+            return args[0] switch
+            {
+                "devices" => DevicesCommand.Run(),
+                "bench" => BenchCommand.Run(args[1..]),
+                _ => Fail($"unknown command '{args[0]}'"),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            return Fail(e.Message);
+        }
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"runtime: {message}");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+
+    /// <summary>Splits "--name value" pairs and bare flags.</summary>
+    public static Dictionary<string, string?> ParseOptions(string[] args, out List<string> positional, params string[] flags)
+    {
+        var opts = new Dictionary<string, string?>();
+        positional = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            var a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal))
+            {
+                positional.Add(a);
+                continue;
+            }
+            var name = a[2..];
+            int eq = name.IndexOf('=');
+            if (eq >= 0) opts[name[..eq]] = name[(eq + 1)..];
+            else if (flags.Contains(name)) opts[name] = null;
+            else if (i + 1 < args.Length) opts[name] = args[++i];
+            else throw new ArgumentException($"option --{name} needs a value");
+        }
+        return opts;
+    }
+}
