@@ -25,7 +25,12 @@ public sealed partial class Tensor
             int m = a._shape[^2], k = a._shape[^1], k2 = b._shape[^2], n = b._shape[^1];
             if (k != k2)
                 throw new ArgumentException($"matmul shapes {Shapes.Format(Shape)} and {Shapes.Format(other.Shape)} do not line up ({k} vs {k2})", nameof(other));
-            var batch = Shapes.Broadcast(a.Shape[..^2], b.Shape[..^2], nameof(other));
+            int[] batch;
+            try { batch = Shapes.Broadcast(a.Shape[..^2], b.Shape[..^2], nameof(other)); }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"matmul shapes {Shapes.Format(Shape)} and {Shapes.Format(other.Shape)}: batch dimensions do not broadcast ({e.Message})", nameof(other), e);
+            }
             using var y = Bmm(a, b, batch, m, k, n);
             // Remove the dimensions 1-D operands gained.
             var outShape = batch.ToList();

@@ -93,7 +93,7 @@ public sealed partial class Tensor
         if (!DType.IsFloating()) throw new ArgumentException($"Mean needs a floating-point tensor, got {DType.Name()}", nameof(dims));
         var nd = NormalizeDims(dims, nameof(dims));
         long k = 1;
-        foreach (var d in nd) k *= _shape[d];
+        if (Rank > 0) foreach (var d in nd) k *= _shape[d]; // a 0-d tensor reduces over its single element
         using var s = Sum(nd, keepDim);
         return s / (double)k;
     }
@@ -105,7 +105,7 @@ public sealed partial class Tensor
     {
         var nd = NormalizeDims(dims, nameof(dims));
         long k = 1;
-        foreach (var d in nd) k *= _shape[d];
+        if (Rank > 0) foreach (var d in nd) k *= _shape[d]; // a 0-d tensor reduces over its single element
         using var m = Mean(nd, keepDim: true);
         using var diff = this - m;
         using var sq = diff.Square();
@@ -174,7 +174,7 @@ public sealed partial class Tensor
             using (r) return r.Reshape(Enumerable.Repeat(1, Rank).ToArray());
         }
         int d = Shapes.NormalizeDim(dim.Value, Rank, nameof(dim));
-        CheckNonEmpty(d, max ? "Argmax" : "Argmin");
+        if (Rank > 0) CheckNonEmpty(d, max ? "Argmax" : "Argmin");
         var (block, outer, k, inner) = ReductionLayout([d]);
         using (block)
         {
@@ -192,6 +192,12 @@ public sealed partial class Tensor
     private (Tensor, Tensor) Extreme(bool max, int dim, bool keepDim)
     {
         int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        if (Rank == 0)
+        {
+            // A 0-d tensor is its own extreme (index 0); go through [1] since Gather needs a dimension.
+            using var one = Reshape(1);
+            return one.Extreme(max, 0, keepDim: false);
+        }
         var idx = ArgExtreme(max, d, keepDim: true);
         var values = Gather(d, idx);
         if (keepDim) return (values, idx);
@@ -268,8 +274,10 @@ public sealed partial class Tensor
         var y = Empty(ShapeArray, compute, Device);
         using (block)
             if (y.NumEl > 0) Backend.CumSum(block.KernelView, y.KernelView, outer, k, inner);
+        bool scalar = Rank == 0;
         return Record(y, "CumSum", [this], [], (g, _) =>
         {
+            if (scalar) return [g.Alias(register: true)];
             using var f = g.Flip(d);
             using var c = f.CumSum(d);
             return [c.Flip(d)];
