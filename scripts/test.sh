@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test project: once with the default SIMD paths, then again with AVX-512 off (256-bit
-# paths) and with AVX-512 and AVX2 off (scalar paths). Ends with the line "N passed, N failed".
+# Runs every test project: once with the default SIMD paths, then with AVX-512 off (256-bit paths)
+# and with AVX-512 and AVX2 off (scalar paths). On .NET 10 DOTNET_EnableAVX512=0 is what turns
+# Vector512 off (DOTNET_EnableAVX512F=0 alone no longer does), so both names are set.
+# Ends with the line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results=$(mktemp -d)
@@ -19,8 +21,8 @@ run() { # name, env...
     --results-directory "$results" 2>&1 | grep -E "Passed!|Failed!|Failed |error" | head -n 50
 }
 run simd
-run avx2 DOTNET_EnableAVX512F=0
-run scalar DOTNET_EnableAVX512F=0 DOTNET_EnableAVX2=0
+run avx2 DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0
+run scalar DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0
 
 passed=0; failed=0; files=0
 for f in "$results"/*.trx; do

@@ -187,35 +187,87 @@ internal sealed unsafe partial class CpuBackend
             });
             return;
         }
-        CpuParallel.For((long)outer * inner, Math.Max(16, (1 << 13) / Math.Max(1, k)), (s, e) =>
+        // Softmax over a strided axis: work on column tiles so every pass is a contiguous vector loop.
+        const int tile = 512;
+        long tilesPerBlock = (inner + tile - 1) / tile;
+        CpuParallel.For(outer * tilesPerBlock, Math.Max(1, (1 << 15) / Math.Max(1, (long)k * tile)), (s, e) =>
         {
-            for (long p = s; p < e; p++)
-            {
-                long o = p / inner, i = p % inner;
-                T* xr = (T*)xp + o * (long)k * inner + i;
-                T* yr = (T*)yp + o * (long)k * inner + i;
-                T m = T.NegativeInfinity;
-                for (long j = 0; j < k; j++) m = T.Max(m, xr[j * inner]);
-                if (T.IsInfinity(m)) m = T.Zero;
-                T sum = T.Zero;
-                for (long j = 0; j < k; j++)
+            var mBuf = new T[tile];
+            var sBuf = new T[tile];
+            fixed (T* m = mBuf, sum = sBuf)
+                for (long p = s; p < e; p++)
                 {
-                    T ev = T.Exp(xr[j * inner] - m);
-                    sum += ev;
-                    if (!log) yr[j * inner] = ev;
+                    long o = p / tilesPerBlock, i0 = p % tilesPerBlock * tile;
+                    int n = (int)Math.Min(tile, inner - i0);
+                    T* xr = (T*)xp + o * (long)k * inner + i0;
+                    T* yr = (T*)yp + o * (long)k * inner + i0;
+                    new Span<T>(m, n).Fill(T.NegativeInfinity);
+                    new Span<T>(sum, n).Clear();
+                    for (long j = 0; j < k; j++) FoldInto<T, BinaryFns.Maximum>(m, xr + j * inner, n);
+                    for (int i = 0; i < n; i++) if (T.IsInfinity(m[i])) m[i] = T.Zero;
+                    for (long j = 0; j < k; j++) ExpShifted(xr + j * inner, m, yr + j * inner, sum, n);
+                    if (log)
+                    {
+                        for (int i = 0; i < n; i++) m[i] += T.Log(sum[i]);
+                        for (long j = 0; j < k; j++)
+                            for (int i = 0; i < n; i++) yr[j * inner + i] = xr[j * inner + i] - m[i];
+                    }
+                    else
+                    {
+                        for (int i = 0; i < n; i++) sum[i] = T.One / sum[i];
+                        for (long j = 0; j < k; j++) FoldInto<T, BinaryFns.Mul>(yr + j * inner, sum, n);
+                    }
                 }
-                if (log)
-                {
-                    T ls = m + T.Log(sum);
-                    for (long j = 0; j < k; j++) yr[j * inner] = xr[j * inner] - ls;
-                }
-                else
-                {
-                    T r = T.One / sum;
-                    for (long j = 0; j < k; j++) yr[j * inner] *= r;
-                }
-            }
         });
+    }
+
+    /// <summary>y[i] = exp(x[i] - m[i]); sum[i] += y[i].</summary>
+    private static void ExpShifted<T>(T* x, T* m, T* y, T* sum, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated)
+        {
+            float* xf = (float*)x, mf = (float*)m, yf = (float*)y, sf = (float*)sum;
+            for (; i <= n - 16; i += 16)
+            {
+                var ev = Vector512.Exp(Vector512.Load(xf + i) - Vector512.Load(mf + i));
+                Vector512.Store(ev, yf + i);
+                Vector512.Store(Vector512.Load(sf + i) + ev, sf + i);
+            }
+        }
+        else if (typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated)
+        {
+            float* xf = (float*)x, mf = (float*)m, yf = (float*)y, sf = (float*)sum;
+            for (; i <= n - 8; i += 8)
+            {
+                var ev = Vector256.Exp(Vector256.Load(xf + i) - Vector256.Load(mf + i));
+                Vector256.Store(ev, yf + i);
+                Vector256.Store(Vector256.Load(sf + i) + ev, sf + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            T ev = T.Exp(x[i] - m[i]);
+            y[i] = ev;
+            sum[i] += ev;
+        }
+    }
+
+    /// <summary>y[i] = TF(x[i], c) over a contiguous run.</summary>
+    private static void FoldRowScalar<T, TF>(T* x, T c, T* y, long n) where T : unmanaged, INumber<T> where TF : struct, IBinaryFn
+    {
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var cv = Vector512.Create(c);
+            for (int w = Vector512<T>.Count; i <= n - w; i += w) Vector512.Store(TF.V(Vector512.Load(x + i), cv), y + i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var cv = Vector256.Create(c);
+            for (int w = Vector256<T>.Count; i <= n - w; i += w) Vector256.Store(TF.V(Vector256.Load(x + i), cv), y + i);
+        }
+        for (; i < n; i++) y[i] = TF.F(x[i], c);
     }
 
     private static void SoftmaxRow<T>(T* x, T* y, long k, bool log) where T : unmanaged, IFloatingPointIeee754<T>
@@ -259,18 +311,11 @@ internal sealed unsafe partial class CpuBackend
         if (log)
         {
             T ls = m + T.Log(sum);
-            for (i = 0; i < k; i++) y[i] = x[i] - ls;
+            FoldRowScalar<T, BinaryFns.Sub>(x, ls, y, k);
         }
         else
         {
-            T r = T.One / sum;
-            long j = 0;
-            if (typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated)
-            {
-                var rv = Vector512.Create((float)(object)r);
-                for (; j <= k - 16; j += 16) Vector512.Store(Vector512.Load((float*)y + j) * rv, (float*)y + j);
-            }
-            for (; j < k; j++) y[j] *= r;
+            FoldRowScalar<T, BinaryFns.Mul>(y, T.One / sum, y, k);
         }
     }
 
