@@ -52,8 +52,18 @@ internal static class BinaryFns
 
     public struct Pow : IBinaryFn
     {
-        public static T F<T>(T a, T b) where T : unmanaged, INumber<T> =>
-            T.CreateTruncating(Math.Pow(double.CreateTruncating(a), double.CreateTruncating(b)));
+        public static T F<T>(T a, T b) where T : unmanaged, INumber<T>
+        {
+            if (typeof(T) != typeof(float) && typeof(T) != typeof(double) && b >= T.Zero)
+            {
+                // integers: exact square-and-multiply (wrapping on overflow, as PyTorch), not via double
+                T r = T.One;
+                for (T e = b; e > T.Zero; e /= (T.One + T.One), a *= a)
+                    if (T.IsOddInteger(e)) r *= a;
+                return r;
+            }
+            return T.CreateTruncating(Math.Pow(double.CreateTruncating(a), double.CreateTruncating(b)));
+        }
         public static bool Simd => false;
     }
 

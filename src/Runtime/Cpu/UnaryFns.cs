@@ -59,7 +59,12 @@ internal static class UnaryFns
 
     public struct Log1p : IUnaryFn
     {
-        public static double F(double x, double a, double b) => Math.Abs(x) < 1e-4 ? x * (1 - x * (0.5 - x / 3)) : Math.Log(1 + x);
+        // log(u) * x / (u - 1) with u = 1 + x cancels the rounding of 1 + x (Goldberg): accurate to a few ulps everywhere.
+        public static double F(double x, double a, double b)
+        {
+            double u = 1 + x;
+            return u == 1 || double.IsPositiveInfinity(u) ? x : Math.Log(u) * x / (u - 1);
+        }
     }
 
     public struct Sqrt : IUnaryFn
@@ -124,7 +129,7 @@ internal static class UnaryFns
 
     public struct Relu : IUnaryFn
     {
-        public static double F(double x, double a, double b) => x > 0 ? x : 0;
+        public static double F(double x, double a, double b) => x > 0 || double.IsNaN(x) ? x : 0;
         public static bool Simd => true;
         public static Vector512<float> V(Vector512<float> x, Vector512<float> a, Vector512<float> b) => Vector512.Max(x, Vector512<float>.Zero);
         public static Vector256<float> V(Vector256<float> x, Vector256<float> a, Vector256<float> b) => Vector256.Max(x, Vector256<float>.Zero);

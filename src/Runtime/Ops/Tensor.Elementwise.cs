@@ -133,11 +133,13 @@ public sealed partial class Tensor
         DType da = a.DType, db = b.DType;
         return Record(y, "Pow", [a, b], [a, b, y], (g, s) =>
         {
-            // d/da = b * a^(b-1); d/db = y * log(a) (taken as 0 where a == 0, as PyTorch does).
+            // d/da = b * a^(b-1) (0 where b == 0); d/db = y * log(a) (taken as 0 where a == 0, as PyTorch does).
             using var bm1 = s[1] - 1.0;
             using var p = Pow(s[0], bm1);
             using var d1 = s[1] * p;
-            using var ga = g * d1;
+            using var b0 = s[1].Eq(0.0);
+            using var d1z = d1.MaskedFill(b0, 0);
+            using var ga = g * d1z;
             using var la = s[0].Log();
             using var zero = s[0].Eq(0.0);
             using var la0 = la.MaskedFill(zero, 0);
@@ -253,6 +255,7 @@ public sealed partial class Tensor
     /// <summary>this ** exponent, elementwise.</summary>
     public Tensor Pow(double exponent) => UnaryKernel(UnaryOp.PowScalar, "Pow", exponent, 0, floatOnly: true, (g, x, y) =>
     {
+        if (exponent == 0) return ZerosLike(g); // not 0 * x^-1, which is NaN at x = 0
         using var p = x.Pow(exponent - 1);
         using var d = p * exponent;
         return g * d;
