@@ -229,6 +229,15 @@ public sealed partial class Tensor
         return scalarFirst ? op(s, t) : op(t, s);
     }
 
+    // Integer scalars travel as Int64 (exact beyond 2^53), then take the tensor's dtype.
+    private static Tensor WithScalar(Tensor t, long value, bool scalarFirst, Func<Tensor, Tensor, Tensor> op)
+    {
+        DType dt = t.DType == DType.Bool ? DType.Int64 : t.DType;
+        using var l = From<long>([value], [], t.Device);
+        using var s = dt == DType.Int64 ? l.Alias(register: false) : l.ToUntracked(dt);
+        return scalarFirst ? op(s, t) : op(t, s);
+    }
+
     public static Tensor operator +(Tensor a, Tensor b) => Add(a, b);
     public static Tensor operator -(Tensor a, Tensor b) => Sub(a, b);
     public static Tensor operator *(Tensor a, Tensor b) => Mul(a, b);
@@ -243,14 +252,14 @@ public sealed partial class Tensor
     public static Tensor operator *(double a, Tensor b) => WithScalar(b, a, false, true, Mul);
     public static Tensor operator /(Tensor a, double b) => WithScalar(a, b, false, false, Div);
     public static Tensor operator /(double a, Tensor b) => WithScalar(b, a, false, true, Div);
-    public static Tensor operator +(Tensor a, long b) => WithScalar(a, b, true, false, Add);
-    public static Tensor operator +(long a, Tensor b) => WithScalar(b, a, true, true, Add);
-    public static Tensor operator -(Tensor a, long b) => WithScalar(a, b, true, false, Sub);
-    public static Tensor operator -(long a, Tensor b) => WithScalar(b, a, true, true, Sub);
-    public static Tensor operator *(Tensor a, long b) => WithScalar(a, b, true, false, Mul);
-    public static Tensor operator *(long a, Tensor b) => WithScalar(b, a, true, true, Mul);
-    public static Tensor operator /(Tensor a, long b) => WithScalar(a, b, true, false, Div);
-    public static Tensor operator /(long a, Tensor b) => WithScalar(b, a, true, true, Div);
+    public static Tensor operator +(Tensor a, long b) => WithScalar(a, b, false, Add);
+    public static Tensor operator +(long a, Tensor b) => WithScalar(b, a, true, Add);
+    public static Tensor operator -(Tensor a, long b) => WithScalar(a, b, false, Sub);
+    public static Tensor operator -(long a, Tensor b) => WithScalar(b, a, true, Sub);
+    public static Tensor operator *(Tensor a, long b) => WithScalar(a, b, false, Mul);
+    public static Tensor operator *(long a, Tensor b) => WithScalar(b, a, true, Mul);
+    public static Tensor operator /(Tensor a, long b) => WithScalar(a, b, false, Div);
+    public static Tensor operator /(long a, Tensor b) => WithScalar(b, a, true, Div);
 
     /// <summary>this ** exponent, elementwise.</summary>
     public Tensor Pow(double exponent) => UnaryKernel(UnaryOp.PowScalar, "Pow", exponent, 0, floatOnly: true, (g, x, y) =>
