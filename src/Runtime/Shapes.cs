@@ -32,6 +32,11 @@ internal static class Shapes
         return dim < 0 ? dim + r : dim;
     }
 
+    /// <summary>Like <see cref="NormalizeDim"/>, for operators that need the dimension to exist (a 0-dim tensor has none).</summary>
+    public static int NormalizeExistingDim(int dim, int rank, string paramName) => rank == 0
+        ? throw new ArgumentOutOfRangeException(paramName, dim, "the tensor has no dimensions (it is 0-dim)")
+        : NormalizeDim(dim, rank, paramName);
+
     public static int[] CheckShape(ReadOnlySpan<int> shape, string paramName)
     {
         foreach (var s in shape)

@@ -57,7 +57,7 @@ public sealed partial class Tensor : IDisposable
     public bool IsDisposed => _storage == null;
 
     /// <summary>Size of dimension <paramref name="dim"/> (negative counts from the end).</summary>
-    public int Size(int dim) => _shape[Shapes.NormalizeDim(dim, Rank, nameof(dim))];
+    public int Size(int dim) => _shape[Shapes.NormalizeExistingDim(dim, Rank, nameof(dim))];
 
     public bool IsContiguous => KernelView.IsContiguous;
 

@@ -20,7 +20,7 @@ internal static class TensorFormatter
         int width = shown.Count == 0 ? 1 : shown.Max(v => fmt(v).Length);
         var sb = new StringBuilder("tensor(");
         if (values.Length == 0 && shape.Length > 0) sb.Append("[]");
-        else Write(sb, values, shape, 0, 0, summarize, fmt, width, 8);
+        else Write(sb, values, shape, 0, 0, summarize, fmt, width, "tensor(".Length);
         sb.Append(", shape=").Append(Shapes.Format(shape)).Append(", dtype=").Append(t.DType.Name());
         if (t.Device != Device.Cpu) sb.Append(", device=").Append(t.Device);
         if (t.GradFn != null) sb.Append(", grad_fn=<").Append(t.GradFn).Append('>');

@@ -48,8 +48,14 @@ internal static class Engine
         while (ready.Count > 0)
         {
             var node = ready.Pop();
-            var g = grads[node];
-            grads.Remove(node);
+            if (!grads.Remove(node, out var g))
+            {
+                // Every path into this node returned null: nothing flows on, but its inputs must not wait for it.
+                foreach (var next in node.InputNodes)
+                    if (next != null && --pending[next] == 0) ready.Push(next);
+                if (!retainGraph) node.Release();
+                continue;
+            }
             Tensor?[] results;
             using (var nodeScope = new TensorScope())
             {
@@ -62,7 +68,12 @@ internal static class Engine
             for (int i = 0; i < results.Length; i++)
             {
                 var r = results[i];
-                if (r == null) continue;
+                if (r == null)
+                {
+                    // No gradient flows this way, but the input node must not wait for it.
+                    if (node.InputNodes[i] is { } skipped && --pending[skipped] == 0) ready.Push(skipped);
+                    continue;
+                }
                 if (node.InputLeaves[i] is { } leaf)
                 {
                     Accumulate(leaf, r);

@@ -80,7 +80,7 @@ public static unsafe class BufferPool
             if (Free.TryGetValue(cls, out var stack) && stack.Count > 0)
             {
                 _cached -= cls;
-                _inUse += cls;
+                Interlocked.Add(ref _inUse, cls); // atomic: fresh allocations update it outside the lock
                 return (stack.Pop(), cls);
             }
         }
@@ -93,7 +93,7 @@ public static unsafe class BufferPool
     {
         lock (Gate)
         {
-            _inUse -= capacity;
+            Interlocked.Add(ref _inUse, -capacity);
             if (_cached + capacity <= Limit)
             {
                 if (!Free.TryGetValue(capacity, out var stack)) Free[capacity] = stack = new Stack<nint>();

@@ -54,7 +54,8 @@ public sealed partial class Tensor
         var values = new double[steps];
         double step = steps > 1 ? (end - start) / (steps - 1) : 0;
         // Fill from both ends like PyTorch so that the last value is exactly end.
-        for (int i = 0; i < steps; i++) values[i] = i < steps / 2 ? start + step * i : end - step * (steps - 1 - i);
+        // (steps == 1 gives start, as torch.linspace.)
+        for (int i = 0; i < steps; i++) values[i] = steps == 1 || i < steps / 2 ? start + step * i : end - step * (steps - 1 - i);
         return FromDoubles(values, [steps], dtype, device);
     }
 
@@ -94,7 +95,8 @@ public sealed partial class Tensor
         var g = generator ?? Generator.Default;
         var values = new long[Shapes.NumEl(Shapes.CheckShape(shape, nameof(shape)))];
         for (long i = 0; i < values.LongLength; i++) values[i] = g.NextInt64(low, high);
-        return From<long>(values, shape, device).To(dtype);
+        using var t = From<long>(values, shape, device);
+        return t.To(dtype);
     }
 
     /// <summary>A tensor holding a copy of <paramref name="data"/> with the given shape (default: 1-D).</summary>

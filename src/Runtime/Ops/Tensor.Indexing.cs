@@ -42,6 +42,8 @@ public sealed partial class Tensor
         int n = Rank == 0 ? 1 : _shape[d];
         using var idx = CheckIndex(index, n, nameof(index), allowNegative: true);
         int m = (int)idx.NumEl;
+        if (Rank == 0 && m != 1)
+            throw new ArgumentException($"index into a 0-dim tensor must have one element, got {m}", nameof(index));
         var ns = ShapeArray.ToArray();
         if (Rank > 0) ns[d] = m;
         var y = Empty(ns, DType, Device);
@@ -74,6 +76,8 @@ public sealed partial class Tensor
     {
         if (index.Rank != self.Rank)
             throw new ArgumentException($"{op}: index has rank {index.Rank}, the tensor rank {self.Rank}", nameof(index));
+        if (other != null && other.Rank != self.Rank)
+            throw new ArgumentException($"{op}: source has rank {other.Rank} (shape {Shapes.Format(other.Shape)}), the tensor rank {self.Rank}", "source");
         for (int d = 0; d < self.Rank; d++)
         {
             if (d != dim && index._shape[d] > self._shape[d])
@@ -220,6 +224,8 @@ public sealed partial class Tensor
     /// <summary>Indices that sort the tensor along <paramref name="dim"/> (stable).</summary>
     public Tensor Argsort(int dim = -1, bool descending = false)
     {
+        // Indices carry no gradient; without NoGrad the discarded values' graph node would keep the index buffer alive.
+        using var _ = GradMode.NoGrad();
         var (v, i) = Sort(dim, descending);
         v.Dispose();
         return i;
@@ -234,7 +240,8 @@ public sealed partial class Tensor
         var idxAll = Argsort(d, descending: largest);
         using (idxAll)
         {
-            var idx = idxAll.Narrow(d, 0, k).Contiguous();
+            using var narrowed = idxAll.Narrow(d, 0, k);
+            var idx = narrowed.Contiguous();
             return (Gather(d, idx), idx);
         }
     }

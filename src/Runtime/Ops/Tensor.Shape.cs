@@ -94,7 +94,7 @@ public sealed partial class Tensor
     {
         var p = new int[Rank];
         for (int i = 0; i < Rank; i++) p[i] = i;
-        int a = Shapes.NormalizeDim(dim0, Rank, nameof(dim0)), b = Shapes.NormalizeDim(dim1, Rank, nameof(dim1));
+        int a = Shapes.NormalizeExistingDim(dim0, Rank, nameof(dim0)), b = Shapes.NormalizeExistingDim(dim1, Rank, nameof(dim1));
         (p[a], p[b]) = (p[b], p[a]);
         return Permute(p);
     }
@@ -105,7 +105,7 @@ public sealed partial class Tensor
     /// <summary>Elements start, start+step, ... below end along <paramref name="dim"/> (negative start/end count from the end; clipped like Python slices).</summary>
     public Tensor Slice(int dim, long start, long end, long step = 1)
     {
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         if (step <= 0) throw new ArgumentOutOfRangeException(nameof(step), step, "slice step must be positive");
         long n = _shape[d];
         if (start < 0) start += n;
@@ -132,7 +132,7 @@ public sealed partial class Tensor
     /// <summary>The <paramref name="length"/> elements from <paramref name="start"/> along <paramref name="dim"/> (a view).</summary>
     public Tensor Narrow(int dim, long start, int length)
     {
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         if (start < 0) start += _shape[d];
         if (start < 0 || length < 0 || start + length > _shape[d])
             throw new ArgumentOutOfRangeException(nameof(start), $"narrow({dim}, {start}, {length}) is out of range for dimension of size {_shape[d]} (shape {Shapes.Format(Shape)})");
@@ -142,7 +142,7 @@ public sealed partial class Tensor
     /// <summary>The sub-tensor at <paramref name="index"/> along <paramref name="dim"/> (that dimension removed).</summary>
     public Tensor Select(int dim, long index)
     {
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         long i = index < 0 ? index + _shape[d] : index;
         if (i < 0 || i >= _shape[d])
             throw new ArgumentOutOfRangeException(nameof(index), index, $"index out of range for dimension {d} of size {_shape[d]}");
@@ -166,6 +166,7 @@ public sealed partial class Tensor
         {
             int j = i - off;
             int want = shape[i];
+            if (want < -1) throw new ArgumentException($"invalid size {want} in expand shape {Shapes.Format(shape)}", nameof(shape));
             if (j < 0)
             {
                 if (want < 0) throw new ArgumentException($"cannot use -1 for a new leading dimension in {Shapes.Format(shape)}", nameof(shape));
@@ -225,7 +226,7 @@ public sealed partial class Tensor
     /// <summary>Sliding windows of <paramref name="size"/> along <paramref name="dim"/> with <paramref name="step"/>, as a new last dimension (a view).</summary>
     public Tensor Unfold(int dim, int size, int step)
     {
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         if (size < 0 || size > _shape[d]) throw new ArgumentOutOfRangeException(nameof(size), size, $"window larger than dimension {d} of size {_shape[d]}");
         if (step <= 0) throw new ArgumentOutOfRangeException(nameof(step), step, "step must be positive");
         var ns = ShapeArray.ToList();
@@ -270,7 +271,7 @@ public sealed partial class Tensor
         var flipped = new HashSet<int>();
         foreach (var dd in dims)
         {
-            int d = Shapes.NormalizeDim(dd, Rank, nameof(dims));
+            int d = Shapes.NormalizeExistingDim(dd, Rank, nameof(dims));
             if (!flipped.Add(d)) throw new ArgumentException($"dimension {d} appears twice in flip dims", nameof(dims));
             if (_shape[d] > 0) off += (_shape[d] - 1) * st[d];
             st[d] = -st[d];
@@ -363,7 +364,7 @@ public sealed partial class Tensor
         ArgumentNullException.ThrowIfNull(tensors);
         if (tensors.Count == 0) throw new ArgumentException("Cat needs at least one tensor", nameof(tensors));
         var first = tensors[0];
-        int d = Shapes.NormalizeDim(dim, first.Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, first.Rank, nameof(dim));
         var dtype = first.DType;
         foreach (var t in tensors) dtype = DTypes.Promote(dtype, t.DType);
         var ns = first.ShapeArray.ToArray();
@@ -431,7 +432,7 @@ public sealed partial class Tensor
     public Tensor[] Split(int splitSize, int dim = 0)
     {
         if (splitSize <= 0) throw new ArgumentOutOfRangeException(nameof(splitSize), splitSize, "split size must be positive");
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         var res = new List<Tensor>();
         for (int s = 0; s < _shape[d] || (s == 0 && _shape[d] == 0); s += splitSize)
         {
@@ -444,7 +445,7 @@ public sealed partial class Tensor
     /// <summary>Splits into pieces of the given sizes along <paramref name="dim"/>; views.</summary>
     public Tensor[] Split(int[] sizes, int dim = 0)
     {
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         if (sizes.Sum() != _shape[d] || sizes.Any(s => s < 0))
             throw new ArgumentException($"split sizes {Shapes.Format(sizes)} do not add up to dimension {d} of size {_shape[d]}", nameof(sizes));
         var res = new Tensor[sizes.Length];
@@ -461,7 +462,7 @@ public sealed partial class Tensor
     public Tensor[] Chunk(int chunks, int dim = 0)
     {
         if (chunks <= 0) throw new ArgumentOutOfRangeException(nameof(chunks), chunks, "chunk count must be positive");
-        int d = Shapes.NormalizeDim(dim, Rank, nameof(dim));
+        int d = Shapes.NormalizeExistingDim(dim, Rank, nameof(dim));
         int size = Math.Max(1, (_shape[d] + chunks - 1) / chunks);
         return Split(size, d);
     }
