@@ -39,7 +39,9 @@ internal sealed unsafe class CpuStorage : Storage
     // thread-safe, so this does not go through the pool.
     ~CpuStorage()
     {
-        if (_ptr != null) NativeMemory.AlignedFree(_ptr);
+        if (_ptr == null) return;
+        NativeMemory.AlignedFree(_ptr);
+        BufferPool.ForgetLeaked(_capacity);
     }
 }
 
@@ -61,6 +63,9 @@ public static unsafe class BufferPool
     public static long BytesCached => Interlocked.Read(ref _cached);
 
     public static long BytesInUse => Interlocked.Read(ref _inUse);
+
+    /// <summary>Accounts for a buffer the finalizer freed because its tensors were never disposed.</summary>
+    internal static void ForgetLeaked(long capacity) => Interlocked.Add(ref _inUse, -capacity);
 
     /// <summary>Size classes: multiples of 64 bytes up to 4 KiB, then four classes per power of two.</summary>
     internal static long SizeClass(long bytes)
