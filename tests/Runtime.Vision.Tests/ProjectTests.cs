@@ -1,0 +1,2 @@
+namespace Runtime.Vision.Tests;
+public class ProjectTests { [Fact] public void Builds() => Assert.Equal("Runtime.Vision", typeof(Runtime.Vision.VisionInfo).Namespace); }
