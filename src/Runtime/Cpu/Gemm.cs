@@ -1,9 +1,876 @@
-// Naive placeholder so the tree builds until the packed, register-tiled GEMM lands in this file (it replaces all of this).
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace Runtime.Cpu;
+
+/// <summary>
+/// Single- and double-precision general matrix multiply in the BLIS/GotoBLAS style.
+/// <c>C (m x n) = A (m x k) * B (k x n)</c>, or <c>C += A * B</c> when accumulating. A(i,p) is at
+/// <c>a[i*rsA + p*csA]</c>, B(p,j) at <c>b[p*rsB + j*csB]</c> and C(i,j) at <c>c[i*ldc + j]</c>; the operand strides
+/// are arbitrary (transposed, strided, or 0 for broadcast) because both operands are always packed.
+/// </summary>
+/// <remarks>
+/// <para>Loop nest run by each thread over the block of C it owns:</para>
+/// <code>
+/// for ic in M step MC            A panel MC x KC, packed into MR-row slivers (L2/L3)
+///   for pc in K step KC
+///     pack A(ic.., pc..)
+///     for jc in N step NC        B block KC x NC, packed into NR-column slivers (L2)
+///       pack B(pc.., jc..)
+///       for ir in MC step MR     one A sliver (MR x KC) stays in L1 ...
+///         for jr in NC step NR   ... while B slivers stream from L2
+///           micro-kernel: the MR x NR tile of C lives in registers; A is broadcast, B loaded as vectors
+/// </code>
+/// <para>Edge tiles are computed from zero-padded slivers into a small temporary tile and then merged, so nothing
+/// outside the operands is read or written. Packing buffers are 64-byte aligned, one per thread, and reused across
+/// calls. The micro-kernel is picked at start-up: AVX-512 (8 x 32 float, 8 x 16 double), AVX2+FMA (6 x 16 float,
+/// 6 x 8 double), or portable scalar code (4 x 4). Threads split C by rows (or by columns when C is short and wide);
+/// each runs the whole loop nest on its part. Row-vector (m == 1) and column-vector (n == 1) products take
+/// unpacked, memory-bound paths.</para>
+/// </remarks>
 internal static unsafe class Gemm
 {
+    /// <summary>Products with fewer multiply-adds than this run on the calling thread.</summary>
+    private const double MinParallelWork = 64.0 * 64.0 * 64.0;
+
+    /// <summary>C = A * B (or C += A * B when <paramref name="accumulate"/>), float32.</summary>
     public static void Sgemm(int m, int n, int k, float* a, long rsA, long csA, float* b, long rsB, long csB, float* c, long ldc, bool accumulate, int maxThreads)
-    { for (long i = 0; i < m; i++) for (long j = 0; j < n; j++) { float acc = accumulate ? c[i*ldc+j] : 0; for (long p = 0; p < k; p++) acc += a[i*rsA+p*csA]*b[p*rsB+j*csB]; c[i*ldc+j]=acc; } }
+        => Run(SingleConfigs[0], m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, maxThreads);
+
+    /// <summary>C = A * B (or C += A * B when <paramref name="accumulate"/>), float64.</summary>
     public static void Dgemm(int m, int n, int k, double* a, long rsA, long csA, double* b, long rsB, long csB, double* c, long ldc, bool accumulate, int maxThreads)
-    { for (long i = 0; i < m; i++) for (long j = 0; j < n; j++) { double acc = accumulate ? c[i*ldc+j] : 0; for (long p = 0; p < k; p++) acc += a[i*rsA+p*csA]*b[p*rsB+j*csB]; c[i*ldc+j]=acc; } }
+        => Run(DoubleConfigs[0], m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, maxThreads);
+
+    // ------------------------------------------------------------------------------------------------
+    // Configurations
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>A micro-kernel with its blocking. The kernel computes C[r*ldc + j] (=|+=) sum_p A[p*MR + r] * B[p*NR + j].</summary>
+    internal sealed class Config<T> where T : unmanaged
+    {
+        public readonly string Name;
+        public readonly int MR, NR, KC, MC, NC;
+        public readonly delegate*<long, T*, T*, T*, long, bool, void> Kernel;
+
+        public Config(string name, int mr, int nr, int kc, int mc, int nc, delegate*<long, T*, T*, T*, long, bool, void> kernel)
+        {
+            if (mc % mr != 0 || nc % nr != 0)
+                throw new ArgumentException("MC and NC must be multiples of MR and NR");
+            (Name, MR, NR, KC, MC, NC) = (name, mr, nr, kc, mc, nc);
+            Kernel = kernel;
+        }
+
+        /// <summary>Per-thread scratch: A panel, B block, edge tile, each 64-byte aligned.</summary>
+        public nuint ScratchBytes => (nuint)(((long)MC * KC + (long)KC * NC + (long)MR * NR) * sizeof(T) + 3 * 64);
+
+        public override string ToString() => $"{Name} {MR}x{NR} KC={KC} MC={MC} NC={NC}";
+    }
+
+    /// <summary>Every float32 configuration this CPU can run, fastest first (the first is the one used).</summary>
+    internal static readonly Config<float>[] SingleConfigs = CreateSingleConfigs();
+
+    /// <summary>Every float64 configuration this CPU can run, fastest first (the first is the one used).</summary>
+    internal static readonly Config<double>[] DoubleConfigs = CreateDoubleConfigs();
+
+    private static Config<float>[] CreateSingleConfigs()
+    {
+        var list = new List<Config<float>>();
+        // Zen 5 (48 KB L1D, 1 MB L2): A sliver 8 x 384 = 12 KB in L1, B block 384 x 256 = 384 KB in L2.
+        if (Avx512F.IsSupported)
+            list.Add(new Config<float>("avx512", 8, 32, 384, 1536, 256, &S512_8x32));
+        if (Avx2.IsSupported && Fma.IsSupported)
+            list.Add(new Config<float>("avx2", 6, 16, 256, 1536, 480, &S256_6x16));
+        list.Add(new Config<float>("scalar", 4, 4, 256, 512, 512, &ScalarKernel4x4<float>));
+        return list.ToArray();
+    }
+
+    private static Config<double>[] CreateDoubleConfigs()
+    {
+        var list = new List<Config<double>>();
+        // A sliver 8 x 384 = 24 KB in L1, B block 384 x 160 = 480 KB in L2.
+        if (Avx512F.IsSupported)
+            list.Add(new Config<double>("avx512", 8, 16, 384, 1024, 160, &D512_8x16));
+        if (Avx2.IsSupported && Fma.IsSupported)
+            list.Add(new Config<double>("avx2", 6, 8, 256, 768, 240, &D256_6x8));
+        list.Add(new Config<double>("scalar", 4, 4, 256, 256, 256, &ScalarKernel4x4<double>));
+        return list.ToArray();
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Driver
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>GEMM with an explicit configuration (the public entry points use the first supported one).</summary>
+    internal static void Run<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int maxThreads)
+        where T : unmanaged, INumber<T>
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (m == 0 || n == 0)
+            return;
+        if (k == 0)
+        {
+            if (!accumulate)
+            {
+                for (int i = 0; i < m; i++)
+                    new Span<T>(c + i * ldc, n).Clear();
+            }
+            return;
+        }
+
+        int threads = ChooseThreads(cfg, m, n, k, maxThreads, out bool splitM);
+        if (threads <= 1)
+        {
+            RunBlock(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
+            return;
+        }
+
+        var job = new Job<T>(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, threads, splitM);
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Execute);
+    }
+
+    private static int ChooseThreads<T>(Config<T> cfg, int m, int n, int k, int maxThreads, out bool splitM)
+        where T : unmanaged
+    {
+        splitM = true;
+        double work = (double)m * n * k;
+        int threads = Math.Min(Math.Max(maxThreads, 1), Environment.ProcessorCount);
+        if (threads <= 1 || work < MinParallelWork)
+            return 1;
+        // At least half of MinParallelWork per thread.
+        threads = (int)Math.Min(threads, work / (MinParallelWork / 2));
+
+        int mTiles = (m + cfg.MR - 1) / cfg.MR;
+        int nTiles = (n + cfg.NR - 1) / cfg.NR;
+        // Prefer splitting M (each thread packs only its own rows of A); split N when C is short and wide.
+        splitM = mTiles >= 4 * threads || mTiles >= nTiles;
+        return Math.Max(1, Math.Min(threads, splitM ? mTiles : nTiles));
+    }
+
+    /// <summary>One multi-threaded product: thread t runs the whole loop nest on its share of rows (or columns) of C.</summary>
+    private sealed class Job<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int threads, bool splitM)
+        where T : unmanaged, INumber<T>
+    {
+        public void Execute(int t)
+        {
+            int tile = splitM ? cfg.MR : cfg.NR;
+            int extent = splitM ? m : n;
+            int tiles = (extent + tile - 1) / tile;
+            int s0 = (int)((long)tiles * t / threads) * tile;
+            int s1 = Math.Min(extent, (int)((long)tiles * (t + 1) / threads) * tile);
+            if (s1 <= s0)
+                return;
+            if (splitM)
+                RunBlock(cfg, s1 - s0, n, k, a + s0 * rsA, rsA, csA, b, rsB, csB, c + s0 * ldc, ldc, accumulate);
+            else
+                RunBlock(cfg, m, s1 - s0, k, a, rsA, csA, b + s0 * csB, rsB, csB, c + s0, ldc, accumulate);
+        }
+    }
+
+    [ThreadStatic] private static byte* t_scratch;
+    [ThreadStatic] private static nuint t_scratchBytes;
+
+    /// <summary>This thread's packing buffer (64-byte aligned), grown on demand and kept for later calls.</summary>
+    private static byte* Scratch(nuint bytes)
+    {
+        if (t_scratchBytes < bytes)
+        {
+            if (t_scratch != null)
+                NativeMemory.AlignedFree(t_scratch);
+            t_scratch = null;
+            t_scratchBytes = 0;
+            t_scratch = (byte*)NativeMemory.AlignedAlloc(bytes, 64);
+            t_scratchBytes = bytes;
+        }
+        return t_scratch;
+    }
+
+    private static T* AlignUp<T>(T* p) where T : unmanaged => (T*)(((nuint)p + 63) & ~(nuint)63);
+
+    /// <summary>Splits <paramref name="total"/> into equal blocks of at most <paramref name="max"/>, rounded up to <paramref name="unit"/>.</summary>
+    private static int BlockSize(int total, int max, int unit)
+    {
+        int blocks = (total + max - 1) / max;
+        int size = (total + blocks - 1) / blocks;
+        size = (size + unit - 1) / unit * unit;
+        return Math.Min(size, max);
+    }
+
+    /// <summary>Single-threaded product on one block of C.</summary>
+    private static void RunBlock<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate)
+        where T : unmanaged, INumber<T>
+    {
+        // Vector-shaped products are memory bound: skip packing.
+        if (m == 1 && csB == 1)
+        {
+            RowTimesMatrix(n, k, a, csA, b, rsB, c, accumulate);
+            return;
+        }
+        if (m == 1 && csA == 1 && rsB == 1)
+        {
+            Dots(n, k, b, csB, a, c, 1, accumulate);
+            return;
+        }
+        if (n == 1 && csA == 1 && rsB == 1)
+        {
+            Dots(m, k, a, rsA, b, c, ldc, accumulate);
+            return;
+        }
+
+        int mr = cfg.MR, nr = cfg.NR;
+        byte* scratch = Scratch(cfg.ScratchBytes);
+        T* aPack = AlignUp((T*)scratch);
+        T* bPack = AlignUp(aPack + (long)cfg.MC * cfg.KC);
+        T* tile = AlignUp(bPack + (long)cfg.KC * cfg.NC);
+
+        int mcBlock = BlockSize(m, cfg.MC, mr);
+        int kcBlock = BlockSize(k, cfg.KC, 1);
+        int ncBlock = BlockSize(n, cfg.NC, nr);
+        var kernel = cfg.Kernel;
+
+        for (int ic = 0; ic < m; ic += mcBlock)
+        {
+            int mc = Math.Min(mcBlock, m - ic);
+            for (int pc = 0; pc < k; pc += kcBlock)
+            {
+                int kc = Math.Min(kcBlock, k - pc);
+                bool acc = accumulate || pc > 0;
+                PackA(aPack, a + ic * rsA + pc * csA, mc, kc, rsA, csA, mr);
+                for (int jc = 0; jc < n; jc += ncBlock)
+                {
+                    int nc = Math.Min(ncBlock, n - jc);
+                    PackB(bPack, b + pc * rsB + jc * csB, kc, nc, rsB, csB, nr);
+                    T* cBlock = c + ic * ldc + jc;
+                    for (int ir = 0; ir < mc; ir += mr)
+                    {
+                        int rows = Math.Min(mr, mc - ir);
+                        T* ap = aPack + (long)ir * kc;
+                        T* cRow = cBlock + ir * ldc;
+                        for (int jr = 0; jr < nc; jr += nr)
+                        {
+                            int cols = Math.Min(nr, nc - jr);
+                            T* bp = bPack + (long)jr * kc;
+                            if (rows == mr && cols == nr)
+                            {
+                                kernel(kc, ap, bp, cRow + jr, ldc, acc);
+                            }
+                            else
+                            {
+                                kernel(kc, ap, bp, tile, nr, false);
+                                MergeTile(tile, nr, cRow + jr, ldc, rows, cols, acc);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void MergeTile<T>(T* tile, int ldt, T* c, long ldc, int rows, int cols, bool acc)
+        where T : unmanaged, INumber<T>
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            T* t = tile + r * ldt;
+            T* d = c + r * ldc;
+            if (acc)
+            {
+                for (int j = 0; j < cols; j++)
+                    d[j] += t[j];
+            }
+            else
+            {
+                for (int j = 0; j < cols; j++)
+                    d[j] = t[j];
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Vector-shaped products (m == 1 or n == 1)
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>c[0..n) (+)= sum_p a[p*csA] * b[p*rsB + j] (a row vector times a matrix with contiguous rows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowTimesMatrix<T>(int n, int k, T* a, long csA, T* b, long rsB, T* c, bool accumulate)
+        where T : unmanaged, INumber<T>
+    {
+        if (!accumulate)
+            new Span<T>(c, n).Clear();
+        const int Chunk = 2048; // columns of C kept in L1 while the rows of B stream past
+        for (int j0 = 0; j0 < n; j0 += Chunk)
+        {
+            int len = Math.Min(Chunk, n - j0);
+            T* cj = c + j0;
+            int p = 0;
+            for (; p + 4 <= k; p += 4)
+            {
+                T* b0 = b + p * rsB + j0;
+                Axpy4(cj, len, a[p * csA], b0, a[(p + 1) * csA], b0 + rsB, a[(p + 2) * csA], b0 + 2 * rsB, a[(p + 3) * csA], b0 + 3 * rsB);
+            }
+            for (; p < k; p++)
+            {
+                T s = a[p * csA];
+                T* bp = b + p * rsB + j0;
+                int j = 0;
+                if (Vector.IsHardwareAccelerated)
+                {
+                    var vs = new Vector<T>(s);
+                    for (; j <= len - Vector<T>.Count; j += Vector<T>.Count)
+                        Unsafe.WriteUnaligned(cj + j, Unsafe.ReadUnaligned<Vector<T>>(cj + j) + vs * Unsafe.ReadUnaligned<Vector<T>>(bp + j));
+                }
+                for (; j < len; j++)
+                    cj[j] += s * bp[j];
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Axpy4<T>(T* c, int len, T s0, T* b0, T s1, T* b1, T s2, T* b2, T s3, T* b3)
+        where T : unmanaged, INumber<T>
+    {
+        int j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            Vector<T> v0 = new(s0), v1 = new(s1), v2 = new(s2), v3 = new(s3);
+            for (; j <= len - Vector<T>.Count; j += Vector<T>.Count)
+            {
+                Vector<T> acc = Unsafe.ReadUnaligned<Vector<T>>(c + j);
+                acc += v0 * Unsafe.ReadUnaligned<Vector<T>>(b0 + j);
+                acc += v1 * Unsafe.ReadUnaligned<Vector<T>>(b1 + j);
+                acc += v2 * Unsafe.ReadUnaligned<Vector<T>>(b2 + j);
+                acc += v3 * Unsafe.ReadUnaligned<Vector<T>>(b3 + j);
+                Unsafe.WriteUnaligned(c + j, acc);
+            }
+        }
+        for (; j < len; j++)
+            c[j] += s0 * b0[j] + s1 * b1[j] + s2 * b2[j] + s3 * b3[j];
+    }
+
+    /// <summary>out[i*outStride] (+)= dot(x + i*xStride, y) over k contiguous elements, for i in [0, count).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dots<T>(int count, int k, T* x, long xStride, T* y, T* output, long outStride, bool accumulate)
+        where T : unmanaged, INumber<T>
+    {
+        for (int i = 0; i < count; i++)
+        {
+            T* xi = x + i * xStride;
+            T sum = T.Zero;
+            int p = 0;
+            if (Vector.IsHardwareAccelerated)
+            {
+                Vector<T> s0 = Vector<T>.Zero, s1 = Vector<T>.Zero, s2 = Vector<T>.Zero, s3 = Vector<T>.Zero;
+                int w = Vector<T>.Count;
+                for (; p <= k - 4 * w; p += 4 * w)
+                {
+                    s0 += Unsafe.ReadUnaligned<Vector<T>>(xi + p) * Unsafe.ReadUnaligned<Vector<T>>(y + p);
+                    s1 += Unsafe.ReadUnaligned<Vector<T>>(xi + p + w) * Unsafe.ReadUnaligned<Vector<T>>(y + p + w);
+                    s2 += Unsafe.ReadUnaligned<Vector<T>>(xi + p + 2 * w) * Unsafe.ReadUnaligned<Vector<T>>(y + p + 2 * w);
+                    s3 += Unsafe.ReadUnaligned<Vector<T>>(xi + p + 3 * w) * Unsafe.ReadUnaligned<Vector<T>>(y + p + 3 * w);
+                }
+                for (; p <= k - w; p += w)
+                    s0 += Unsafe.ReadUnaligned<Vector<T>>(xi + p) * Unsafe.ReadUnaligned<Vector<T>>(y + p);
+                sum = Vector.Sum((s0 + s1) + (s2 + s3));
+            }
+            for (; p < k; p++)
+                sum += xi[p] * y[p];
+            T* o = output + i * outStride;
+            *o = accumulate ? *o + sum : sum;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Packing
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Packs the mc x kc block of A (element (i,p) at src[i*rs + p*cs]) into slivers of <paramref name="mr"/> rows:
+    /// sliver s holds dst[s*mr*kc + p*mr + r] = A(s*mr + r, p), zero-padded past mc.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackA<T>(T* dst, T* src, int mc, int kc, long rs, long cs, int mr)
+        where T : unmanaged, INumber<T>
+    {
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int rows = Math.Min(mr, mc - ir);
+            T* d = dst + (long)ir * kc;
+            T* s = src + ir * rs;
+            if (cs == 1)
+            {
+                // Row-major A: each row is contiguous along p; transpose it into the sliver.
+                PackLines(d, mr, s, rs, rows, kc);
+            }
+            else if (rs == 1)
+            {
+                // Column-major A (A^T given): the sliver's rows are contiguous for each p.
+                for (int p = 0; p < kc; p++)
+                    CopyRow(d + (long)p * mr, s + p * cs, rows);
+            }
+            else
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    T* sp = s + p * cs;
+                    T* dp = d + (long)p * mr;
+                    for (int r = 0; r < rows; r++)
+                        dp[r] = sp[r * rs];
+                }
+            }
+            if (rows < mr)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    T* dp = d + (long)p * mr;
+                    for (int r = rows; r < mr; r++)
+                        dp[r] = T.Zero;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs the kc x nc block of B (element (p,j) at src[p*rs + j*cs]) into slivers of <paramref name="nr"/> columns:
+    /// sliver s holds dst[s*nr*kc + p*nr + j] = B(p, s*nr + j), zero-padded past nc.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackB<T>(T* dst, T* src, int kc, int nc, long rs, long cs, int nr)
+        where T : unmanaged, INumber<T>
+    {
+        int jr = 0;
+        if (cs == 1)
+        {
+            // Row-major B: walk each source row once across all full slivers (sequential reads).
+            int full = nc / nr;
+            long sliver = (long)nr * kc;
+            for (int p = 0; p < kc; p++)
+            {
+                T* sp = src + p * rs;
+                T* dp = dst + (long)p * nr;
+                for (int q = 0; q < full; q++)
+                    CopyRow(dp + q * sliver, sp + q * nr, nr);
+            }
+            jr = full * nr;
+        }
+        for (; jr < nc; jr += nr)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            T* d = dst + (long)jr * kc;
+            T* s = src + jr * cs;
+            if (rs == 1)
+            {
+                // Column-major B (B^T given): each column is contiguous along p; transpose it into the sliver.
+                PackLines(d, nr, s, cs, cols, kc);
+            }
+            else
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    T* sp = s + p * rs;
+                    T* dp = d + (long)p * nr;
+                    for (int j = 0; j < cols; j++)
+                        dp[j] = sp[j * cs];
+                }
+            }
+            if (cols < nr)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    T* dp = d + (long)p * nr;
+                    for (int j = cols; j < nr; j++)
+                        dp[j] = T.Zero;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Transposing copy: <paramref name="lines"/> source lines, line l contiguous at src + l*stride,
+    /// are written to dst[p*ld + l] for p in [0, kc). Vectorised in groups of 4 lines.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackLines<T>(T* dst, int ld, T* src, long stride, int lines, int kc)
+        where T : unmanaged
+    {
+        int l = 0;
+        if (Avx.IsSupported)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                for (; l + 4 <= lines; l += 4)
+                    Transpose4xN((float*)dst + l, ld, (float*)src + l * stride, stride, kc);
+            }
+            else if (typeof(T) == typeof(double))
+            {
+                for (; l + 4 <= lines; l += 4)
+                    Transpose4xN((double*)dst + l, ld, (double*)src + l * stride, stride, kc);
+            }
+        }
+        for (; l < lines; l++)
+        {
+            T* sl = src + l * stride;
+            T* dl = dst + l;
+            for (int p = 0; p < kc; p++)
+                dl[(long)p * ld] = sl[p];
+        }
+    }
+
+    /// <summary>dst[p*ld + r] = src[r*stride + p] for r in [0,4), p in [0,kc); 8 columns per step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose4xN(float* dst, int ld, float* src, long stride, int kc)
+    {
+        float* s0 = src, s1 = src + stride, s2 = src + 2 * stride, s3 = src + 3 * stride;
+        int p = 0;
+        for (; p + 8 <= kc; p += 8)
+        {
+            Vector256<float> r0 = Avx.LoadVector256(s0 + p), r1 = Avx.LoadVector256(s1 + p);
+            Vector256<float> r2 = Avx.LoadVector256(s2 + p), r3 = Avx.LoadVector256(s3 + p);
+            Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);   // a0 b0 a1 b1 | a4 b4 a5 b5 ; a2 b2 a3 b3 | ...
+            Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);   // c0 d0 c1 d1 | c4 d4 c5 d5 ; ...
+            Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE); // a0 b0 c0 d0 | a4 ..; a1 b1 c1 d1 | a5 ..
+            Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE); // a2 b2 c2 d2 | a6 ..; a3 b3 c3 d3 | a7 ..
+            float* d = dst + (long)p * ld;
+            u0.GetLower().Store(d);
+            u1.GetLower().Store(d + ld);
+            u2.GetLower().Store(d + 2 * ld);
+            u3.GetLower().Store(d + 3 * ld);
+            u0.GetUpper().Store(d + 4 * ld);
+            u1.GetUpper().Store(d + 5 * ld);
+            u2.GetUpper().Store(d + 6 * ld);
+            u3.GetUpper().Store(d + 7 * ld);
+        }
+        for (; p < kc; p++)
+        {
+            float* d = dst + (long)p * ld;
+            d[0] = s0[p];
+            d[1] = s1[p];
+            d[2] = s2[p];
+            d[3] = s3[p];
+        }
+    }
+
+    /// <summary>dst[p*ld + r] = src[r*stride + p] for r in [0,4), p in [0,kc); 4 columns per step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose4xN(double* dst, int ld, double* src, long stride, int kc)
+    {
+        double* s0 = src, s1 = src + stride, s2 = src + 2 * stride, s3 = src + 3 * stride;
+        int p = 0;
+        for (; p + 4 <= kc; p += 4)
+        {
+            Vector256<double> r0 = Avx.LoadVector256(s0 + p), r1 = Avx.LoadVector256(s1 + p);
+            Vector256<double> r2 = Avx.LoadVector256(s2 + p), r3 = Avx.LoadVector256(s3 + p);
+            Vector256<double> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);   // a0 b0 | a2 b2 ; a1 b1 | a3 b3
+            Vector256<double> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);   // c0 d0 | c2 d2 ; c1 d1 | c3 d3
+            double* d = dst + (long)p * ld;
+            Avx.Permute2x128(t0, t2, 0x20).Store(d);            // a0 b0 c0 d0
+            Avx.Permute2x128(t1, t3, 0x20).Store(d + ld);       // a1 b1 c1 d1
+            Avx.Permute2x128(t0, t2, 0x31).Store(d + 2 * ld);   // a2 b2 c2 d2
+            Avx.Permute2x128(t1, t3, 0x31).Store(d + 3 * ld);   // a3 b3 c3 d3
+        }
+        for (; p < kc; p++)
+        {
+            double* d = dst + (long)p * ld;
+            d[0] = s0[p];
+            d[1] = s1[p];
+            d[2] = s2[p];
+            d[3] = s3[p];
+        }
+    }
+
+    /// <summary>d[0..count) = s[0..count).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRow<T>(T* d, T* s, int count) where T : unmanaged
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= count - Vector512<T>.Count; i += Vector512<T>.Count)
+                Vector512.Load(s + i).Store(d + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= count - Vector256<T>.Count; i += Vector256<T>.Count)
+                Vector256.Load(s + i).Store(d + i);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= count - Vector128<T>.Count; i += Vector128<T>.Count)
+                Vector128.Load(s + i).Store(d + i);
+        }
+        for (; i < count; i++)
+            d[i] = s[i];
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Micro-kernels. Each computes an MR x NR tile over kc steps from packed slivers: per step it loads NR
+    // values of B as vectors, broadcasts each of the MR values of A and issues MR * NR / lanes FMAs into
+    // accumulators that stay in registers (AVX-512 8 x 32 float: 16 zmm accumulators + 2 B + 1 broadcast).
+    // ------------------------------------------------------------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScalarKernel4x4<T>(long kc, T* a, T* b, T* c, long ldc, bool acc)
+        where T : unmanaged, INumber<T>
+    {
+        T c00 = T.Zero, c01 = T.Zero, c02 = T.Zero, c03 = T.Zero;
+        T c10 = T.Zero, c11 = T.Zero, c12 = T.Zero, c13 = T.Zero;
+        T c20 = T.Zero, c21 = T.Zero, c22 = T.Zero, c23 = T.Zero;
+        T c30 = T.Zero, c31 = T.Zero, c32 = T.Zero, c33 = T.Zero;
+        for (long p = kc; p > 0; p--)
+        {
+            T b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+            T a0 = a[0];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            T a1 = a[1];
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            T a2 = a[2];
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            T a3 = a[3];
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a += 4;
+            b += 4;
+        }
+        T* r0 = c, r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
+        if (acc)
+        {
+            r0[0] += c00; r0[1] += c01; r0[2] += c02; r0[3] += c03;
+            r1[0] += c10; r1[1] += c11; r1[2] += c12; r1[3] += c13;
+            r2[0] += c20; r2[1] += c21; r2[2] += c22; r2[3] += c23;
+            r3[0] += c30; r3[1] += c31; r3[2] += c32; r3[3] += c33;
+        }
+        else
+        {
+            r0[0] = c00; r0[1] = c01; r0[2] = c02; r0[3] = c03;
+            r1[0] = c10; r1[1] = c11; r1[2] = c12; r1[3] = c13;
+            r2[0] = c20; r2[1] = c21; r2[2] = c22; r2[3] = c23;
+            r3[0] = c30; r3[1] = c31; r3[2] = c32; r3[3] = c33;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void S512_8x32(long kc, float* a, float* b, float* c, long ldc, bool acc)
+    {
+        Vector512<float> c0_0 = default, c0_1 = default;
+        Vector512<float> c1_0 = default, c1_1 = default;
+        Vector512<float> c2_0 = default, c2_1 = default;
+        Vector512<float> c3_0 = default, c3_1 = default;
+        Vector512<float> c4_0 = default, c4_1 = default;
+        Vector512<float> c5_0 = default, c5_1 = default;
+        Vector512<float> c6_0 = default, c6_1 = default;
+        Vector512<float> c7_0 = default, c7_1 = default;
+        for (long p = kc; p > 0; p--)
+        {
+            Vector512<float> b0 = Vector512.Load(b + 0); Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> a0 = Vector512.Create(a[0]);
+            c0_0 = Avx512F.FusedMultiplyAdd(a0, b0, c0_0);
+            c0_1 = Avx512F.FusedMultiplyAdd(a0, b1, c0_1);
+            Vector512<float> a1 = Vector512.Create(a[1]);
+            c1_0 = Avx512F.FusedMultiplyAdd(a1, b0, c1_0);
+            c1_1 = Avx512F.FusedMultiplyAdd(a1, b1, c1_1);
+            Vector512<float> a2 = Vector512.Create(a[2]);
+            c2_0 = Avx512F.FusedMultiplyAdd(a2, b0, c2_0);
+            c2_1 = Avx512F.FusedMultiplyAdd(a2, b1, c2_1);
+            Vector512<float> a3 = Vector512.Create(a[3]);
+            c3_0 = Avx512F.FusedMultiplyAdd(a3, b0, c3_0);
+            c3_1 = Avx512F.FusedMultiplyAdd(a3, b1, c3_1);
+            Vector512<float> a4 = Vector512.Create(a[4]);
+            c4_0 = Avx512F.FusedMultiplyAdd(a4, b0, c4_0);
+            c4_1 = Avx512F.FusedMultiplyAdd(a4, b1, c4_1);
+            Vector512<float> a5 = Vector512.Create(a[5]);
+            c5_0 = Avx512F.FusedMultiplyAdd(a5, b0, c5_0);
+            c5_1 = Avx512F.FusedMultiplyAdd(a5, b1, c5_1);
+            Vector512<float> a6 = Vector512.Create(a[6]);
+            c6_0 = Avx512F.FusedMultiplyAdd(a6, b0, c6_0);
+            c6_1 = Avx512F.FusedMultiplyAdd(a6, b1, c6_1);
+            Vector512<float> a7 = Vector512.Create(a[7]);
+            c7_0 = Avx512F.FusedMultiplyAdd(a7, b0, c7_0);
+            c7_1 = Avx512F.FusedMultiplyAdd(a7, b1, c7_1);
+            a += 8;
+            b += 32;
+        }
+        if (acc)
+        {
+            c0_0 += Vector512.Load(c + 0 * ldc + 0); c0_1 += Vector512.Load(c + 0 * ldc + 16);
+            c1_0 += Vector512.Load(c + 1 * ldc + 0); c1_1 += Vector512.Load(c + 1 * ldc + 16);
+            c2_0 += Vector512.Load(c + 2 * ldc + 0); c2_1 += Vector512.Load(c + 2 * ldc + 16);
+            c3_0 += Vector512.Load(c + 3 * ldc + 0); c3_1 += Vector512.Load(c + 3 * ldc + 16);
+            c4_0 += Vector512.Load(c + 4 * ldc + 0); c4_1 += Vector512.Load(c + 4 * ldc + 16);
+            c5_0 += Vector512.Load(c + 5 * ldc + 0); c5_1 += Vector512.Load(c + 5 * ldc + 16);
+            c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 16);
+            c7_0 += Vector512.Load(c + 7 * ldc + 0); c7_1 += Vector512.Load(c + 7 * ldc + 16);
+        }
+        c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 16);
+        c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 16);
+        c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 16);
+        c3_0.Store(c + 3 * ldc + 0); c3_1.Store(c + 3 * ldc + 16);
+        c4_0.Store(c + 4 * ldc + 0); c4_1.Store(c + 4 * ldc + 16);
+        c5_0.Store(c + 5 * ldc + 0); c5_1.Store(c + 5 * ldc + 16);
+        c6_0.Store(c + 6 * ldc + 0); c6_1.Store(c + 6 * ldc + 16);
+        c7_0.Store(c + 7 * ldc + 0); c7_1.Store(c + 7 * ldc + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void D512_8x16(long kc, double* a, double* b, double* c, long ldc, bool acc)
+    {
+        Vector512<double> c0_0 = default, c0_1 = default;
+        Vector512<double> c1_0 = default, c1_1 = default;
+        Vector512<double> c2_0 = default, c2_1 = default;
+        Vector512<double> c3_0 = default, c3_1 = default;
+        Vector512<double> c4_0 = default, c4_1 = default;
+        Vector512<double> c5_0 = default, c5_1 = default;
+        Vector512<double> c6_0 = default, c6_1 = default;
+        Vector512<double> c7_0 = default, c7_1 = default;
+        for (long p = kc; p > 0; p--)
+        {
+            Vector512<double> b0 = Vector512.Load(b + 0); Vector512<double> b1 = Vector512.Load(b + 8);
+            Vector512<double> a0 = Vector512.Create(a[0]);
+            c0_0 = Avx512F.FusedMultiplyAdd(a0, b0, c0_0);
+            c0_1 = Avx512F.FusedMultiplyAdd(a0, b1, c0_1);
+            Vector512<double> a1 = Vector512.Create(a[1]);
+            c1_0 = Avx512F.FusedMultiplyAdd(a1, b0, c1_0);
+            c1_1 = Avx512F.FusedMultiplyAdd(a1, b1, c1_1);
+            Vector512<double> a2 = Vector512.Create(a[2]);
+            c2_0 = Avx512F.FusedMultiplyAdd(a2, b0, c2_0);
+            c2_1 = Avx512F.FusedMultiplyAdd(a2, b1, c2_1);
+            Vector512<double> a3 = Vector512.Create(a[3]);
+            c3_0 = Avx512F.FusedMultiplyAdd(a3, b0, c3_0);
+            c3_1 = Avx512F.FusedMultiplyAdd(a3, b1, c3_1);
+            Vector512<double> a4 = Vector512.Create(a[4]);
+            c4_0 = Avx512F.FusedMultiplyAdd(a4, b0, c4_0);
+            c4_1 = Avx512F.FusedMultiplyAdd(a4, b1, c4_1);
+            Vector512<double> a5 = Vector512.Create(a[5]);
+            c5_0 = Avx512F.FusedMultiplyAdd(a5, b0, c5_0);
+            c5_1 = Avx512F.FusedMultiplyAdd(a5, b1, c5_1);
+            Vector512<double> a6 = Vector512.Create(a[6]);
+            c6_0 = Avx512F.FusedMultiplyAdd(a6, b0, c6_0);
+            c6_1 = Avx512F.FusedMultiplyAdd(a6, b1, c6_1);
+            Vector512<double> a7 = Vector512.Create(a[7]);
+            c7_0 = Avx512F.FusedMultiplyAdd(a7, b0, c7_0);
+            c7_1 = Avx512F.FusedMultiplyAdd(a7, b1, c7_1);
+            a += 8;
+            b += 16;
+        }
+        if (acc)
+        {
+            c0_0 += Vector512.Load(c + 0 * ldc + 0); c0_1 += Vector512.Load(c + 0 * ldc + 8);
+            c1_0 += Vector512.Load(c + 1 * ldc + 0); c1_1 += Vector512.Load(c + 1 * ldc + 8);
+            c2_0 += Vector512.Load(c + 2 * ldc + 0); c2_1 += Vector512.Load(c + 2 * ldc + 8);
+            c3_0 += Vector512.Load(c + 3 * ldc + 0); c3_1 += Vector512.Load(c + 3 * ldc + 8);
+            c4_0 += Vector512.Load(c + 4 * ldc + 0); c4_1 += Vector512.Load(c + 4 * ldc + 8);
+            c5_0 += Vector512.Load(c + 5 * ldc + 0); c5_1 += Vector512.Load(c + 5 * ldc + 8);
+            c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 8);
+            c7_0 += Vector512.Load(c + 7 * ldc + 0); c7_1 += Vector512.Load(c + 7 * ldc + 8);
+        }
+        c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 8);
+        c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 8);
+        c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 8);
+        c3_0.Store(c + 3 * ldc + 0); c3_1.Store(c + 3 * ldc + 8);
+        c4_0.Store(c + 4 * ldc + 0); c4_1.Store(c + 4 * ldc + 8);
+        c5_0.Store(c + 5 * ldc + 0); c5_1.Store(c + 5 * ldc + 8);
+        c6_0.Store(c + 6 * ldc + 0); c6_1.Store(c + 6 * ldc + 8);
+        c7_0.Store(c + 7 * ldc + 0); c7_1.Store(c + 7 * ldc + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void S256_6x16(long kc, float* a, float* b, float* c, long ldc, bool acc)
+    {
+        Vector256<float> c0_0 = default, c0_1 = default;
+        Vector256<float> c1_0 = default, c1_1 = default;
+        Vector256<float> c2_0 = default, c2_1 = default;
+        Vector256<float> c3_0 = default, c3_1 = default;
+        Vector256<float> c4_0 = default, c4_1 = default;
+        Vector256<float> c5_0 = default, c5_1 = default;
+        for (long p = kc; p > 0; p--)
+        {
+            Vector256<float> b0 = Vector256.Load(b + 0); Vector256<float> b1 = Vector256.Load(b + 8);
+            Vector256<float> a0 = Vector256.Create(a[0]);
+            c0_0 = Fma.MultiplyAdd(a0, b0, c0_0);
+            c0_1 = Fma.MultiplyAdd(a0, b1, c0_1);
+            Vector256<float> a1 = Vector256.Create(a[1]);
+            c1_0 = Fma.MultiplyAdd(a1, b0, c1_0);
+            c1_1 = Fma.MultiplyAdd(a1, b1, c1_1);
+            Vector256<float> a2 = Vector256.Create(a[2]);
+            c2_0 = Fma.MultiplyAdd(a2, b0, c2_0);
+            c2_1 = Fma.MultiplyAdd(a2, b1, c2_1);
+            Vector256<float> a3 = Vector256.Create(a[3]);
+            c3_0 = Fma.MultiplyAdd(a3, b0, c3_0);
+            c3_1 = Fma.MultiplyAdd(a3, b1, c3_1);
+            Vector256<float> a4 = Vector256.Create(a[4]);
+            c4_0 = Fma.MultiplyAdd(a4, b0, c4_0);
+            c4_1 = Fma.MultiplyAdd(a4, b1, c4_1);
+            Vector256<float> a5 = Vector256.Create(a[5]);
+            c5_0 = Fma.MultiplyAdd(a5, b0, c5_0);
+            c5_1 = Fma.MultiplyAdd(a5, b1, c5_1);
+            a += 6;
+            b += 16;
+        }
+        if (acc)
+        {
+            c0_0 += Vector256.Load(c + 0 * ldc + 0); c0_1 += Vector256.Load(c + 0 * ldc + 8);
+            c1_0 += Vector256.Load(c + 1 * ldc + 0); c1_1 += Vector256.Load(c + 1 * ldc + 8);
+            c2_0 += Vector256.Load(c + 2 * ldc + 0); c2_1 += Vector256.Load(c + 2 * ldc + 8);
+            c3_0 += Vector256.Load(c + 3 * ldc + 0); c3_1 += Vector256.Load(c + 3 * ldc + 8);
+            c4_0 += Vector256.Load(c + 4 * ldc + 0); c4_1 += Vector256.Load(c + 4 * ldc + 8);
+            c5_0 += Vector256.Load(c + 5 * ldc + 0); c5_1 += Vector256.Load(c + 5 * ldc + 8);
+        }
+        c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 8);
+        c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 8);
+        c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 8);
+        c3_0.Store(c + 3 * ldc + 0); c3_1.Store(c + 3 * ldc + 8);
+        c4_0.Store(c + 4 * ldc + 0); c4_1.Store(c + 4 * ldc + 8);
+        c5_0.Store(c + 5 * ldc + 0); c5_1.Store(c + 5 * ldc + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void D256_6x8(long kc, double* a, double* b, double* c, long ldc, bool acc)
+    {
+        Vector256<double> c0_0 = default, c0_1 = default;
+        Vector256<double> c1_0 = default, c1_1 = default;
+        Vector256<double> c2_0 = default, c2_1 = default;
+        Vector256<double> c3_0 = default, c3_1 = default;
+        Vector256<double> c4_0 = default, c4_1 = default;
+        Vector256<double> c5_0 = default, c5_1 = default;
+        for (long p = kc; p > 0; p--)
+        {
+            Vector256<double> b0 = Vector256.Load(b + 0); Vector256<double> b1 = Vector256.Load(b + 4);
+            Vector256<double> a0 = Vector256.Create(a[0]);
+            c0_0 = Fma.MultiplyAdd(a0, b0, c0_0);
+            c0_1 = Fma.MultiplyAdd(a0, b1, c0_1);
+            Vector256<double> a1 = Vector256.Create(a[1]);
+            c1_0 = Fma.MultiplyAdd(a1, b0, c1_0);
+            c1_1 = Fma.MultiplyAdd(a1, b1, c1_1);
+            Vector256<double> a2 = Vector256.Create(a[2]);
+            c2_0 = Fma.MultiplyAdd(a2, b0, c2_0);
+            c2_1 = Fma.MultiplyAdd(a2, b1, c2_1);
+            Vector256<double> a3 = Vector256.Create(a[3]);
+            c3_0 = Fma.MultiplyAdd(a3, b0, c3_0);
+            c3_1 = Fma.MultiplyAdd(a3, b1, c3_1);
+            Vector256<double> a4 = Vector256.Create(a[4]);
+            c4_0 = Fma.MultiplyAdd(a4, b0, c4_0);
+            c4_1 = Fma.MultiplyAdd(a4, b1, c4_1);
+            Vector256<double> a5 = Vector256.Create(a[5]);
+            c5_0 = Fma.MultiplyAdd(a5, b0, c5_0);
+            c5_1 = Fma.MultiplyAdd(a5, b1, c5_1);
+            a += 6;
+            b += 8;
+        }
+        if (acc)
+        {
+            c0_0 += Vector256.Load(c + 0 * ldc + 0); c0_1 += Vector256.Load(c + 0 * ldc + 4);
+            c1_0 += Vector256.Load(c + 1 * ldc + 0); c1_1 += Vector256.Load(c + 1 * ldc + 4);
+            c2_0 += Vector256.Load(c + 2 * ldc + 0); c2_1 += Vector256.Load(c + 2 * ldc + 4);
+            c3_0 += Vector256.Load(c + 3 * ldc + 0); c3_1 += Vector256.Load(c + 3 * ldc + 4);
+            c4_0 += Vector256.Load(c + 4 * ldc + 0); c4_1 += Vector256.Load(c + 4 * ldc + 4);
+            c5_0 += Vector256.Load(c + 5 * ldc + 0); c5_1 += Vector256.Load(c + 5 * ldc + 4);
+        }
+        c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 4);
+        c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 4);
+        c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 4);
+        c3_0.Store(c + 3 * ldc + 0); c3_1.Store(c + 3 * ldc + 4);
+        c4_0.Store(c + 4 * ldc + 0); c4_1.Store(c + 4 * ldc + 4);
+        c5_0.Store(c + 5 * ldc + 0); c5_1.Store(c + 5 * ldc + 4);
+    }
 }
