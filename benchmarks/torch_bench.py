@@ -36,6 +36,13 @@ def run(op, shape, dtype, threads):
             a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
             fn = lambda: torch.matmul(a, b)
             work, unit, text = 2.0 * m * n * k / 1e9, "GFLOP_per_s", f"{m}x{n}x{k}"
+        elif op == "add_out":
+            # The kernel alone: writes into a preallocated output (no 64 MB allocation per call).
+            sh = shape or [16 * 1024 * 1024]
+            a, b = torch.randn(*sh, dtype=dtype), torch.randn(*sh, dtype=dtype)
+            c = torch.empty_like(a)
+            fn = lambda: torch.add(a, b, out=c)
+            work, unit, text = 3 * a.numel() * es / 1e9, "GB_per_s", "x".join(map(str, sh))
         elif op in ("add", "mul", "relu", "exp", "sum"):
             sh = shape or [16 * 1024 * 1024]
             a, b = torch.randn(*sh, dtype=dtype), torch.randn(*sh, dtype=dtype)
