@@ -290,7 +290,7 @@ public class AutogradTests
         // A custom node that returns no gradient for one of its inputs (allowed by the node contract).
         using var x = Leaf(1, 2);
         using var h = x * 2.0;
-        var yv = Tensor.Empty([2], DType.Float64, Device.Cpu);
+        var yv = Tensor.Empty([2], DType.Float64, x.Device);
         yv.CopyFrom(h);
         using var custom = Tensor.Record(yv, "Custom", [h, x], [], (g, _) => [null, g.Alias(register: true)]);
         using var sum = custom + h;
@@ -303,7 +303,7 @@ public class AutogradTests
         using var x2 = Leaf(1, 2);
         using var h2 = x2 * 2.0;
         using var k = h2 * 3.0;
-        var y2v = Tensor.Empty([2], DType.Float64, Device.Cpu);
+        var y2v = Tensor.Empty([2], DType.Float64, x2.Device);
         y2v.CopyFrom(h2);
         using var custom2 = Tensor.Record(y2v, "Custom", [k, h2], [], (g, _) => [null, g.Alias(register: true)]);
         using var y2 = custom2.Sum();

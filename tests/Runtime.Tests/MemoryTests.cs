@@ -102,7 +102,7 @@ public class MemoryTests
         Assert.Equal("tensor(<disposed>)", t.ToString());
     }
 
-    [Fact]
+    [CpuFact("BufferPool counters")]
     public void View_KeepsBaseStorageAlive()
     {
         long start = BufferPool.BytesInUse;
@@ -123,7 +123,7 @@ public class MemoryTests
         Assert.Equal(start, BufferPool.BytesInUse);
     }
 
-    [Fact]
+    [CpuFact("BufferPool counters")]
     public void SavedValues_OutliveDisposedInputs_AndAreFreedByBackward()
     {
         long start = BufferPool.BytesInUse;
@@ -142,7 +142,7 @@ public class MemoryTests
     }
 
     /// <summary>Every op, run and disposed outside a scope (forward and backward), returns all its memory.</summary>
-    [Fact]
+    [CpuFact("BufferPool counters")]
     public void Ops_DoNotLeakBuffers()
     {
         var ops = new (string Name, Func<Tensor, Tensor> F)[]
@@ -207,7 +207,7 @@ public class MemoryTests
         Assert.True(leaks.Count == 0, "leaked: " + string.Join(", ", leaks));
     }
 
-    [Fact]
+    [CpuFact("BufferPool counters")]
     public void MlpTrainingLoop_DoesNotGrowMemory()
     {
         var gen = new Generator(123);
@@ -256,7 +256,7 @@ public class MemoryTests
 [Collection(PoolCounterCollection.Name)]
 public class MemoryPoolConcurrencyTests
 {
-    [Fact]
+    [CpuFact("BufferPool counters")]
     public void BytesInUse_StaysExact_UnderConcurrentAllocation()
     {
         long start = BufferPool.BytesInUse;
