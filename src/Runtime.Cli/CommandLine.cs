@@ -17,6 +17,7 @@ internal static class CommandLine
               --threads <n>                    CPU threads (default: all cores)
               --repeat <n>                     timed repetitions (default: enough for ~1 s, at least 5)
               --json                           one JSON object per line instead of a table row
+          draw <coco.json> <image_id|all> --out <folder>   draw COCO ground truth to PNG (options: runtime draw --help)
           help                            this text
         """;
 
@@ -33,6 +34,7 @@ internal static class CommandLine
             {
                 "devices" => DevicesCommand.Run(),
                 "bench" => BenchCommand.Run(args[1..]),
+                "draw" => DrawCommand.Run(args[1..]),
                 _ => Fail($"unknown command '{args[0]}'"),
             };
         }

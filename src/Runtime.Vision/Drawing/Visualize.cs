@@ -87,10 +87,6 @@ public static class Visualize
         return Panoptic(Draw.ToImage(sample.Image), sample.SegmentIds.ToArray<int>(), sample.Segments, names, alpha);
     }
 
-    /// <summary>Muted, label-stable colours for stuff.</summary>
-    private static Rgb StuffColor(int label)
-    {
-        var c = Palette.Get(label * 7 + 3);
-        return new Rgb((byte)((c.R + 128) / 2), (byte)((c.G + 128) / 2), (byte)((c.B + 128) / 2));
-    }
+    /// <summary>Label-stable colours for stuff (the same class has the same colour in every image).</summary>
+    private static Rgb StuffColor(int label) => Palette.Get(label * 7 + 3);
 }
