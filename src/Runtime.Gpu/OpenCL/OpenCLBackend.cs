@@ -18,7 +18,7 @@ public sealed unsafe class OpenCLBackend : GpuBackend
     private readonly int _maxGroups;
     private readonly long _maxAlloc;
 
-    private OpenCLBackend(int index, nint platform, nint device)
+    private OpenCLBackend(int index, nint platform, nint device, bool allowFp64 = true)
         : base(Runtime.Device.OpenCL(index))
     {
         _device = device;
@@ -29,7 +29,7 @@ public sealed unsafe class OpenCLBackend : GpuBackend
         var platformName = Cl.PlatformString(platform, Cl.PlatformName);
         var platformVersion = Cl.PlatformString(platform, Cl.PlatformVersion);
         var extensions = Cl.DeviceString(device, Cl.DeviceExtensions);
-        SupportsFloat64 = extensions.Split(' ').Contains("cl_khr_fp64");
+        SupportsFloat64 = allowFp64 && extensions.Split(' ').Contains("cl_khr_fp64");
         ulong type = Cl.DeviceValue<ulong>(device, Cl.DeviceType);
         uint units = Cl.DeviceValue<uint>(device, Cl.DeviceMaxComputeUnits);
         ulong memory = Cl.DeviceValue<ulong>(device, Cl.DeviceGlobalMemSize);
@@ -87,13 +87,16 @@ public sealed unsafe class OpenCLBackend : GpuBackend
     }
 
     /// <summary>Opens opencl:<paramref name="index"/>; throws <see cref="GpuException"/> saying why it is unavailable.</summary>
-    public static OpenCLBackend Create(int index)
+    public static OpenCLBackend Create(int index) => Create(index, allowFp64: true);
+
+    /// <summary>Tests: a second, unregistered instance that behaves as a device without doubles.</summary>
+    internal static OpenCLBackend Create(int index, bool allowFp64)
     {
         NativeLibraries.Install();
         var (devices, reason) = Enumerate();
         if (reason != null) throw new GpuException($"opencl:{index} is not available: {reason}");
         if (index >= devices.Count) throw new GpuException($"opencl:{index} is not available: {devices.Count} OpenCL device(s) found");
-        return new OpenCLBackend(index, devices[index].Platform, devices[index].Device);
+        return new OpenCLBackend(index, devices[index].Platform, devices[index].Device, allowFp64);
     }
 
     // ---------------- memory ----------------
