@@ -185,7 +185,7 @@ public sealed class CocoEvaluator
                 for (int i = 0; i < I; i++)
                 {
                     if (!sortedDts.TryGetValue((i, k), out Dt[]? ds)) continue;
-                    List<Gt> g = gts.GetValueOrDefault((i, k)) ?? [];
+                    List<Gt> g = gts.GetValueOrDefault((i, k)) ?? NoGt;
                     evalImgs[(k * A + a) * I + i] = EvaluateImg(imgIds[i], catIds[k], g, ds, ious[(i, k)], p.AreaRanges[a], maxDet, p.IouThresholds);
                 }
 
@@ -204,27 +204,40 @@ public sealed class CocoEvaluator
                 if (E.Count == 0) continue;
                 int npig = 0;
                 foreach (CocoImageEvaluation e in E) foreach (bool ig in e.GroundTruthIgnore) if (!ig) npig++;
+                if (npig == 0) continue;
+
+                // every kept detection, images in id order, then sorted by score (stable). The order for a smaller
+                // maxDets is this order restricted to the first maxDets of each image (stability keeps it).
+                int total = 0;
+                foreach (CocoImageEvaluation e in E) total += e.DetectionScores.Length;
+                var allScores = new double[total];
+                var srcE = new int[total];
+                var srcD = new int[total];
+                int o = 0;
+                for (int ei = 0; ei < E.Count; ei++)
+                {
+                    double[] sc = E[ei].DetectionScores;
+                    for (int d = 0; d < sc.Length; d++, o++) { allScores[o] = sc[d]; srcE[o] = ei; srcD[o] = d; }
+                }
+                int[] order = PyCompat.ArgsortDescendingStable(allScores);
+                var inds = new int[total];
+                var tp = new double[total];
+                var fp = new double[total];
+                var rc = new double[total];
+                var pr = new double[total];
                 for (int m = 0; m < M; m++)
                 {
                     int md = maxDets[m];
-                    var sc = new List<double>();
-                    var src = new List<(CocoImageEvaluation E, int D)>();
-                    foreach (CocoImageEvaluation e in E)
-                        for (int d = 0; d < Math.Min(md, e.DetectionScores.Length); d++) { sc.Add(e.DetectionScores[d]); src.Add((e, d)); }
-                    double[] dtScores = sc.ToArray();
-                    int[] inds = PyCompat.ArgsortDescendingStable(dtScores);
-                    if (npig == 0) continue;
-                    int nd = inds.Length;
-                    var tp = new double[nd];
-                    var fp = new double[nd];
-                    var rc = new double[nd];
-                    var pr = new double[nd];
+                    int nd = 0;
+                    foreach (int j in order) if (srcD[j] < md) inds[nd++] = j;
                     for (int t = 0; t < T; t++)
                     {
                         double tpc = 0, fpc = 0;
                         for (int j = 0; j < nd; j++)
                         {
-                            (CocoImageEvaluation e, int d) = src[inds[j]];
+                            int src = inds[j];
+                            CocoImageEvaluation e = E[srcE[src]];
+                            int d = srcD[src];
                             bool matched = e.DetectionMatch[t, d] >= 0;
                             bool ignored = e.DetectionIgnore[t, d];
                             if (matched && !ignored) tpc++;
@@ -237,10 +250,12 @@ public sealed class CocoEvaluator
                             pr[j] = tp[j] / (fp[j] + tp[j] + PyCompat.Spacing1);
                         }
                         recall[t, k, a, m] = nd > 0 ? rc[nd - 1] : 0;
+                        // precision made monotone from the right
                         for (int j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
+                        ReadOnlySpan<double> rcs = rc.AsSpan(0, nd);
                         for (int r = 0; r < R; r++)
                         {
-                            int pi = PyCompat.SearchSortedLeft(rc, p.RecallThresholds[r]);
+                            int pi = PyCompat.SearchSortedLeft(rcs, p.RecallThresholds[r]);
                             if (pi >= nd)
                             {
                                 // pycocotools stops at the first recall point past the end; the rest stay 0
@@ -248,7 +263,7 @@ public sealed class CocoEvaluator
                                 break;
                             }
                             precision[t, r, k, a, m] = pr[pi];
-                            scores[t, r, k, a, m] = dtScores[inds[pi]];
+                            scores[t, r, k, a, m] = allScores[inds[pi]];
                         }
                     }
                 }
@@ -256,6 +271,8 @@ public sealed class CocoEvaluator
 
         return new CocoEvalResult(p, _iouType, imgIds, catIds, maxDets, precision, recall, scores, evalImgs);
     }
+
+    private static readonly List<Gt> NoGt = [];
 
     private CocoEvalImage Image(long id) =>
         _images.TryGetValue(id, out CocoEvalImage? im) ? im : throw new ArgumentException($"Image {id} is not in the ground truth.");
@@ -281,18 +298,24 @@ public sealed class CocoEvaluator
                         for (int i4 = 0; i4 < a.GetLength(4); i4++) a[i0, i1, i2, i3, i4] = v;
     }
 
-    private static CocoImageEvaluation EvaluateImg(long imgId, long catId, List<Gt> gt0, Dt[] dtSorted, double[,] ious,
+    private static CocoImageEvaluation EvaluateImg(long imgId, long catId, List<Gt> gt0, Dt[] dt, double[,] ious,
         (double Min, double Max) aRng, int maxDet, double[] iouThrs)
     {
+        // ground truths outside the area range are ignored; ignored ones go last (stable)
         int G = gt0.Count;
         var ign = new int[G];
         for (int g = 0; g < G; g++) ign[g] = gt0[g].Ignore || gt0[g].Area < aRng.Min || gt0[g].Area > aRng.Max ? 1 : 0;
         int[] gtind = PyCompat.ArgsortStable(ign);
-        Gt[] gt = gtind.Select(x => gt0[x]).ToArray();
-        bool[] gtIg = gtind.Select(x => ign[x] == 1).ToArray();
-        bool[] iscrowd = gt.Select(x => x.IsCrowd).ToArray();
-        Dt[] dt = dtSorted.Take(maxDet).ToArray();
-        int D = dt.Length, T = iouThrs.Length;
+        var gtIds = new long[G];
+        var gtIg = new bool[G];
+        var iscrowd = new bool[G];
+        for (int g = 0; g < G; g++)
+        {
+            Gt x = gt0[gtind[g]];
+            gtIds[g] = x.Id; gtIg[g] = ign[gtind[g]] == 1; iscrowd[g] = x.IsCrowd;
+        }
+        // detections arrive sorted by score (stable) and cut at the largest maxDets
+        int D = Math.Min(dt.Length, maxDet), T = iouThrs.Length;
         var gtm = new int[T, G];
         var dtm = new int[T, D];
         var dtIg = new bool[T, D];
@@ -315,6 +338,7 @@ public sealed class CocoEvaluator
                         if (gtm[t, g] >= 0 && !iscrowd[g]) continue;
                         // matched to a regular ground truth and reached the ignored ones: stop
                         if (m > -1 && !gtIg[m] && gtIg[g]) break;
+                        // IoU >= the best so far (initially the threshold)
                         double v = ious[d, gtind[g]];
                         if (v < iou) continue;
                         iou = v;
@@ -327,15 +351,16 @@ public sealed class CocoEvaluator
                 }
             }
         }
-        // unmatched detections outside the area range are ignored
+        var dtIds = new long[D];
+        var dtScores = new double[D];
         for (int d = 0; d < D; d++)
         {
-            bool outside = dt[d].Area < aRng.Min || dt[d].Area > aRng.Max;
-            if (!outside) continue;
+            dtIds[d] = dt[d].Id;
+            dtScores[d] = dt[d].Score;
+            // unmatched detections outside the area range are ignored
+            if (!(dt[d].Area < aRng.Min || dt[d].Area > aRng.Max)) continue;
             for (int t = 0; t < T; t++) if (dtm[t, d] < 0) dtIg[t, d] = true;
         }
-        return new CocoImageEvaluation(imgId, catId, aRng, maxDet,
-            dt.Select(x => x.Id).ToArray(), gt.Select(x => x.Id).ToArray(), dt.Select(x => x.Score).ToArray(),
-            gtIg, dtm, gtm, dtIg);
+        return new CocoImageEvaluation(imgId, catId, aRng, maxDet, dtIds, gtIds, dtScores, gtIg, dtm, gtm, dtIg);
     }
 }

@@ -84,43 +84,37 @@ internal static class PyCompat
     /// <summary>Stable argsort by descending key (numpy <c>argsort(-key, kind='mergesort')</c>; NaN last).</summary>
     public static int[] ArgsortDescendingStable(ReadOnlySpan<double> key)
     {
-        var idx = new int[key.Length];
-        for (int i = 0; i < idx.Length; i++) idx[i] = i;
-        double[] k = key.ToArray();
-        // List.Sort is unstable; a merge sort keeps equal keys in input order.
-        MergeSort(idx, new int[idx.Length], 0, idx.Length, (a, b) => Compare(k[a], k[b]));
+        var items = new DescKey[key.Length];
+        for (int i = 0; i < items.Length; i++) items[i] = new DescKey(key[i], i);
+        Array.Sort(items);   // unstable sort, but the index breaks every tie: the result is the stable order
+        var idx = new int[items.Length];
+        for (int i = 0; i < idx.Length; i++) idx[i] = items[i].Index;
         return idx;
+    }
 
-        static int Compare(double x, double y)
+    private readonly record struct DescKey(double Key, int Index) : IComparable<DescKey>
+    {
+        public int CompareTo(DescKey o)
         {
-            // descending, NaN after everything (numpy sorts NaN last in the ascending sort of -key)
-            bool nx = double.IsNaN(x), ny = double.IsNaN(y);
-            if (nx || ny) return nx == ny ? 0 : nx ? 1 : -1;
-            return -x < -y ? -1 : -x > -y ? 1 : 0;
+            bool nx = double.IsNaN(Key), ny = double.IsNaN(o.Key);
+            if (nx != ny) return nx ? 1 : -1;
+            if (!nx)
+            {
+                if (Key > o.Key) return -1;
+                if (Key < o.Key) return 1;
+            }
+            return Index.CompareTo(o.Index);
         }
     }
 
-    /// <summary>Stable argsort of small non-negative integer keys, ascending.</summary>
+    /// <summary>Stable argsort of 0/1 flags, ascending (zeros first, each group in input order).</summary>
     public static int[] ArgsortStable(ReadOnlySpan<int> key)
     {
         var idx = new int[key.Length];
-        for (int i = 0; i < idx.Length; i++) idx[i] = i;
-        int[] k = key.ToArray();
-        MergeSort(idx, new int[idx.Length], 0, idx.Length, (a, b) => k[a].CompareTo(k[b]));
+        int o = 0;
+        for (int i = 0; i < key.Length; i++) if (key[i] == 0) idx[o++] = i;
+        for (int i = 0; i < key.Length; i++) if (key[i] != 0) idx[o++] = i;
         return idx;
-    }
-
-    private static void MergeSort(int[] a, int[] tmp, int lo, int hi, Comparison<int> cmp)
-    {
-        if (hi - lo < 2) return;
-        int mid = (lo + hi) / 2;
-        MergeSort(a, tmp, lo, mid, cmp);
-        MergeSort(a, tmp, mid, hi, cmp);
-        int i = lo, j = mid, o = lo;
-        while (i < mid && j < hi) tmp[o++] = cmp(a[j], a[i]) < 0 ? a[j++] : a[i++];
-        while (i < mid) tmp[o++] = a[i++];
-        while (j < hi) tmp[o++] = a[j++];
-        Array.Copy(tmp, lo, a, lo, hi - lo);
     }
 
     /// <summary><c>np.searchsorted(a, v, side='left')</c> for ascending <paramref name="a"/>: first i with a[i] &gt;= v.</summary>

@@ -47,10 +47,10 @@ public sealed class Rle : IEquatable<Rle>
     /// <summary>Mask width (columns).</summary>
     public int Width { get; }
 
-    /// <summary>The run lengths: 0s, 1s, 0s, ... in column-major order.</summary>
-    public IReadOnlyList<uint> Counts => _counts;
+    private System.Collections.ObjectModel.ReadOnlyCollection<uint>? _countsView;
 
-    internal uint[] RawCounts => _counts;
+    /// <summary>The run lengths: 0s, 1s, 0s, ... in column-major order (read-only).</summary>
+    public IReadOnlyList<uint> Counts => _countsView ??= Array.AsReadOnly(_counts);
 
     /// <summary>The COCO "size" field, <c>[height, width]</c>.</summary>
     public int[] Size => [Height, Width];
