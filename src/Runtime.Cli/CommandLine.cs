@@ -34,6 +34,7 @@ internal static class CommandLine
             {
                 "devices" => DevicesCommand.Run(),
                 "bench" => BenchCommand.Run(args[1..]),
+                "selfcheck" => SelfCheckCommand.Run(args[1..]),
                 "draw" => DrawCommand.Run(args[1..]),
                 _ => Fail($"unknown command '{args[0]}'"),
             };
