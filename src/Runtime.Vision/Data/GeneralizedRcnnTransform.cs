@@ -164,6 +164,22 @@ public sealed class GeneralizedRcnnTransform
         }
     }
 
+    /// <summary>
+    /// A collate function for <see cref="DataLoader{T,TBatch}"/>: <see cref="Apply(IReadOnlyList{DetectionSample}, Generator?)"/>
+    /// (evaluation sizes), then disposes the samples, so that batches come out of the workers ready for a model.
+    /// </summary>
+    public DetectionBatch Collate(IReadOnlyList<DetectionSample> samples)
+    {
+        try
+        {
+            return Apply(samples);
+        }
+        finally
+        {
+            foreach (var s in samples) s.Dispose();
+        }
+    }
+
     /// <summary>Normalises, resizes and batches images alone (inference).</summary>
     public ImageBatch Apply(IReadOnlyList<Tensor> images)
     {

@@ -196,6 +196,23 @@ public class TransformTests
     }
 
     [Fact]
+    public void CollateGivesPaddedBatchesFromTheLoader()
+    {
+        var ds = Dataset.FromFunc(5, i => Sample(10, 20, [1, 1, 5, 5], new byte[10 * 20]));
+        var t = new GeneralizedRcnnTransform(40, 100);
+        using var loader = new DataLoader<DetectionSample, DetectionBatch>(ds, t.Collate, new DataLoaderOptions { BatchSize = 2, NumWorkers = 2 });
+        var shapes = new List<int[]>();
+        foreach (var b in loader)
+            using (b)
+            {
+                shapes.Add(b.Images.Tensors.Shape.ToArray());
+                Assert.Equal((40, 80), b.Images.ImageSizes[0]);
+                Assert.Equal([4f, 4, 20, 20], b.Targets[0].Boxes.ToArray<float>());
+            }
+        Assert.Equal([[2, 3, 64, 96], [2, 3, 64, 96], [1, 3, 64, 96]], shapes);
+    }
+
+    [Fact]
     public void NormalizeUsesImageNetStatistics()
     {
         using var x = Tensor.Full([3, 1, 2], 0.5);
