@@ -87,6 +87,15 @@ internal static unsafe class Idct
         }
     }
 
+    /// <summary>The IDCT of a block whose only non-zero coefficient is the (dequantized) DC: a constant block.</summary>
+    public static void DcOnly(int dc, byte* output, int stride)
+    {
+        // Same arithmetic as the two shortcut passes of Islow: (dc << 2 + 16) >> 5.
+        byte v = Clamp(((dc << Pass1Bits) + (1 << (Pass1Bits + 2))) >> (Pass1Bits + 3));
+        ulong fill = v * 0x0101010101010101UL;
+        for (int r = 0; r < 8; r++) *(ulong*)(output + r * stride) = fill;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Odd(ref int tmp0, ref int tmp1, ref int tmp2, ref int tmp3)
     {

@@ -109,6 +109,7 @@ internal sealed unsafe class JpegReader : IDisposable
     {
         foreach (var c in _comps)
         {
+            if (c == null) continue;
             if (c.Plane != null) { NativeMemory.Free(c.Plane); c.Plane = null; }
             if (c.Coefs != null) { NativeMemory.Free(c.Coefs); c.Coefs = null; }
         }
@@ -303,16 +304,17 @@ internal sealed unsafe class JpegReader : IDisposable
         _options.CheckSize("JPEG", w, h);
         if (n != 1 && n != 3 && n != 4) throw Error($"{n} components are not supported (1, 3 or 4)");
         if (s.Length < 6 + 3 * n) throw Error("SOF segment too short for its components");
-        _comps = new Component[n];
+        var comps = new Component[n];
         for (int i = 0; i < n; i++)
         {
             int id = s[6 + 3 * i], hv = s[7 + 3 * i], tq = s[8 + 3 * i];
             int hs = hv >> 4, vs = hv & 15;
             if (hs < 1 || hs > 4 || vs < 1 || vs > 4) throw Error($"invalid sampling factors {hs}x{vs}");
             if (tq > 3) throw Error($"invalid quantization table id {tq}");
-            for (int j = 0; j < i; j++) if (_comps[j].Id == id) throw Error($"duplicate component id {id}");
-            _comps[i] = new Component { Id = id, H = hs, V = vs, Tq = tq };
+            for (int j = 0; j < i; j++) if (comps[j].Id == id) throw Error($"duplicate component id {id}");
+            comps[i] = new Component { Id = id, H = hs, V = vs, Tq = tq };
         }
+        _comps = comps;
         _width = w; _height = h; _progressive = progressive; _frameSeen = true;
         _hmax = 1; _vmax = 1;
         foreach (var c in _comps) { _hmax = Math.Max(_hmax, c.H); _vmax = Math.Max(_vmax, c.V); }
@@ -355,6 +357,21 @@ internal sealed unsafe class JpegReader : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Fill()
     {
+        if (!_markerHit && _len - _pos >= 8)
+        {
+            // Fast path: the next 8 bytes hold no 0xFF (so no stuffing and no marker): take whole bytes at once.
+            ulong v = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(new ReadOnlySpan<byte>(_data + _pos, 8));
+            ulong nv = ~v;
+            if (((nv - 0x0101010101010101UL) & ~nv & 0x8080808080808080UL) == 0)
+            {
+                int k = (64 - _nbits) >> 3;
+                int kb = k * 8;
+                _bits |= (kb == 64 ? v : v >> (64 - kb)) << (64 - _nbits - kb);
+                _nbits += kb;
+                _pos += k;
+                return;
+            }
+        }
         while (_nbits <= 56)
         {
             uint b;
@@ -552,8 +569,9 @@ internal sealed unsafe class JpegReader : IDisposable
     {
         if (!_progressive)
         {
-            DecodeBaseline(c, block);
-            Idct.Islow(block, c.Plane + (long)by * 8 * c.Stride + bx * 8, c.Stride);
+            byte* dst = c.Plane + (long)by * 8 * c.Stride + bx * 8;
+            if (DecodeBaseline(c, block)) Idct.Islow(block, dst, c.Stride);
+            else Idct.DcOnly(block[0], dst, c.Stride);
             return;
         }
         short* coefs = c.Coefs + ((long)by * c.BlocksPerLine + bx) * 64;
@@ -566,7 +584,8 @@ internal sealed unsafe class JpegReader : IDisposable
         else DecodeAcRefine(c, coefs, ss, se, al);
     }
 
-    private void DecodeBaseline(Component c, int* block)
+    /// <summary>Decodes one block into <paramref name="block"/> (dequantized, natural order); returns false when only the DC coefficient is set.</summary>
+    private bool DecodeBaseline(Component c, int* block)
     {
         new Span<int>(block, 64).Clear();
         var q = _qt[c.Tq]!;
@@ -577,6 +596,7 @@ internal sealed unsafe class JpegReader : IDisposable
         c.Pred += diff;
         block[0] = c.Pred * q[0];
         var ac = c.Ac!;
+        bool any = false;
         for (int k = 1; k < 64;)
         {
             int rs = DecodeSymbol(ac);
@@ -586,6 +606,7 @@ internal sealed unsafe class JpegReader : IDisposable
                 k += r;
                 int z = natural[k];
                 block[z] = Extend(GetBits(sz), sz) * q[z];
+                any = true;
                 k++;
             }
             else
@@ -594,6 +615,7 @@ internal sealed unsafe class JpegReader : IDisposable
                 k += 16;
             }
         }
+        return any;
     }
 
     private void DecodeDcFirst(Component c, short* coefs, int al)
@@ -703,7 +725,7 @@ internal sealed unsafe class JpegReader : IDisposable
     {
         int w = _width, h = _height, n = _comps.Length;
         int outCh = n == 1 ? 1 : 3;
-        var pixels = new byte[(long)w * h * outCh];
+        var pixels = GC.AllocateUninitializedArray<byte>(w * h * outCh);
         if (n == 1)
         {
             var c = _comps[0];

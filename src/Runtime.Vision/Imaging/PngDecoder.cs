@@ -212,8 +212,9 @@ public static class PngDecoder
             if (got < raw.Length)
                 throw new ImageFormatException($"PNG: image data ends after {got} of {raw.Length} bytes (truncated or corrupt)");
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException || (e is IOException && e is not ImageFormatException))
         {
+            // InvalidDataException for bad deflate data; ZLibException (an IOException) for some zlib error codes.
             throw new ImageFormatException($"PNG: corrupt zlib data: {e.Message}", e);
         }
     }
