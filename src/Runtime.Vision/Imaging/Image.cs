@@ -248,7 +248,7 @@ public sealed class Image
 
     /// <summary>
     /// The image as a CHW Float32 tensor [Channels, Height, Width]. With <paramref name="scale01"/> (default) values are in
-    /// 0..1 (sample / 255, or / 65535 for 16-bit images); otherwise the raw sample values (0..255, or 0..65535 for 16-bit).
+    /// 0..1 (sample / 255f, or / 65535f for 16-bit images — as torchvision's to_tensor, float32 division); otherwise the raw sample values (0..255, or 0..65535 for 16-bit).
     /// Indexed images are expanded to RGBA first; convert with <see cref="ToRgb"/> beforehand for 3 channels.
     /// </summary>
     public Tensor ToTensor(bool scale01 = true)
@@ -258,17 +258,17 @@ public sealed class Image
         var data = new float[(long)hw * c];
         if (Pixels16 != null)
         {
-            float s = scale01 ? 1f / 65535f : 1f;
+            float s = scale01 ? 65535f : 1f;
             var src = Pixels16;
             for (int ch = 0; ch < c; ch++)
-                for (int i = 0, o = ch * hw; i < hw; i++) data[o + i] = src[i * c + ch] * s;
+                for (int i = 0, o = ch * hw; i < hw; i++) data[o + i] = src[i * c + ch] / s;
         }
         else
         {
-            float s = scale01 ? 1f / 255f : 1f;
+            float s = scale01 ? 255f : 1f;
             var src = Pixels;
             for (int ch = 0; ch < c; ch++)
-                for (int i = 0, o = ch * hw; i < hw; i++) data[o + i] = src[i * c + ch] * s;
+                for (int i = 0, o = ch * hw; i < hw; i++) data[o + i] = src[i * c + ch] / s;
         }
         return Tensor.From<float>(data, [c, Height, Width]);
     }
@@ -278,8 +278,8 @@ public sealed class Image
     {
         if (Palette != null) return ExpandPalette().ToTensorHwc(scale01);
         var data = new float[Pixels.Length];
-        if (Pixels16 != null) { float s = scale01 ? 1f / 65535f : 1f; for (int i = 0; i < data.Length; i++) data[i] = Pixels16[i] * s; }
-        else { float s = scale01 ? 1f / 255f : 1f; for (int i = 0; i < data.Length; i++) data[i] = Pixels[i] * s; }
+        if (Pixels16 != null) { float s = scale01 ? 65535f : 1f; for (int i = 0; i < data.Length; i++) data[i] = Pixels16[i] / s; }
+        else { float s = scale01 ? 255f : 1f; for (int i = 0; i < data.Length; i++) data[i] = Pixels[i] / s; }
         return Tensor.From<float>(data, [Height, Width, Channels]);
     }
 
