@@ -39,6 +39,8 @@ internal static class GpuDialect
         #define F32_NAN NAN
         #define F2I32(x) convert_int_sat_rtz(x)
         #define F2I64(x) convert_long_sat_rtz(x)
+        #define IS_NAN(x) isnan(x)
+        #define IS_INF(x) isinf(x)
         #define UNROLL _Pragma("unroll")
 
         """ + (fp64 ? "typedef double ACC;\ntypedef double PARAM;\n" : "typedef float ACC;\ntypedef float PARAM;\n");
@@ -65,6 +67,8 @@ internal static class GpuDialect
         #define F32_NAN __int_as_float(0x7fffffff)
         #define F2I32(x) ((i32)(x))
         #define F2I64(x) ((i64)(x))
+        #define IS_NAN(x) ((x) != (x))
+        #define IS_INF(x) ((x) == (x) && (x) - (x) != (x) - (x))
         #define UNROLL _Pragma("unroll")
         typedef double ACC;
         typedef double PARAM;

@@ -36,8 +36,10 @@ public sealed unsafe class OpenCLBackend : GpuBackend
         _maxAlloc = (long)Cl.DeviceValue<ulong>(device, Cl.DeviceMaxMemAllocSize);
         bool gpu = (type & 4) != 0;
         IsCpuDevice = (type & 2) != 0;
-        // A GPU wants many resident groups; a CPU device (PoCL) runs one group per core at a time.
-        _maxGroups = (int)Math.Max(1, units * (gpu ? 32u : 4u));
+        // A GPU wants a few resident groups per compute unit, each looping over the items (grid-stride);
+        // a CPU device (PoCL) runs each group as a loop over its items, vectorised, so there one item
+        // per work-item (a contiguous run per group) is much faster than a strided walk.
+        _maxGroups = gpu ? (int)Math.Max(1, units * 32u) : 1 << 20;
         _identity = $"opencl|{platformName}|{platformVersion}|{_name}|{vendor}|{version}|{driver}";
         _description = $"{_name} ({platformName}), {memory / (double)(1L << 30):F1} GiB, {units} compute units, {version}, " +
                        $"fp64 {(SupportsFloat64 ? "yes" : "no")}, driver {driver}";

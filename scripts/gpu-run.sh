@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine, from the folder gpu-check.sh prepared (bin/runtime beside this script):
+#   1. `runtime devices`: the driver and NVRTC must be found;
+#   2. `runtime selfcheck --device cuda:0`: every operator against the CPU, forward and backward;
+#   3. benchmarks, ours beside PyTorch on the same shapes in the same run: matmul 4096^3 float32 with
+#      TF32 off (and 1024, 2048), elementwise add 16M against PyTorch's add and device-to-device copy
+#      bandwidth, relu/exp/sum/softmax.
+# Full logs go to logs/ (or $1); a short table is printed last (also logs/table.md).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin="$here/bin/runtime"
+logs=${1:-"$here/logs"}
+device=${DEVICE:-cuda:0}
+mkdir -p "$logs"
+export RUNTIME_KERNEL_CACHE=${RUNTIME_KERNEL_CACHE:-"$here/kernel-cache"}
+
+echo "== devices" | tee "$logs/devices.log"
+"$bin" devices 2>&1 | tee -a "$logs/devices.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv >> "$logs/devices.log" 2>&1 || true
+
+echo "== selfcheck $device"
+"$bin" selfcheck --device "$device" > "$logs/selfcheck.log" 2>&1
+selfcheck_rc=$?
+grep -E "^FAIL" "$logs/selfcheck.log" | head -n 40
+tail -n 1 "$logs/selfcheck.log"
+
+echo "== benchmarks (ours)"
+: > "$logs/bench_ours.jsonl"
+for spec in matmul:4096 matmul:2048 matmul:1024 add sum relu exp softmax; do
+  op=${spec%%:*}; shape=${spec#*:}; [ "$shape" = "$spec" ] && shape=""
+  args=(bench "$op" --device "$device" --json); [ -n "$shape" ] && args+=(--shape "$shape")
+  "$bin" "${args[@]}" >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
+done
+cat "$logs/bench_ours.jsonl"
+
+echo "== benchmarks (PyTorch)"
+python3 - "$logs/bench_torch.jsonl" > "$logs/bench_torch.log" 2>&1 <<'PY'
+import json, statistics, sys
+import torch
+
+torch.backends.cuda.matmul.allow_tf32 = False   # our matmul is plain FP32 FMA: compare like with like
+torch.backends.cudnn.allow_tf32 = False
+dev = torch.device("cuda:0")
+out = open(sys.argv[1], "w")
+
+def timed(fn, reps=None):
+    for _ in range(5):
+        fn()
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record(); fn(); e.record(); torch.cuda.synchronize()
+    first = s.elapsed_time(e)
+    reps = reps or int(min(200, max(10, 1000 / max(first, 0.01))))
+    times = []
+    for _ in range(reps):
+        s.record(); fn(); e.record(); e.synchronize()
+        times.append(s.elapsed_time(e))
+    return statistics.median(times), min(times), reps
+
+def emit(op, shape, med, mn, reps, work, unit):
+    row = {"impl": "torch", "op": op, "shape": shape, "dtype": "float32", "device": "cuda:0", "repeats": reps,
+           "median_ms": round(med, 4), "min_ms": round(mn, 4), unit: round(work / (med / 1000), 2), "version": torch.__version__}
+    print(json.dumps(row)); out.write(json.dumps(row) + "\n"); out.flush()
+
+g = torch.Generator(device=dev).manual_seed(1234)
+with torch.no_grad():
+    for n in (4096, 2048, 1024):
+        a = torch.randn(n, n, device=dev, generator=g); b = torch.randn(n, n, device=dev, generator=g)
+        emit("matmul", f"{n}x{n}x{n}", *timed(lambda: a @ b), 2.0 * n ** 3 / 1e9, "GFLOP_per_s")
+    n = 16 * 1024 * 1024
+    a = torch.randn(n, device=dev, generator=g); b = torch.randn(n, device=dev, generator=g); c = torch.empty_like(a)
+    emit("add", str(n), *timed(lambda: a + b), 3.0 * n * 4 / 1e9, "GB_per_s")
+    emit("add_out", str(n), *timed(lambda: torch.add(a, b, out=c)), 3.0 * n * 4 / 1e9, "GB_per_s")
+    emit("copy", str(n), *timed(lambda: c.copy_(a)), 2.0 * n * 4 / 1e9, "GB_per_s")
+    emit("sum", str(n), *timed(lambda: a.sum()), 1.0 * n * 4 / 1e9, "GB_per_s")
+    emit("relu", str(n), *timed(lambda: torch.relu(a)), 2.0 * n * 4 / 1e9, "GB_per_s")
+    emit("exp", str(n), *timed(lambda: torch.exp(a)), 2.0 * n * 4 / 1e9, "GB_per_s")
+    s = torch.randn(4096, 1024, device=dev, generator=g)
+    emit("softmax", "4096x1024", *timed(lambda: torch.softmax(s, -1)), 2.0 * s.numel() * 4 / 1e9, "GB_per_s")
+PY
+cat "$logs/bench_torch.log"
+
+python3 - "$logs/bench_ours.jsonl" "$logs/bench_torch.jsonl" > "$logs/table.md" <<'PY'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+torch = {}
+for l in open(sys.argv[2]):
+    if l.strip():
+        r = json.loads(l); torch[(r["op"], r["shape"])] = r
+def rate(r):
+    for u in ("GFLOP_per_s", "GB_per_s"):
+        if u in r: return r[u], u.replace("_per_", "/")
+    return float("nan"), ""
+print("| op | shape | ours (ms) | PyTorch (ms) | ours | PyTorch | ours / PyTorch |")
+print("|---|---|---|---|---|---|---|")
+for r in ours:
+    t = torch.get((r["op"], r["shape"]))
+    v, u = rate(r)
+    if t is None:
+        print(f"| {r['op']} | {r['shape']} | {r['median_ms']:.3f} | | {v:.1f} {u} | | |"); continue
+    tv, _ = rate(t)
+    print(f"| {r['op']} | {r['shape']} | {r['median_ms']:.3f} | {t['median_ms']:.3f} | {v:.1f} {u} | {tv:.1f} {u} | {t['median_ms'] / r['median_ms']:.2f} |")
+for key in (("copy", str(16 * 1024 * 1024)), ("add_out", str(16 * 1024 * 1024))):
+    if key in torch:
+        t = torch[key]; print(f"| torch {key[0]} (reference) | {key[1]} | | {t['median_ms']:.3f} | | {rate(t)[0]:.1f} GB/s | |")
+PY
+echo "== summary ($logs)"
+grep -E "passed, .* failed" "$logs/selfcheck.log" | tail -n 1
+cat "$logs/table.md"
+exit $selfcheck_rc
