@@ -754,25 +754,17 @@ internal sealed unsafe class JpegReader : IDisposable
         fixed (byte* r0 = rowBufs[0], r1 = rowBufs[1], r2 = rowBufs[2], r3 = n == 4 ? rowBufs[3] : rowBufs[2], dst = pixels)
         fixed (int* crr = tables.CrR, cbb = tables.CbB, crg = tables.CrG, cbg = tables.CbG)
         fixed (byte* clampBase = tables.Clamp)
+        fixed (short* colsum = new short[rowLen])
         {
             byte* clamp = clampBase + ColorTables.ClampOffset;
             byte** rows = stackalloc byte*[4];
             byte** bufs = stackalloc byte*[4] { r0, r1, r2, r3 };
             for (int y = 0; y < h; y++)
             {
-                for (int i = 0; i < n; i++) rows[i] = UpsampleRow(_comps[i], y, bufs[i]);
+                for (int i = 0; i < n; i++) rows[i] = UpsampleRow(_comps[i], y, bufs[i], colsum);
                 byte* o = dst + (long)y * w * 3;
                 byte* py = rows[0], pcb = rows[1], pcr = rows[2];
-                if (kind == 0)
-                {
-                    for (int x = 0; x < w; x++, o += 3)
-                    {
-                        int yy = py[x], cb = pcb[x], cr = pcr[x];
-                        o[0] = clamp[yy + crr[cr]];
-                        o[1] = clamp[yy + ((cbg[cb] + crg[cr]) >> 16)];
-                        o[2] = clamp[yy + cbb[cb]];
-                    }
-                }
+                if (kind == 0) JpegPixels.YccToRgb(py, pcb, pcr, o, w);
                 else if (kind == 1)
                 {
                     for (int x = 0; x < w; x++, o += 3) { o[0] = py[x]; o[1] = pcb[x]; o[2] = pcr[x]; }
@@ -810,14 +802,14 @@ internal sealed unsafe class JpegReader : IDisposable
     }
 
     /// <summary>Returns a pointer to output row <paramref name="y"/> of component <paramref name="c"/> at full resolution.</summary>
-    private byte* UpsampleRow(Component c, int y, byte* buf)
+    private byte* UpsampleRow(Component c, int y, byte* buf, short* colsum)
     {
         int fx = _hmax / c.H, fy = _vmax / c.V;
         int dsw = c.DsWidth, dsh = c.DsHeight;
         if (fx == 1 && fy == 1) return c.Plane + (long)y * c.Stride;
         if (fx == 2 && fy == 1 && dsw > 2)
         {
-            H2V1Fancy(c.Plane + (long)y * c.Stride, buf, dsw);
+            JpegPixels.H2V1Fancy(c.Plane + (long)y * c.Stride, buf, dsw);
             return buf;
         }
         if (fx == 1 && fy == 2)
@@ -825,9 +817,7 @@ internal sealed unsafe class JpegReader : IDisposable
             int iy = y >> 1;
             byte* in0 = c.Plane + (long)iy * c.Stride;
             int ny = (y & 1) == 0 ? Math.Max(iy - 1, 0) : Math.Min(iy + 1, dsh - 1);
-            byte* in1 = c.Plane + (long)ny * c.Stride;
-            int bias = (y & 1) == 0 ? 1 : 2;
-            for (int x = 0; x < dsw; x++) buf[x] = (byte)((in0[x] * 3 + in1[x] + bias) >> 2);
+            JpegPixels.H1V2Fancy(in0, c.Plane + (long)ny * c.Stride, buf, dsw, (y & 1) == 0 ? 1 : 2);
             return buf;
         }
         if (fx == 2 && fy == 2 && dsw > 2)
@@ -835,7 +825,7 @@ internal sealed unsafe class JpegReader : IDisposable
             int iy = y >> 1;
             byte* in0 = c.Plane + (long)iy * c.Stride;
             int ny = (y & 1) == 0 ? Math.Max(iy - 1, 0) : Math.Min(iy + 1, dsh - 1);
-            H2V2Fancy(in0, c.Plane + (long)ny * c.Stride, buf, dsw);
+            JpegPixels.H2V2Fancy(in0, c.Plane + (long)ny * c.Stride, buf, dsw, colsum);
             return buf;
         }
         // Box replication (libjpeg's int_upsample / h2v1_upsample / h2v2_upsample).
@@ -850,41 +840,6 @@ internal sealed unsafe class JpegReader : IDisposable
         return buf;
     }
 
-    private static void H2V1Fancy(byte* inp, byte* outp, int dsw)
-    {
-        int v = inp[0];
-        outp[0] = (byte)v;
-        outp[1] = (byte)((v * 3 + inp[1] + 2) >> 2);
-        int o = 2;
-        for (int i = 1; i < dsw - 1; i++)
-        {
-            v = inp[i] * 3;
-            outp[o++] = (byte)((v + inp[i - 1] + 1) >> 2);
-            outp[o++] = (byte)((v + inp[i + 1] + 2) >> 2);
-        }
-        v = inp[dsw - 1];
-        outp[o++] = (byte)((v * 3 + inp[dsw - 2] + 1) >> 2);
-        outp[o] = (byte)v;
-    }
-
-    private static void H2V2Fancy(byte* in0, byte* in1, byte* outp, int dsw)
-    {
-        int thiscol = in0[0] * 3 + in1[0];
-        int nextcol = in0[1] * 3 + in1[1];
-        outp[0] = (byte)((thiscol * 4 + 8) >> 4);
-        outp[1] = (byte)((thiscol * 3 + nextcol + 7) >> 4);
-        int lastcol = thiscol; thiscol = nextcol;
-        int o = 2;
-        for (int i = 2; i < dsw; i++)
-        {
-            nextcol = in0[i] * 3 + in1[i];
-            outp[o++] = (byte)((thiscol * 3 + lastcol + 8) >> 4);
-            outp[o++] = (byte)((thiscol * 3 + nextcol + 7) >> 4);
-            lastcol = thiscol; thiscol = nextcol;
-        }
-        outp[o++] = (byte)((thiscol * 3 + lastcol + 8) >> 4);
-        outp[o] = (byte)((thiscol * 4 + 7) >> 4);
-    }
 }
 
 /// <summary>A Huffman decoding table: a 9-bit lookahead plus libjpeg's maxcode/valoffset for longer codes.</summary>

@@ -28,6 +28,8 @@ public class GoldenImageTests(ITestOutputHelper output)
         return d;
     });
 
+    internal static Entry Lookup(string file) => Manifest.Value[file];
+
     public static IEnumerable<object[]> Files(string prefix) =>
         Manifest.Value.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Order().Select(k => new object[] { k });
 
