@@ -190,13 +190,36 @@ public abstract partial class GpuBackend
         lock (Gate)
         {
             Enter();
-            var kern = Kernel("reduce", GpuDialect.TypeDefines(x.DType), "arg_reduce");
-            int local = GroupSize(kern);
-            int lx = Math.Min(ColumnsPerGroup(inner), local);
-            long tiles = (inner + lx - 1) / lx;
-            LaunchGroups(kern, (long)outer * tiles, local, Args().Buffer(Buf(x)).I64(x.Offset).Buffer(Buf(indices)).I64(indices.Offset)
-                .I32(max ? 1 : 0).I64(outer).I64(k).I64(inner).I32(lx));
+            ArgReduceRaw(max, x.DType, Buf(x), x.Offset, 0, Buf(indices), indices.Offset, outer, k, inner);
         }
+    }
+
+    /// <summary>Like <see cref="ReduceRaw"/>: long rows split into parts whose (value, index) pairs are reduced again.</summary>
+    private void ArgReduceRaw(bool max, DType t, nint x, long xoff, nint candidates, nint y, long yoff, long outer, long k, long inner)
+    {
+        var kern = Kernel("reduce", GpuDialect.TypeDefines(t), "arg_reduce");
+        int local = GroupSize(kern);
+        int lx = Math.Min(ColumnsPerGroup(inner), local);
+        int ly = local / lx;
+        long tiles = (inner + lx - 1) / lx;
+        long groups = outer * tiles;
+        long parts = 1;
+        if (groups < MaxGroups && k > 16L * ly)
+            parts = Math.Min(Math.Max(1, MaxGroups / groups), (k + 16L * ly - 1) / (16L * ly));
+        long chunk = (k + parts - 1) / parts;
+        parts = (k + chunk - 1) / chunk;
+        nint cand = candidates != 0 ? candidates : x; // any buffer when unused
+        if (parts == 1)
+        {
+            LaunchGroups(kern, groups, local, Args().Buffer(x).I64(xoff).Buffer(cand).I32(candidates != 0 ? 1 : 0)
+                .Buffer(y).I64(yoff).Buffer(y).I32(max ? 1 : 0).I64(outer).I64(k).I64(inner).I64(1).I64(chunk).I32(lx));
+            return;
+        }
+        using var values = new GpuBuffer(this, outer * parts * inner * t.SizeOf());
+        using var index = new GpuBuffer(this, outer * parts * inner * 8);
+        LaunchGroups(kern, groups * parts, local, Args().Buffer(x).I64(xoff).Buffer(cand).I32(candidates != 0 ? 1 : 0)
+            .Buffer(index.Handle).I64(0).Buffer(values.Handle).I32(max ? 1 : 0).I64(outer).I64(k).I64(inner).I64(parts).I64(chunk).I32(lx));
+        ArgReduceRaw(max, t, values.Handle, 0, index.Handle, y, yoff, outer, parts, inner);
     }
 
     public void Softmax(TensorView x, TensorView y, int outer, int k, int inner, bool log)
@@ -339,19 +362,55 @@ public abstract partial class GpuBackend
         long istep = rank == 0 ? 0 : index.Strides[dim];
         long sstep = rank == 0 ? 0 : source.Strides[dim];
         long ystep = rank == 0 ? 0 : y.Strides[dim];
-        // Columns: every position of the index except along dim; each is walked in order by one work-item.
+        int targets = rank == 0 ? 1 : y.Shape[dim];
+        // Columns: every position of the index except along dim. Targets of different columns never meet.
         int[] cols = rank == 0 ? [] : index.Shape.Where((_, d) => d != dim).ToArray();
         long[] Drop(long[] s) => rank == 0 ? [] : s.Where((_, d) => d != dim).ToArray();
-        var loop = StridedLoop.Create(cols, (index.Offset, Drop(index.Strides)), (source.Offset, Drop(source.Strides)), (y.Offset, Drop(y.Strides)));
+        long columns = 1;
+        foreach (var c in cols) columns *= c;
         lock (Gate)
         {
             Enter();
-            var k = Kernel("index", GpuDialect.TypeDefines(y.DType), "scatter_columns");
             nint pi = Buf(index), ps = Buf(source), py = Buf(y);
-            foreach (var (arg, n) in loop.Pieces())
-                LaunchItems(k, n, Args().Buffer(pi).Buffer(ps).Buffer(py).Strided(arg).I64(n)
-                    .I64(m).I64(istep).I64(sstep).I64(ystep).I32(accumulate ? 1 : 0), local: 64);
+            var colLoop = StridedLoop.Create(cols, (source.Offset, Drop(source.Strides)), (y.Offset, Drop(y.Strides)));
+            var colPieces = colLoop.Pieces().Take(2).ToList();
+            if (columns >= 4096 || m <= 32 || colPieces.Count != 1)
+            {
+                // Many columns: one work-item walks each column in order.
+                var loop = StridedLoop.Create(cols, (index.Offset, Drop(index.Strides)), (source.Offset, Drop(source.Strides)), (y.Offset, Drop(y.Strides)));
+                var k = Kernel("index", GpuDialect.TypeDefines(y.DType), "scatter_columns");
+                foreach (var (arg, n) in loop.Pieces())
+                    LaunchItems(k, n, Args().Buffer(pi).Buffer(ps).Buffer(py).Strided(arg).I64(n)
+                        .I64(m).I64(istep).I64(sstep).I64(ystep).I32(accumulate ? 1 : 0), local: 64);
+                return;
+            }
+            // Few long columns: sort each column's indices (stably), then one work-item per target.
+            using var keys = new GpuBuffer(this, columns * m * 8);
+            using var sorted = new GpuBuffer(this, columns * m * 8);
+            using var order = new GpuBuffer(this, columns * m * 8);
+            var gatherShape = cols.Append(m).ToArray();
+            var packed = StridedLoop.Create(gatherShape, (index.Offset, Drop(index.Strides).Append(istep).ToArray()),
+                (0, Contiguous(gatherShape)));
+            var ck = Kernel("copy", GpuDialect.CopyDefines(DType.Int64, DType.Int64), "copy");
+            foreach (var (arg, n) in packed.Pieces())
+                LaunchItems(ck, n, Args().Buffer(pi).Buffer(keys.Handle).Strided(arg).I64(n));
+            SortRaw(DType.Int64, keys.Handle, 0, sorted.Handle, 0, order.Handle, 0, columns, m, descending: false);
+            var sk = Kernel("index", GpuDialect.TypeDefines(y.DType), "scatter_sorted");
+            LaunchItems(sk, columns * targets, Args().Buffer(ps).Buffer(py).Strided(colPieces[0].Arg).I64(columns).I64(m).I64(targets)
+                .Buffer(sorted.Handle).Buffer(order.Handle).I64(sstep).I64(ystep).I32(accumulate ? 1 : 0));
         }
+    }
+
+    private static long[] Contiguous(int[] shape)
+    {
+        var s = new long[shape.Length];
+        long acc = 1;
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            s[d] = acc;
+            acc *= shape[d];
+        }
+        return s;
     }
 
     // ---------------- sort ----------------

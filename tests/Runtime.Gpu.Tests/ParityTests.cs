@@ -54,6 +54,22 @@ public class ParityTests
         Parity.Check("max NaN", t => t[0].Max(1).Values, [x]);
     }
 
+    [GpuFact]
+    public void ArgReduce_LongRows_SplitIntoParts()
+    {
+        var v = new float[2 * 100_000];
+        for (int i = 0; i < v.Length; i++) v[i] = (i * 7919) % 1000;         // the maximum 999 recurs: first index wins
+        v[100_000 + 70_000] = float.NaN;                                      // row 1: the NaN, even late in the row
+        v[100_000 + 90_000] = float.NaN;
+        using var x = Tensor.From(v).To(Device.Cpu).Reshape(2, 100_000);
+        Parity.Check("argmax long", t => t[0].Argmax(1), [x]);
+        Parity.Check("argmin long", t => t[0].Argmin(1), [x]);
+        using var flat = x.Narrow(0, 0, 1).Contiguous();
+        Parity.Check("argmax all", t => t[0].Argmax(), [flat]);
+        using var xi = Tensor.Where(x.Ne(x), Tensor.Zeros([1], DType.Float32, Device.Cpu), x).To(DType.Int64);
+        Parity.Check("argmax long i64", t => t[0].Argmax(1), [xi]);
+    }
+
     [GpuTheory]
     [InlineData(4, 1000, 1, false)]
     [InlineData(3, 17, 50, false)]
@@ -246,5 +262,40 @@ public class ParityTests
                 using var g = Tensor.Full([3], v, t, Parity.Gpu);
                 Parity.AssertSame($"fill {v} {t}", c, g);
             }
+    }
+}
+
+/// <summary>Scatter along a dim with few long columns: the sorted path (one work-item per target).</summary>
+public class ScatterSortedTests
+{
+    [GpuTheory]
+    [InlineData(20_000, 100, true)]
+    [InlineData(20_000, 100, false)]
+    [InlineData(5_000, 3, true)]
+    [InlineData(3_000, 7000, false)]
+    public void OneDimension_ManyIndices(int m, int targets, bool accumulate)
+    {
+        var iv = new long[m];
+        for (int i = 0; i < m; i++) iv[i] = (long)((i * 2654435761L) % targets);
+        using var index = Tensor.From(iv).To(Device.Cpu);
+        using var src = Parity.Randn(21, DType.Float32, m);
+        using var x = Parity.Randn(22, DType.Float32, targets);
+        Parity.Check(accumulate ? "scatter_add 1-d" : "scatter 1-d", t => accumulate ? t[0].ScatterAdd(0, t[1], t[2]) : t[0].Scatter(0, t[1], t[2]),
+            [x, index, src], 1e-5, 1e-4);
+    }
+
+    [GpuFact]
+    public void FewColumns_AlongDim0_AndStridedIndex()
+    {
+        var iv = new long[4000 * 3];
+        for (int i = 0; i < iv.Length; i++) iv[i] = (i * 7 + i / 5) % 50;
+        using var index = Tensor.From(iv).To(Device.Cpu).Reshape(4000, 3);
+        using var src = Parity.Randn(23, DType.Float64, 4000, 3);
+        using var x = Parity.Randn(24, DType.Float64, 50, 4);
+        Parity.Check("scatter_add dim 0", t => t[0].ScatterAdd(0, t[1], t[2]), [x, index, src], 1e-12, 1e-12);
+        Parity.Check("scatter dim 0", t => t[0].Scatter(0, t[1], t[2]), [x, index, src]);
+        using var xi = Tensor.Zeros([50, 4], DType.Int64, Device.Cpu);
+        using var si = (src * 100.0).To(DType.Int64);
+        Parity.Check("scatter_add i64, transposed index", t => t[0].MT.Contiguous().ScatterAdd(1, t[1].MT, t[2].MT), [xi, index, si]);
     }
 }
