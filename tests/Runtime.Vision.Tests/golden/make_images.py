@@ -245,6 +245,23 @@ def png_cases():
         record(name, np.dstack([got, np.where(s == 1, 0, 255).astype(np.uint8)]),
                note="alpha from the PNG spec; Pillow 9.4 ignores tRNS on sub-8-bit gray")
 
+    # 16-bit gray / RGB with tRNS: PIL cannot give the alpha at 16 bits, so the expected pixels follow the spec
+    # (alpha 0 where all samples equal the tRNS value, else 65535) and PIL's 8-bit view is cross-checked.
+    g16 = wide(gray8, 50)
+    t = int(g16[2, 3])
+    name = "png_gray16_trns.png"
+    write_png(os.path.join(OUT, name), g16, 0, 16, False, trns=struct.pack(">H", t), seed=50)
+    assert (pil_pixels(os.path.join(OUT, name)).astype(np.uint16) == g16).all()
+    record(name, np.dstack([g16, np.where(g16 == t, 0, 65535).astype(np.uint16)]), bits=16)
+    c16 = wide(rgb8, 51)
+    c16[7, 8] = c16[1, 1]
+    t = [int(v) for v in c16[1, 1]]
+    name = "png_rgb16_trns_adam7.png"
+    write_png(os.path.join(OUT, name), c16, 2, 16, True, trns=struct.pack(">HHH", *t), seed=51)
+    assert (pil_pixels(os.path.join(OUT, name)) == (c16 >> 8)).all()
+    mask = (c16 == np.array(t, np.uint16)).all(-1)
+    record(name, np.dstack([c16, np.where(mask, 0, 65535).astype(np.uint16)]), bits=16)
+
     # Tiny images where some Adam7 passes are empty.
     for (w, h) in ((1, 1), (3, 2), (5, 9)):
         s = picture(w, h, w * 10 + h)
@@ -556,6 +573,16 @@ def jpeg_cases():
     ]
     for name, kw in own:
         encode_jpeg(os.path.join(OUT, name), rgb, quality=80, **kw)
+        jpeg_record(name)
+    # Tiny and narrow pictures: 1..2-sample-wide chroma rows (libjpeg falls back to box upsampling there).
+    for (w, h) in ((1, 1), (3, 5), (4, 4), (5, 3), (17, 9)):
+        for ss, tag in ((1, "422"), (2, "420")):
+            name = f"jpeg_tiny_{w}x{h}_{tag}.jpg"
+            Image.fromarray(picture(w, h, w * 7 + h)).save(os.path.join(OUT, name), quality=90, subsampling=ss)
+            jpeg_record(name)
+    for (w, h) in ((1, 1), (3, 5), (9, 2)):
+        name = f"jpeg_own_tiny_{w}x{h}_440.jpg"
+        encode_jpeg(os.path.join(OUT, name), picture(w, h, w + h), quality=90, sampling=((1, 2), (1, 1), (1, 1)))
         jpeg_record(name)
     # The speed-check picture: 640x480 baseline 4:2:0; expected pixels kept for every 8th row only.
     name = "jpeg_640x480_420.jpg"
