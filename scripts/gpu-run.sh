@@ -14,6 +14,25 @@ device=${DEVICE:-cuda:0}
 mkdir -p "$logs"
 export RUNTIME_KERNEL_CACHE=${RUNTIME_KERNEL_CACHE:-"$here/kernel-cache"}
 
+# NVRTC: the runtime searches the library path, CUDA_HOME, /usr/local/cuda and common Python folders;
+# if none has it, ask this machine's Python where its nvidia wheels are (PyTorch brings NVRTC along).
+if [ -z "${RUNTIME_NVRTC_PATH:-}" ] && ! ldconfig -p 2>/dev/null | grep -qE 'libnvrtc\.so\.1[0-9]' \
+   && [ ! -e /usr/local/cuda/lib64/libnvrtc.so ] && [ -z "${CUDA_HOME:-}" ]; then
+  cand=$(python3 - 2>/dev/null <<'PY'
+import glob, os, site
+roots = set(site.getsitepackages() + [site.getusersitepackages()])
+try:
+    import nvidia
+    roots.update(os.path.dirname(p) for p in nvidia.__path__)
+except Exception:
+    pass
+hits = [h for r in roots for h in glob.glob(os.path.join(r, "nvidia", "*", "lib", "libnvrtc.so.*")) if "builtins" not in h and "alt" not in h]
+print(sorted(hits)[-1] if hits else "")
+PY
+)
+  if [ -n "$cand" ]; then export RUNTIME_NVRTC_PATH=$cand; echo "NVRTC from Python: $cand"; fi
+fi
+
 echo "== devices" | tee "$logs/devices.log"
 "$bin" devices 2>&1 | tee -a "$logs/devices.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv >> "$logs/devices.log" 2>&1 || true

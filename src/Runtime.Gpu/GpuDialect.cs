@@ -85,8 +85,13 @@ internal static class GpuDialect
         _ => "double",
     };
 
+    private static readonly string[] TypeDefinesCache = Enum.GetValues<DType>().Select(BuildTypeDefines).ToArray();
+    private static readonly string[,] CopyDefinesCache = BuildCopyDefines();
+
     /// <summary>Defines describing one dtype T for the typed kernel files.</summary>
-    public static string TypeDefines(DType t)
+    public static string TypeDefines(DType t) => TypeDefinesCache[(int)t];
+
+    private static string BuildTypeDefines(DType t)
     {
         var sb = new StringBuilder();
         sb.Append("#define T ").Append(TypeName(t)).Append('\n');
@@ -114,7 +119,18 @@ internal static class GpuDialect
         _ => "#define U u64\n",
     };
 
-    public static string CopyDefines(DType from, DType to) =>
+    public static string CopyDefines(DType from, DType to) => CopyDefinesCache[(int)from, (int)to];
+
+    private static string[,] BuildCopyDefines()
+    {
+        var types = Enum.GetValues<DType>();
+        var r = new string[types.Length, types.Length];
+        foreach (var a in types)
+            foreach (var b in types) r[(int)a, (int)b] = BuildCopyDefines(a, b);
+        return r;
+    }
+
+    private static string BuildCopyDefines(DType from, DType to) =>
         $"#define TS {TypeName(from)}\n#define TD {TypeName(to)}\n#define SRC_FLOAT {(from.IsFloating() ? 1 : 0)}\n" +
         $"#define DST_BOOL {(to == DType.Bool ? 1 : 0)}\n#define DST_I32 {(to == DType.Int32 ? 1 : 0)}\n#define DST_I64 {(to == DType.Int64 ? 1 : 0)}\n";
 }
