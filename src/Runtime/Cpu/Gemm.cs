@@ -33,8 +33,11 @@ namespace Runtime.Cpu;
 /// </remarks>
 internal static unsafe class Gemm
 {
-    /// <summary>Products with fewer multiply-adds than this run on the calling thread.</summary>
-    private const double MinParallelWork = 64.0 * 64.0 * 64.0;
+    /// <summary>
+    /// Products with fewer multiply-adds than this run on the calling thread (measured crossover on 2 Zen 5 cores:
+    /// waking a pool thread costs about as much as a 96^3 product).
+    /// </summary>
+    private const double MinParallelWork = 128.0 * 128.0 * 128.0;
 
     /// <summary>C = A * B (or C += A * B when <paramref name="accumulate"/>), float32.</summary>
     public static void Sgemm(int m, int n, int k, float* a, long rsA, long csA, float* b, long rsB, long csB, float* c, long ldc, bool accumulate, int maxThreads)
@@ -48,7 +51,10 @@ internal static unsafe class Gemm
     // Configurations
     // ------------------------------------------------------------------------------------------------
 
-    /// <summary>A micro-kernel with its blocking. The kernel computes C[r*ldc + j] (=|+=) sum_p A[p*MR + r] * B[p*NR + j].</summary>
+    /// <summary>
+    /// A micro-kernel with its blocking. <c>Kernel(kc, a, b, c, ldc, acc)</c> computes
+    /// C[r*ldc + j] (=|+=) sum_p A[p*MR + r] * B[p*NR + j] for r &lt; MR, j &lt; NR from packed slivers of A and B.
+    /// </summary>
     internal sealed class Config<T> where T : unmanaged
     {
         public readonly string Name;
@@ -130,7 +136,7 @@ internal static unsafe class Gemm
         }
 
         var job = new Job<T>(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, threads, splitM);
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Execute);
+        job.Run();
     }
 
     private static int ChooseThreads<T>(Config<T> cfg, int m, int n, int k, int maxThreads, out bool splitM)
@@ -146,22 +152,65 @@ internal static unsafe class Gemm
 
         int mTiles = (m + cfg.MR - 1) / cfg.MR;
         int nTiles = (n + cfg.NR - 1) / cfg.NR;
-        // Prefer splitting M (each thread packs only its own rows of A); split N when C is short and wide.
-        splitM = mTiles >= 4 * threads || mTiles >= nTiles;
+        // Splitting M makes every thread pack all of B (k x n), splitting N all of A (m x k): duplicate the smaller
+        // operand, provided the split dimension has enough tiles to balance the threads.
+        bool mOk = mTiles >= 2 * threads, nOk = nTiles >= 2 * threads;
+        splitM = mOk && nOk ? m >= n : mOk || (!nOk && mTiles >= nTiles);
         return Math.Max(1, Math.Min(threads, splitM ? mTiles : nTiles));
     }
 
-    /// <summary>One multi-threaded product: thread t runs the whole loop nest on its share of rows (or columns) of C.</summary>
-    private sealed class Job<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int threads, bool splitM)
+    /// <summary>
+    /// One multi-threaded product, cut into <c>parts</c> blocks of rows (or columns) of C; each block runs the whole
+    /// loop nest. The caller queues parts - 1 helpers on the thread pool and then claims blocks itself, so a helper
+    /// that starts late (or never, on a saturated pool) only means the caller does more of the blocks: the product
+    /// never waits for a thread that has not begun, and never deadlocks.
+    /// </summary>
+    private sealed class Job<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int parts, bool splitM)
+        : IThreadPoolWorkItem
         where T : unmanaged, INumber<T>
     {
-        public void Execute(int t)
+        private int _next = -1;
+        private int _remaining = -1;
+        private readonly ManualResetEventSlim _done = new(false);
+        private Exception? _error;
+
+        public void Run()
+        {
+            _remaining = parts;
+            for (int i = 1; i < parts; i++)
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            Execute();
+            _done.Wait();
+            if (_error is not null)
+                throw new AggregateException(_error);
+        }
+
+        /// <summary>Claims and runs blocks until none is left (the caller and every helper run this).</summary>
+        public void Execute()
+        {
+            int part;
+            while ((part = Interlocked.Increment(ref _next)) < parts)
+            {
+                try
+                {
+                    RunPart(part);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _error, e, null);
+                }
+                if (Interlocked.Decrement(ref _remaining) == 0)
+                    _done.Set();
+            }
+        }
+
+        private void RunPart(int part)
         {
             int tile = splitM ? cfg.MR : cfg.NR;
             int extent = splitM ? m : n;
             int tiles = (extent + tile - 1) / tile;
-            int s0 = (int)((long)tiles * t / threads) * tile;
-            int s1 = Math.Min(extent, (int)((long)tiles * (t + 1) / threads) * tile);
+            int s0 = (int)((long)tiles * part / parts) * tile;
+            int s1 = Math.Min(extent, (int)((long)tiles * (part + 1) / parts) * tile);
             if (s1 <= s0)
                 return;
             if (splitM)
@@ -444,13 +493,22 @@ internal static unsafe class Gemm
         int jr = 0;
         if (cs == 1)
         {
-            // Row-major B: walk each source row once across all full slivers (sequential reads).
+            // Row-major B: walk each source row once across all full slivers (sequential reads). The rows are
+            // short (nc elements) and far apart, so the row a few steps ahead is prefetched explicitly.
+            const int Ahead = 4;
             int full = nc / nr;
             long sliver = (long)nr * kc;
+            long rowBytes = (long)full * nr * sizeof(T);
             for (int p = 0; p < kc; p++)
             {
                 T* sp = src + p * rs;
                 T* dp = dst + (long)p * nr;
+                if (Sse.IsSupported && p + Ahead < kc)
+                {
+                    byte* ahead = (byte*)(sp + Ahead * rs);
+                    for (long o = 0; o < rowBytes; o += 64)
+                        Sse.Prefetch0(ahead + o);
+                }
                 for (int q = 0; q < full; q++)
                     CopyRow(dp + q * sliver, sp + q * nr, nr);
             }
