@@ -45,7 +45,7 @@ tail -n 1 "$logs/selfcheck.log"
 
 echo "== benchmarks (ours)"
 : > "$logs/bench_ours.jsonl"
-for spec in matmul:4096 matmul:2048 matmul:1024 add sum relu exp softmax; do
+for spec in ${SPECS:-matmul:4096 matmul:2048 matmul:1024 add sum relu exp softmax}; do
   op=${spec%%:*}; shape=${spec#*:}; [ "$shape" = "$spec" ] && shape=""
   args=(bench "$op" --device "$device" --json); [ -n "$shape" ] && args+=(--shape "$shape")
   "$bin" "${args[@]}" >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
@@ -103,9 +103,12 @@ python3 - "$logs/bench_ours.jsonl" "$logs/bench_torch.jsonl" > "$logs/table.md" 
 import json, sys
 ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 torch = {}
-for l in open(sys.argv[2]):
-    if l.strip():
-        r = json.loads(l); torch[(r["op"], r["shape"])] = r
+try:
+    for l in open(sys.argv[2]):
+        if l.strip():
+            r = json.loads(l); torch[(r["op"], r["shape"])] = r
+except FileNotFoundError:
+    pass
 def rate(r):
     for u in ("GFLOP_per_s", "GB_per_s"):
         if u in r: return r[u], u.replace("_per_", "/")
