@@ -253,6 +253,26 @@ public static class PngDecoder
         return offset;
     }
 
+    private static unsafe void UnfilterPaeth(Span<byte> cur, ReadOnlySpan<byte> prev, int bpp)
+    {
+        int n = cur.Length;
+        fixed (byte* c = cur)
+        fixed (byte* p = prev)
+        {
+            for (int i = bpp; i < n; i++)
+            {
+                int a = c[i - bpp], b = p[i], cc = p[i - bpp];
+                int pa = b - cc, pb = a - cc;
+                int pc = pa + pb;
+                pa = pa < 0 ? -pa : pa; pb = pb < 0 ? -pb : pb; pc = pc < 0 ? -pc : pc;
+                int pred = pb < pa ? b : a;
+                int best = pb < pa ? pb : pa;
+                pred = pc < best ? cc : pred;
+                c[i] = (byte)(c[i] + pred);
+            }
+        }
+    }
+
     private static void Unfilter(int f, Span<byte> cur, ReadOnlySpan<byte> prev, int bpp)
     {
         int n = cur.Length;
@@ -271,7 +291,7 @@ public static class PngDecoder
                 break;
             case 4:
                 for (int i = 0; i < bpp && i < n; i++) cur[i] += prev[i];
-                for (int i = bpp; i < n; i++) cur[i] += (byte)Paeth(cur[i - bpp], prev[i], prev[i - bpp]);
+                UnfilterPaeth(cur, prev, bpp);
                 break;
             default:
                 throw new ImageFormatException($"PNG: invalid filter type {f}");
