@@ -203,24 +203,24 @@ public unsafe class GemmTests
         { 2100, 1, 1000 }, // matrix times column vector, split over M
     };
 
-    [Theory]
+    [CpuTheory("GEMM internals")]
     [MemberData(nameof(SmallShapes))]
     public void Sgemm_SmallShapes(int m, int n, int k) => CheckShape(Public<float>(), m, n, k, allLayouts: true, seed: m * 1000003 + n * 1009 + k);
 
-    [Theory]
+    [CpuTheory("GEMM internals")]
     [MemberData(nameof(SmallShapes))]
     public void Dgemm_SmallShapes(int m, int n, int k) => CheckShape(Public<double>(), m, n, k, allLayouts: true, seed: m * 1000003 + n * 1009 + k + 1);
 
-    [Theory]
+    [CpuTheory("GEMM internals")]
     [MemberData(nameof(LargeShapes))]
     public void Sgemm_LargeShapes(int m, int n, int k) => CheckShape(Public<float>(), m, n, k, allLayouts: false, seed: m + n + k);
 
-    [Theory]
+    [CpuTheory("GEMM internals")]
     [MemberData(nameof(LargeShapes))]
     public void Dgemm_LargeShapes(int m, int n, int k) => CheckShape(Public<double>(), m, n, k, allLayouts: false, seed: m + n + k + 1);
 
     /// <summary>Every kernel this CPU can run (not only the default one), including the portable scalar kernel.</summary>
-    [Fact]
+    [CpuFact("GEMM internals")]
     public void EveryKernel_MatchesReference()
     {
         int[][] shapes = [[1, 1, 1], [7, 13, 5], [37, 45, 29], [1, 50, 9], [50, 1, 9], [40, 300, 200], [13, 17, 600]];
@@ -238,7 +238,7 @@ public unsafe class GemmTests
         Assert.Equal("scalar", Gemm.DoubleConfigs[^1].Name);
     }
 
-    [Theory]
+    [CpuTheory("GEMM internals")]
     [InlineData(1, 37, 11)]
     [InlineData(23, 41, 19)]
     [InlineData(90, 100, 80)]
@@ -254,7 +254,7 @@ public unsafe class GemmTests
         }
     }
 
-    [Fact]
+    [CpuFact("GEMM internals")]
     public void ZeroK_ZeroFillsOrKeeps()
     {
         var c = new float[] { 1, 2, 3, 4, 5, 6, 99 };
@@ -273,7 +273,7 @@ public unsafe class GemmTests
         }
     }
 
-    [Fact]
+    [CpuFact("GEMM internals")]
     public void NegativeSize_Throws()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Sgemm(-1, 1, 1, null, 1, 1, null, 1, 1, null, 1, false, 1));
@@ -281,7 +281,7 @@ public unsafe class GemmTests
     }
 
     /// <summary>Many threads calling at once (each with its own per-thread packing buffer), with mixed sizes and types.</summary>
-    [Fact]
+    [CpuFact("GEMM internals")]
     public void ConcurrentCalls_AreIndependent()
     {
         Parallel.For(0, 16, new ParallelOptions { MaxDegreeOfParallelism = 4 }, t =>
@@ -298,7 +298,7 @@ public unsafe class GemmTests
     }
 
     /// <summary>The thread count changes only who computes a tile, not how: results are bit-identical.</summary>
-    [Fact]
+    [CpuFact("GEMM internals")]
     public void ThreadCount_DoesNotChangeResults()
     {
         const int m = 200, n = 150, k = 500;
