@@ -245,11 +245,26 @@ public abstract partial class GpuBackend
         {
             Enter();
             var defs = GpuDialect.TypeDefines(x.DType);
+            var rowsKernel = Kernel("reduce", defs, "cumsum_rows");
+            int local = GroupSize(rowsKernel);
             if (inner == 1 && k > 32)
             {
-                var kern = Kernel("reduce", defs, "cumsum_rows");
-                int local = GroupSize(kern);
-                LaunchGroups(kern, outer, local, Args().Buffer(Buf(x)).I64(x.Offset).Buffer(Buf(y)).I64(y.Offset).I64(outer).I64(k));
+                LaunchGroups(rowsKernel, outer, local, Args().Buffer(Buf(x)).I64(x.Offset).Buffer(Buf(y)).I64(y.Offset).I64(outer).I64(k));
+            }
+            else if ((long)outer * inner < 2048 && k > 1024)
+            {
+                // Few long columns: transpose them into rows, scan the rows in parallel, transpose back.
+                long n = (long)outer * k * inner;
+                int es = x.DType.SizeOf();
+                using var rows = new GpuBuffer(this, n * es);
+                using var scanned = new GpuBuffer(this, n * es);
+                long[] blockStrides = [(long)k * inner, inner, 1], rowStrides = [(long)k * inner, 1, k];
+                var copy = Kernel("copy", GpuDialect.CopyDefines(x.DType, x.DType), "copy");
+                foreach (var (arg, cnt) in StridedLoop.Create([outer, k, inner], (x.Offset, blockStrides), (0, rowStrides)).Pieces())
+                    LaunchItems(copy, cnt, Args().Buffer(Buf(x)).Buffer(rows.Handle).Strided(arg).I64(cnt));
+                LaunchGroups(rowsKernel, (long)outer * inner, local, Args().Buffer(rows.Handle).I64(0).Buffer(scanned.Handle).I64(0).I64((long)outer * inner).I64(k));
+                foreach (var (arg, cnt) in StridedLoop.Create([outer, k, inner], (0, rowStrides), (y.Offset, blockStrides)).Pieces())
+                    LaunchItems(copy, cnt, Args().Buffer(scanned.Handle).Buffer(Buf(y)).Strided(arg).I64(cnt));
             }
             else
             {
