@@ -41,6 +41,8 @@ internal static class GpuDialect
         #define F2I64(x) convert_long_sat_rtz(x)
         #define IS_NAN(x) isnan(x)
         #define IS_INF(x) isinf(x)
+        #define exp_t exp
+        #define log_t log
         #define UNROLL _Pragma("unroll")
 
         """ + (fp64 ? "typedef double ACC;\ntypedef double PARAM;\n" : "typedef float ACC;\ntypedef float PARAM;\n");
@@ -69,6 +71,10 @@ internal static class GpuDialect
         #define F2I64(x) ((i64)(x))
         #define IS_NAN(x) ((x) != (x))
         #define IS_INF(x) ((x) == (x) && (x) - (x) != (x) - (x))
+        static __device__ __forceinline__ float exp_t(float x) { return expf(x); }
+        static __device__ __forceinline__ double exp_t(double x) { return exp(x); }
+        static __device__ __forceinline__ float log_t(float x) { return logf(x); }
+        static __device__ __forceinline__ double log_t(double x) { return log(x); }
         #define UNROLL _Pragma("unroll")
         typedef double ACC;
         typedef double PARAM;

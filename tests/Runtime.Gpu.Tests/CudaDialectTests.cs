@@ -23,6 +23,7 @@ public class CudaDialectTests
         MATH1(floor) MATH1(ceil) MATH1(rint) MATH1(fabs)
         #define MATH2(f) __device__ float f(float, float); __device__ double f(double, double);
         MATH2(fmin) MATH2(fmax) MATH2(pow)
+        __device__ float expf(float); __device__ float logf(float);
 
         """;
 

@@ -217,6 +217,7 @@ public sealed unsafe class CudaBackend : GpuBackend
                 return new CudaProgram(m) { Name = name };
             }
         }
+        if (ptx == null) throw new GpuException($"loading kernel '{name}' on {Device} failed: {failure}");
         var mp = TryLoadModule(ptx, out var ptxFailure);
         if (mp == 0) throw new GpuException($"loading kernel '{name}' on {Device} failed: {ptxFailure}{(failure != null ? $" (CUBIN: {failure})" : "")}");
         KernelCache.Write(key, ".ptx", ptx);
@@ -233,7 +234,7 @@ public sealed unsafe class CudaBackend : GpuBackend
     }
 
     /// <summary>NVRTC: CUBIN for the device's architecture where available, and PTX (NUL-terminated).</summary>
-    private (byte[]? Cubin, byte[] Ptx) Compile(string name, string source, string[] options)
+    private (byte[]? Cubin, byte[]? Ptx) Compile(string name, string source, string[] options)
     {
         var src = Encoding.UTF8.GetBytes(source + "\0");
         var nm = Encoding.UTF8.GetBytes(name.Replace(' ', '_') + ".cu\0");
@@ -271,10 +272,17 @@ public sealed unsafe class CudaBackend : GpuBackend
             {
                 cubin = null;
             }
+            // PTX as well where NVRTC keeps it (the fallback when the driver cannot load the CUBIN).
+            byte[]? ptx = null;
             nuint ps;
-            Nvrtc.Check(Nvrtc.nvrtcGetPTXSize(prog, &ps), "nvrtcGetPTXSize");
-            var ptx = new byte[(int)ps];
-            fixed (byte* p = ptx) Nvrtc.Check(Nvrtc.nvrtcGetPTX(prog, p), "nvrtcGetPTX");
+            int pe = Nvrtc.nvrtcGetPTXSize(prog, &ps);
+            if (pe == Nvrtc.Success && ps > 0)
+            {
+                ptx = new byte[(int)ps];
+                fixed (byte* p = ptx)
+                    if (Nvrtc.nvrtcGetPTX(prog, p) != Nvrtc.Success) ptx = null;
+            }
+            if (cubin == null && ptx == null) throw new GpuException($"NVRTC produced neither CUBIN nor PTX for '{name}': {Nvrtc.ErrorString(pe)}");
             return (cubin, ptx);
         }
         finally
