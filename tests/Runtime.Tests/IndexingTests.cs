@@ -364,4 +364,18 @@ public class IndexingTests
         TestUtil.GradCheck(x => Values(x[0].TopK(2)), [R(60, 3, 5)]);
         TestUtil.GradCheck(x => Values(x[0].TopK(2, 0, largest: false)), [R(61, 4, 3)]);
     }
+
+    [Fact]
+    public void IndexSelect_WithAStridedInt64Index()
+    {
+        // A strided Int64 index view (here every other element) used to be read as if contiguous.
+        using var x = Tensor.From(new float[] { 10, 11, 12, 13, 14, 15 }).RequiresGrad_();
+        using var all = Tensor.From(new long[] { 0, 5, 1, 4, 2, 2 });
+        using var idx = all.Slice(0, 0, 6, 2);
+        using var y = x.IndexSelect(0, idx);
+        Assert.Equal([10f, 11, 12], y.ToArray<float>());
+        using var s = (y * y).Sum();
+        s.Backward();
+        TestUtil.AssertClose([20, 22, 24, 0, 0, 0], x.Grad!);
+    }
 }

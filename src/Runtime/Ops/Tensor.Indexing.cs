@@ -19,7 +19,9 @@ public sealed partial class Tensor
             negative |= v < 0;
         }
         if (!negative)
-            return index.DType == DType.Int64 ? index.Alias(register: false) : index.ToUntracked(DType.Int64);
+            // Backends read IndexSelect/IndexAdd indices as a contiguous run: a strided Int64 view is copied.
+            return index.DType != DType.Int64 ? index.ToUntracked(DType.Int64)
+                : index.IsContiguous ? index.Alias(register: false) : index.ContiguousUntracked();
         for (int i = 0; i < values.Length; i++)
             if (values[i] < 0) values[i] += size;
         return From<long>(values, index.ShapeArray, index.Device).Unscoped();
