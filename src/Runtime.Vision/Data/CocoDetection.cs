@@ -1,3 +1,4 @@
+using System.Buffers;
 using Runtime.Vision.Evaluation;
 using Runtime.Vision.Imaging;
 
@@ -78,7 +79,7 @@ public sealed class CocoDetection : IDataset<DetectionSample>
         var target = LoadTarget(index, img.Height, img.Width);
         try
         {
-            return new DetectionSample(img.ToTensor(), target);
+            return new DetectionSample(ImageTensors.ToChw(img), target);
         }
         catch
         {
@@ -109,13 +110,34 @@ public sealed class CocoDetection : IDataset<DetectionSample>
             area.Add((float)a.Area);
             masks?.Add(DecodeMask(a.Segmentation, height, width));
         }
-        byte[]? flat = null;
+        int n = labels.Count;
+        Tensor? maskTensor = null;
         if (masks != null)
         {
-            flat = new byte[(long)masks.Count * height * width];
-            for (int i = 0; i < masks.Count; i++) masks[i].CopyTo(flat, (long)i * height * width);
+            // A pooled staging buffer: the tensor copies it, and large arrays would otherwise churn the LOH.
+            int plane = height * width, total = checked(n * plane);
+            var flat = ArrayPool<byte>.Shared.Rent(total);
+            try
+            {
+                for (int i = 0; i < n; i++) masks[i].CopyTo(flat, i * plane);
+                maskTensor = Tensor.From<byte>(flat.AsSpan(0, total), [n, height, width]);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(flat);
+            }
         }
-        return DetectionTarget.FromArrays(boxes.ToArray(), labels.ToArray(), flat, height, width, crowd.ToArray(), area.ToArray(), info.Id);
+        try
+        {
+            return new DetectionTarget(
+                Tensor.From<float>(boxes.ToArray(), [n, 4]), Tensor.From<long>(labels.ToArray(), [n]), maskTensor,
+                Tensor.From<long>(crowd.ToArray(), [n]), Tensor.From<float>(area.ToArray(), [n]), info.Id);
+        }
+        catch
+        {
+            maskTensor?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A segmentation as a row-major byte mask (1 inside); an absent one gives an empty mask.</summary>
@@ -136,6 +158,37 @@ public sealed class CocoDetection : IDataset<DetectionSample>
 
     private int CheckIndex(int index) =>
         (uint)index < (uint)_images.Length ? index : throw new ArgumentOutOfRangeException(nameof(index), index, $"index outside a data set of {_images.Length} images");
+}
+
+/// <summary>Image to tensor conversion for the loaders.</summary>
+public static class ImageTensors
+{
+    /// <summary>
+    /// An 8-bit RGB image as a CHW Float32 tensor in [0, 1] (torchvision's to_tensor: sample / 255),
+    /// staged through a pooled buffer. Other images go through <see cref="Image.ToTensor"/>.
+    /// </summary>
+    public static Tensor ToChw(Image image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Is16Bit || image.IsIndexed) return image.ToTensor();
+        int c = image.Channels, hw = image.Width * image.Height, total = c * hw;
+        var buf = ArrayPool<float>.Shared.Rent(total);
+        try
+        {
+            var src = image.Pixels;
+            const float scale = 1f / 255f; // the same factor Image.ToTensor multiplies by
+            for (int ch = 0; ch < c; ch++)
+            {
+                var dst = buf.AsSpan(ch * hw, hw);
+                for (int i = 0, j = ch; i < dst.Length; i++, j += c) dst[i] = src[j] * scale;
+            }
+            return Tensor.From<float>(buf.AsSpan(0, total), [c, image.Height, image.Width]);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(buf);
+        }
+    }
 }
 
 /// <summary>
@@ -187,8 +240,7 @@ public sealed class CocoPanoptic : IDataset<PanopticSample>
             s.Id, s.CategoryId, Categories.LabelOf(s.CategoryId),
             cats.TryGetValue(s.CategoryId, out var c) ? c.IsThing ?? true : true,
             s.IsCrowd, s.Area, s.Bbox)).ToArray();
-        var imageTensor = img.ToTensor();
-        return new PanopticSample(imageTensor, Tensor.From<int>(ids, [h, w]), segments, info.Id);
+        return new PanopticSample(ImageTensors.ToChw(img), Tensor.From<int>(ids, [h, w]), segments, info.Id);
     }
 
     /// <summary>Reads a panoptic PNG into segment ids R + 256 G + 256^2 B, row-major.</summary>
