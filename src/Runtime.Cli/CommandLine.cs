@@ -7,7 +7,9 @@ internal static class CommandLine
         usage: runtime <command> [options]
 
         commands:
-          devices                         list devices (CPU: SIMD width and cores)
+          devices                         list devices: CPU (SIMD width, cores), CUDA and OpenCL (or why unavailable)
+          selfcheck --device <cuda:i|opencl:i> [--seed n]
+                                          every operator on the device against the CPU, forward and backward
           bench <op> [options]            time an operator; ops: matmul, add, mul, relu, exp, sum, softmax
               --device <cpu|cuda:i|opencl:i>   device (default cpu)
               --shape <a,b,...>                matmul: M,N,K or one size for a cube (default 1024)
