@@ -1,13 +1,14 @@
 // Generates the synthetic shapes data set (COCO format), reads it back through CocoDetection and a
 // DataLoader with background workers, and draws the ground truth of a few images to PNG.
 //
-//   dotnet run --project samples/ShapesDataset -c Release -- [--out folder] [--count N] [--seed S] [--workers W]
+//   dotnet run --project samples/ShapesDataset -c Release -- [--out folder] [--count N] [--seed S] [--workers W] [--epochs E] [--draw K]
+// (default: 200 images into artifacts/shapes, 2 workers, 2 epochs, 6 drawings)
 using System.Diagnostics;
 using System.Globalization;
 using Runtime.Vision.Data;
 using Runtime.Vision.Drawing;
 
-string outDir = "shapes-data";
+string outDir = Path.Combine("artifacts", "shapes"); // ignored by git
 int count = 200, workers = 2, draw = 6, epochs = 2;
 ulong seed = 1;
 for (int i = 0; i < args.Length; i++)
