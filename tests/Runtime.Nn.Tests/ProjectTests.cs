@@ -1,0 +1,2 @@
+namespace Runtime.Nn.Tests;
+public class ProjectTests { [Fact] public void Builds() => Assert.Equal("Runtime.Nn", Runtime.Nn.NnInfo.Name); }
