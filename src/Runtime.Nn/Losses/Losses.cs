@@ -1,0 +1,249 @@
+namespace Runtime.Nn.Losses;
+
+/// <summary>How a loss reduces its per-element values (torch's <c>reduction</c> argument).</summary>
+public enum Reduction
+{
+    /// <summary>The per-element (per-sample) losses, unreduced.</summary>
+    None,
+    /// <summary>The mean (for weighted cross-entropy: the sum divided by the sum of the target weights).</summary>
+    Mean,
+    /// <summary>The sum.</summary>
+    Sum,
+}
+
+/// <summary>
+/// Loss functions (torch.nn.functional / torchvision counterparts), built from differentiable tensor
+/// operators so that gradients come from autograd.
+/// </summary>
+public static class Losses
+{
+    private static Tensor Reduce(Tensor loss, Reduction reduction) => reduction switch
+    {
+        Reduction.None => loss.Clone(),
+        Reduction.Mean => loss.Mean(),
+        Reduction.Sum => loss.Sum(),
+        _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "unknown reduction"),
+    };
+
+    private static string Fmt(ReadOnlySpan<int> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
+
+    private static void CheckSameShape(Tensor input, Tensor target, string op)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(target);
+        if (!input.Shape.SequenceEqual(target.Shape))
+            throw new ArgumentException($"{op}: target shape {Fmt(target.Shape)} does not match input shape {Fmt(input.Shape)}", nameof(target));
+    }
+
+    private static void CheckFloating(Tensor t, string op, string name)
+    {
+        if (!t.DType.IsFloating()) throw new ArgumentException($"{op}: {name} must be floating-point, got {t.DType.Name()}", name);
+    }
+
+    /// <summary>
+    /// Cross-entropy of class <paramref name="logits"/> <c>[N, C]</c> or <c>[N, C, d1, ...]</c> against Int64/Int32
+    /// class indices <paramref name="target"/> <c>[N]</c> or <c>[N, d1, ...]</c> (torch.nn.functional.cross_entropy).
+    /// Targets equal to <paramref name="ignoreIndex"/> contribute nothing; with <paramref name="weight"/> <c>[C]</c>
+    /// each term is scaled by the weight of its target class and <see cref="Reduction.Mean"/> divides by the sum
+    /// of the weights of the non-ignored targets (NaN when every target is ignored, as in PyTorch).
+    /// </summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = -100, Reduction reduction = Reduction.Mean)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(target);
+        const string op = "CrossEntropy";
+        CheckFloating(logits, op, nameof(logits));
+        if (!target.DType.IsIntegral())
+            throw new ArgumentException($"{op}: target must hold Int64 or Int32 class indices, got {target.DType.Name()}", nameof(target));
+        if (logits.Rank < 2)
+            throw new ArgumentException($"{op}: logits must be [N, C] or [N, C, d1, ...], got shape {Fmt(logits.Shape)}", nameof(logits));
+        var expected = new List<int> { logits.Size(0) };
+        for (int d = 2; d < logits.Rank; d++) expected.Add(logits.Size(d));
+        if (!target.Shape.SequenceEqual(expected.ToArray()))
+            throw new ArgumentException($"{op}: target shape {Fmt(target.Shape)} does not match logits shape {Fmt(logits.Shape)} (expected target shape {Fmt(expected.ToArray())})", nameof(target));
+        int c = logits.Size(1);
+        if (weight != null)
+        {
+            if (weight.Rank != 1 || weight.Size(0) != c)
+                throw new ArgumentException($"{op}: weight must have shape [{c}] (one per class), got {Fmt(weight.Shape)}", nameof(weight));
+        }
+
+        long[] tv;
+        using (var t64 = target.To(DType.Int64)) tv = t64.ToArray<long>();
+        var safe = new long[tv.Length];
+        var valid = new double[tv.Length];
+        for (int i = 0; i < tv.Length; i++)
+        {
+            long v = tv[i];
+            if (v == ignoreIndex) continue;
+            if (v < 0 || v >= c)
+                throw new ArgumentOutOfRangeException(nameof(target), v, $"{op}: target value {v} is out of range for {c} classes (valid: 0..{c - 1} or ignoreIndex {ignoreIndex})");
+            safe[i] = v;
+            valid[i] = 1;
+        }
+        int m = tv.Length;
+
+        // [N, C, d...] -> [N*d..., C]
+        using var logp = logits.LogSoftmax(1);
+        using var moved = logits.Rank > 2 ? logp.Movedim(1, -1) : logp.Clone();
+        using var rows = moved.Reshape(m, c);
+        using var idx = Tensor.From<long>(safe, [m, 1], logits.Device);
+        using var picked2 = rows.Gather(1, idx);
+        using var picked = picked2.Reshape(m);
+        using var validT0 = Tensor.From<double>(valid, [m], logits.Device);
+        using var validT = validT0.To(logits.DType);
+        Tensor w;
+        if (weight != null)
+        {
+            using var idx1 = Tensor.From<long>(safe, [m], logits.Device);
+            using var wc = weight.To(logits.DType);
+            using var wsel = wc.IndexSelect(0, idx1);
+            w = wsel * validT;
+        }
+        else w = validT.Clone();
+        using (w)
+        {
+            using var prod = picked * w;
+            using var nll = -prod;
+            switch (reduction)
+            {
+                case Reduction.None: return nll.Reshape(target.Shape.ToArray());
+                case Reduction.Sum: return nll.Sum();
+                case Reduction.Mean:
+                    using (var s = nll.Sum())
+                    using (var ws = w.Sum())
+                        return s / ws;
+                default: throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "unknown reduction");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Binary cross-entropy on logits in the stable form of torch.nn.functional.binary_cross_entropy_with_logits:
+    /// <c>(1 - t) x + lw (log(1 + exp(-|x|)) + max(-x, 0))</c> with <c>lw = 1 + (posWeight - 1) t</c>,
+    /// times <paramref name="weight"/> (broadcast). Targets may be soft (any value in [0, 1]).
+    /// </summary>
+    public static Tensor BinaryCrossEntropyWithLogits(Tensor input, Tensor target, Tensor? weight = null, Tensor? posWeight = null, Reduction reduction = Reduction.Mean)
+    {
+        const string op = "BinaryCrossEntropyWithLogits";
+        CheckSameShape(input, target, op);
+        CheckFloating(input, op, nameof(input));
+        CheckFloating(target, op, nameof(target));
+        using var loss = BceElementwise(input, target, weight, posWeight);
+        return Reduce(loss, reduction);
+    }
+
+    private static Tensor BceElementwise(Tensor x, Tensor t, Tensor? weight, Tensor? posWeight)
+    {
+        using var oneMinusT = 1.0 - t;
+        using var a = oneMinusT * x;
+        using var absx = x.Abs();
+        using var nabs = -absx;
+        using var e = nabs.Exp();
+        using var l1p = e.Log1p();
+        using var negx = -x;
+        using var rl = negx.Relu();
+        using var sp = l1p + rl; // softplus(-x), stable
+        Tensor loss;
+        if (posWeight != null)
+        {
+            using var pm1 = posWeight - 1.0;
+            using var pt = pm1 * t;
+            using var lw = pt + 1.0;
+            using var b = lw * sp;
+            loss = a + b;
+        }
+        else loss = a + sp;
+        if (weight == null) return loss;
+        using (loss) return loss * weight;
+    }
+
+    /// <summary>
+    /// Smooth L1 (Huber-like) loss as torch.nn.functional.smooth_l1_loss: <c>0.5 d²/beta</c> where <c>|d| &lt; beta</c>,
+    /// else <c>|d| - 0.5 beta</c>; <paramref name="beta"/> = 0 gives the L1 loss.
+    /// </summary>
+    public static Tensor SmoothL1(Tensor input, Tensor target, double beta = 1.0, Reduction reduction = Reduction.Mean)
+    {
+        const string op = "SmoothL1";
+        CheckSameShape(input, target, op);
+        if (beta < 0) throw new ArgumentOutOfRangeException(nameof(beta), beta, $"{op}: beta must be non-negative");
+        if (beta == 0) return L1(input, target, reduction);
+        using var d = input - target;
+        using var ad = d.Abs();
+        using var small = ad.Lt(beta);
+        using var sq = d.Square();
+        using var quad = sq * (0.5 / beta);
+        using var lin = ad - 0.5 * beta;
+        using var loss = Tensor.Where(small, quad, lin);
+        return Reduce(loss, reduction);
+    }
+
+    /// <summary>Mean absolute error <c>|input - target|</c> (torch.nn.functional.l1_loss).</summary>
+    public static Tensor L1(Tensor input, Tensor target, Reduction reduction = Reduction.Mean)
+    {
+        CheckSameShape(input, target, "L1");
+        using var d = input - target;
+        using var ad = d.Abs();
+        return Reduce(ad, reduction);
+    }
+
+    /// <summary>
+    /// torchvision.ops.sigmoid_focal_loss: <c>p = sigmoid(x)</c>, <c>ce = BCEWithLogits(x, t)</c>,
+    /// <c>p_t = p t + (1 - p)(1 - t)</c>, <c>loss = ce (1 - p_t)^gamma</c>, times <c>alpha t + (1 - alpha)(1 - t)</c>
+    /// when <paramref name="alpha"/> &gt;= 0. Default reduction is <see cref="Reduction.None"/> as in torchvision;
+    /// RetinaNet sums it and divides by the number of foreground anchors.
+    /// </summary>
+    public static Tensor SigmoidFocalLoss(Tensor inputs, Tensor targets, double alpha = 0.25, double gamma = 2.0, Reduction reduction = Reduction.None)
+    {
+        const string op = "SigmoidFocalLoss";
+        CheckSameShape(inputs, targets, op);
+        CheckFloating(inputs, op, nameof(inputs));
+        CheckFloating(targets, op, nameof(targets));
+        if (gamma < 0) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, $"{op}: gamma must be non-negative");
+        using var p = inputs.Sigmoid();
+        using var ce = BceElementwise(inputs, targets, null, null);
+        using var pt1 = p * targets;
+        using var omp = 1.0 - p;
+        using var omt = 1.0 - targets;
+        using var pt2 = omp * omt;
+        using var pt = pt1 + pt2;
+        using var ompt = 1.0 - pt;
+        using var mod = ompt.Pow(gamma);
+        using var loss0 = ce * mod;
+        if (alpha < 0) return Reduce(loss0, reduction);
+        using var at1 = targets * alpha;
+        using var at2 = omt * (1 - alpha);
+        using var at = at1 + at2;
+        using var loss = at * loss0;
+        return Reduce(loss, reduction);
+    }
+
+    /// <summary>
+    /// Dice loss on sigmoid probabilities, per sample (DETR / MaX-DeepLab usage): with <c>p = sigmoid(inputs)</c>
+    /// flattened from dimension 1 and <c>t</c> likewise, <c>loss_n = 1 - (2 Σ p t + 1) / (Σ p + Σ t + 1)</c>.
+    /// <see cref="Reduction.None"/> gives the <c>[N]</c> per-sample losses (DETR then sums and divides by the number of boxes).
+    /// </summary>
+    public static Tensor DiceLoss(Tensor inputs, Tensor targets, Reduction reduction = Reduction.Sum)
+    {
+        const string op = "DiceLoss";
+        CheckSameShape(inputs, targets, op);
+        CheckFloating(inputs, op, nameof(inputs));
+        if (inputs.Rank < 1) throw new ArgumentException($"{op}: inputs need a sample dimension, got shape {Fmt(inputs.Shape)}", nameof(inputs));
+        int n = inputs.Size(0);
+        using var p0 = inputs.Sigmoid();
+        using var p = p0.Reshape(n, -1);
+        using var t0 = targets.To(inputs.DType);
+        using var t = t0.Reshape(n, -1);
+        using var pt = p * t;
+        using var inter = pt.Sum(1);
+        using var num0 = inter * 2.0;
+        using var num = num0 + 1.0;
+        using var ps = p.Sum(1);
+        using var ts = t.Sum(1);
+        using var den0 = ps + ts;
+        using var den = den0 + 1.0;
+        using var q = num / den;
+        using var loss = 1.0 - q;
+        return Reduce(loss, reduction);
+    }
+}

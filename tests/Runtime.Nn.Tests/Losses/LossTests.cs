@@ -1,0 +1,140 @@
+using Runtime.Nn.Losses;
+using static Runtime.Nn.Tests.Losses.LossTestUtil;
+using L = Runtime.Nn.Losses.Losses;
+
+namespace Runtime.Nn.Tests.Losses;
+
+/// <summary>Finite-difference gradient checks and argument validation of the losses.</summary>
+public class LossTests
+{
+    private static Tensor Targets01(int[] shape, ulong seed)
+    {
+        using var r = Tensor.Rand(shape, new Generator(seed), DType.Float64);
+        using var b = r.Gt(0.5);
+        return b.To(DType.Float64);
+    }
+
+    [Fact]
+    public void CrossEntropy_GradCheck()
+    {
+        using var scope = new TensorScope();
+        using var t = Tensor.From<long>([2, 0, -100, 1], 4);
+        using var w = Tensor.From<double>([0.3, 1.0, 2.0], 3);
+        GradCheck(a => L.CrossEntropy(a[0], t, w), [RandnF64([4, 3], 1)]);
+        GradCheck(a => L.CrossEntropy(a[0], t, null, -100, Reduction.None), [RandnF64([4, 3], 2)]);
+        using var t2 = Tensor.From<long>([0, 1, 2, 1, 0, 2], 2, 3);
+        GradCheck(a => L.CrossEntropy(a[0], t2, null, -100, Reduction.Sum), [RandnF64([2, 3, 3], 3)]);
+    }
+
+    [Fact]
+    public void BceWithLogits_GradCheck()
+    {
+        using var scope = new TensorScope();
+        using var w = Tensor.From<double>([0.5, 2.0, 1.0], 3);
+        using var pw = Tensor.From<double>([3.0, 1.0, 0.2], 3);
+        using var tt = Tensor.Rand([2, 3], new Generator(5), DType.Float64);
+        GradCheck(a => L.BinaryCrossEntropyWithLogits(a[0], a[1], w, pw), [RandnF64([2, 3], 4, 3.0), tt.Clone()]);
+        GradCheck(a => L.BinaryCrossEntropyWithLogits(a[0], a[1], null, null, Reduction.None), [RandnF64([2, 3], 6, 3.0), tt.Clone()]);
+    }
+
+    [Fact]
+    public void SmoothL1AndL1_GradCheck()
+    {
+        using var scope = new TensorScope();
+        GradCheck(a => L.SmoothL1(a[0], a[1], 0.7), [RandnF64([3, 3], 7), RandnF64([3, 3], 8)]);
+        GradCheck(a => L.SmoothL1(a[0], a[1], 1.0, Reduction.Sum), [RandnF64([3, 3], 9), RandnF64([3, 3], 10)]);
+        GradCheck(a => L.L1(a[0], a[1], Reduction.None), [RandnF64([3, 3], 11), RandnF64([3, 3], 12)]);
+    }
+
+    [Fact]
+    public void SigmoidFocal_GradCheck()
+    {
+        using var scope = new TensorScope();
+        var t = Targets01([4, 3], 13);
+        GradCheck(a => L.SigmoidFocalLoss(a[0], t), [RandnF64([4, 3], 14, 2.0)]);
+        GradCheck(a => L.SigmoidFocalLoss(a[0], t, -1, 1.5, Reduction.Mean), [RandnF64([4, 3], 15, 2.0)]);
+    }
+
+    [Fact]
+    public void Dice_GradCheck()
+    {
+        using var scope = new TensorScope();
+        var t = Targets01([2, 3, 4], 16);
+        GradCheck(a => L.DiceLoss(a[0], t, Reduction.None), [RandnF64([2, 3, 4], 17, 2.0)]);
+        GradCheck(a => L.DiceLoss(a[0], a[1], Reduction.Mean), [RandnF64([2, 3, 4], 18, 2.0), Targets01([2, 3, 4], 19)]);
+    }
+
+    [Fact]
+    public void Dice_PerfectPredictionIsNearZero()
+    {
+        using var scope = new TensorScope();
+        using var t = Tensor.From<double>([1, 0, 1, 0], 1, 4);
+        using var x = t * 60.0 - 30.0;
+        using var l = L.DiceLoss(x, t, Reduction.None);
+        Assert.True(l.Item() < 1e-9);
+    }
+
+    [Fact]
+    public void CrossEntropy_TargetOutOfRange_NamesValue()
+    {
+        using var scope = new TensorScope();
+        using var x = Tensor.Zeros([2, 3], DType.Float64);
+        using var t = Tensor.From<long>([1, 7], 2);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => L.CrossEntropy(x, t));
+        Assert.Contains("7", ex.Message);
+        Assert.Contains("3 classes", ex.Message);
+        using var tn = Tensor.From<long>([-1, 0], 2);
+        var ex2 = Assert.Throws<ArgumentOutOfRangeException>(() => L.CrossEntropy(x, tn));
+        Assert.Contains("-1", ex2.Message);
+    }
+
+    [Fact]
+    public void ShapeMismatch_NamesShapes()
+    {
+        using var scope = new TensorScope();
+        using var x = Tensor.Zeros([2, 3], DType.Float64);
+        using var t = Tensor.From<long>([1, 0, 2], 3);
+        var ex = Assert.Throws<ArgumentException>(() => L.CrossEntropy(x, t));
+        Assert.Contains("[3]", ex.Message);
+        Assert.Contains("[2, 3]", ex.Message);
+        using var w = Tensor.Ones([4], DType.Float64);
+        using var t2 = Tensor.From<long>([1, 0], 2);
+        var exw = Assert.Throws<ArgumentException>(() => L.CrossEntropy(x, t2, w));
+        Assert.Contains("[4]", exw.Message);
+
+        using var y = Tensor.Zeros([3, 2], DType.Float64);
+        foreach (var f in new Func<Tensor>[]
+                 {
+                     () => L.BinaryCrossEntropyWithLogits(x, y), () => L.SmoothL1(x, y), () => L.L1(x, y),
+                     () => L.SigmoidFocalLoss(x, y), () => L.DiceLoss(x, y),
+                 })
+        {
+            var e = Assert.Throws<ArgumentException>(f);
+            Assert.Contains("[3, 2]", e.Message);
+            Assert.Contains("[2, 3]", e.Message);
+        }
+    }
+
+    [Fact]
+    public void CrossEntropy_FloatTargetRejected()
+    {
+        using var scope = new TensorScope();
+        using var x = Tensor.Zeros([2, 3], DType.Float64);
+        using var t = Tensor.Zeros([2], DType.Float64);
+        var ex = Assert.Throws<ArgumentException>(() => L.CrossEntropy(x, t));
+        Assert.Contains("float64", ex.Message);
+    }
+
+    [Fact]
+    public void Float32_Works()
+    {
+        using var scope = new TensorScope();
+        using var x = Tensor.Randn([4, 3], new Generator(1)).RequiresGrad_();
+        using var t = Tensor.From<long>([0, 1, 2, 1], 4);
+        using var l = L.CrossEntropy(x, t);
+        Assert.Equal(DType.Float32, l.DType);
+        l.Backward();
+        Assert.Equal(DType.Float32, x.Grad!.DType);
+        x.Grad.Dispose();
+    }
+}
