@@ -20,6 +20,7 @@ internal static class CommandLine
               --repeat <n>                     timed repetitions (default: enough for ~1 s, at least 5)
               --json                           one JSON object per line instead of a table row
           draw <coco.json> <image_id|all> --out <folder>   draw COCO ground truth to PNG (options: runtime draw --help)
+          convert <in.pth> <out.safetensors>   PyTorch checkpoint (state dict) to safetensors, pickle never executed
           help                            this text
         """;
 
@@ -38,6 +39,7 @@ internal static class CommandLine
                 "bench" => BenchCommand.Run(args[1..]),
                 "selfcheck" => SelfCheckCommand.Run(args[1..]),
                 "draw" => DrawCommand.Run(args[1..]),
+                "convert" => ConvertCommand.Run(args[1..]),
                 _ => Fail($"unknown command '{args[0]}'"),
             };
         }

@@ -112,6 +112,38 @@ public class CheckpointTests
         }
     }
 
+    [Fact]
+    public void PthToSafetensors_MatchesSafetensorsGolden()
+    {
+        // What `runtime convert small.pth out.safetensors` does.
+        var dir = Directory.CreateTempSubdirectory("ckpt");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "out.safetensors");
+            Safetensors.Save(path, TorchCheckpoint.Load(Golden("small.pth")), new Dictionary<string, string> { ["format"] = "pt" });
+            AssertMatchesExpected(Safetensors.Load(path));
+            var golden = Safetensors.Load(Golden("small.safetensors"));
+            var mine = Safetensors.Load(path);
+            Assert.Equal(golden.Keys, mine.Keys);
+            foreach (var (k, t) in golden)
+            {
+                Assert.Equal(t.DType, mine[k].DType);
+                Assert.Equal(t.Shape.ToArray(), mine[k].Shape.ToArray());
+                Assert.Equal(t.ToDoubleArray(), mine[k].ToDoubleArray());
+            }
+            static byte[] Data(string p)
+            {
+                var b = File.ReadAllBytes(p);
+                return b[(8 + (int)BitConverter.ToUInt64(b, 0))..];
+            }
+            Assert.Equal(Data(Golden("small.safetensors")), Data(path));
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
     [Theory]
     [InlineData("evil_os_system.pth", "os.system")]
     [InlineData("evil_eval.pth", "builtins.eval")]
