@@ -1,0 +1,85 @@
+using Runtime.Nn.Optim;
+
+namespace Runtime.Nn.Tests.Optim;
+
+public class OptimizerTests
+{
+    [Fact]
+    public void ZeroGrad_ClearsGradients_AndParamsWithoutGradAreSkipped()
+    {
+        using var a = Tensor.Ones([2], DType.Float64).RequiresGrad_();
+        using var b = Tensor.Ones([2], DType.Float64).RequiresGrad_();
+        using var opt = new Adam([a, b], lr: 0.1);
+        a.Grad = Tensor.Ones([2], DType.Float64);
+        opt.Step();
+        Assert.NotEqual(1.0, a.ToDoubleArray()[0]);
+        Assert.Equal([1.0, 1.0], b.ToDoubleArray());
+        opt.ZeroGrad();
+        Assert.Null(a.Grad);
+        Assert.Null(b.Grad);
+    }
+
+    [Fact]
+    public void BadArguments_Throw()
+    {
+        using var a = Tensor.Ones([2], DType.Float64).RequiresGrad_();
+        Assert.Throws<ArgumentException>(() => new Sgd([], 0.1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Sgd([a], -1));
+        Assert.Throws<ArgumentException>(() => new Sgd([a], 0.1, nesterov: true));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Adam([a], beta1: 1.0));
+        using var i = Tensor.Zeros([2], DType.Int64);
+        var ex = Assert.Throws<ArgumentException>(() => new Sgd([i], 0.1));
+        Assert.Contains("int64", ex.Message);
+        using var opt = new Sgd([a], 0.1);
+        a.Grad = Tensor.Ones([3], DType.Float64);
+        var ex2 = Assert.Throws<InvalidOperationException>(opt.Step);
+        Assert.Contains("[3]", ex2.Message);
+        opt.ZeroGrad();
+    }
+
+    [Fact]
+    public void TrainsLogisticRegression_InsideScopes()
+    {
+        // A tiny end-to-end run: loss + backward + clip + AdamW + schedule, with scoped temporaries.
+        var gen = new Generator(3);
+        using var x = Tensor.Randn([32, 2], gen, DType.Float64);
+        using var wTrue = Tensor.From<double>([2.0, -1.0], 2, 1);
+        using var logit = x.MatMul(wTrue);
+        using var yb = logit.Gt(0.0);
+        using var y = yb.To(DType.Float64);
+        using var w = Tensor.Zeros([2, 1], DType.Float64).RequiresGrad_();
+        using var opt = new AdamW([w], lr: 0.1, weightDecay: 0);
+        var sched = new SequentialLR(opt, [LinearLR.Warmup(null, 0.1, 5), new CosineAnnealingLR(null, 95)], [5]);
+        double first = 0, last = 0;
+        for (int it = 0; it < 100; it++)
+        {
+            using var scope = new TensorScope();
+            opt.ZeroGrad();
+            var z = x.MatMul(w);
+            var loss = Runtime.Nn.Losses.Losses.BinaryCrossEntropyWithLogits(z, y);
+            loss.Backward();
+            GradClip.ClipGradNorm([w], 1.0);
+            opt.Step();
+            sched.Step();
+            if (it == 0) first = loss.Item();
+            last = loss.Item();
+        }
+        Assert.True(last < first * 0.5, $"loss {first} -> {last}");
+        var wv = w.ToDoubleArray();
+        Assert.True(wv[0] > 0 && wv[1] < 0);
+        opt.ZeroGrad();
+    }
+
+    [Fact]
+    public void ClipGradNorm_NoClipBelowMax_AndIgnoresMissingGrads()
+    {
+        using var a = Tensor.Zeros([2], DType.Float64).RequiresGrad_();
+        using var b = Tensor.Zeros([2], DType.Float64).RequiresGrad_();
+        a.Grad = Tensor.From<double>([3.0, 4.0], 2);
+        Assert.Equal(5.0, GradClip.ClipGradNorm([a, b], 10.0), 12);
+        Assert.Equal([3.0, 4.0], a.Grad.ToDoubleArray());
+        Assert.Equal(5.0, GradClip.ClipGradNorm([a, b], 1.0), 12);
+        Assert.Equal(0.6 / (1 + 2e-7), a.Grad.ToDoubleArray()[0], 6);
+        a.Grad.Dispose();
+    }
+}
