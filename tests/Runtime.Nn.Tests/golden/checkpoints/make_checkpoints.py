@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes the checkpoint goldens. Run with /usr/bin/python3 (python3-torch); tests never call python."""
-import collections, io, json, os, pickle, struct, zipfile
+import json, os, struct, zipfile, zlib
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,22 +49,37 @@ for k, t in sd.items():
 with open(os.path.join(HERE, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1)
 
-# ZIP64 variant: same entries, rewritten with zip64 extra fields forced.
-with zipfile.ZipFile(os.path.join(HERE, "small.pth")) as src, zipfile.ZipFile(os.path.join(HERE, "zip64.pth"), "w", zipfile.ZIP_STORED) as dst:
-    for info in src.infolist():
-        data = src.read(info)
-        zi = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-        zi.compress_type = zipfile.ZIP_STORED
-        with dst.open(zi, "w", force_zip64=True) as w:
-            w.write(data)
+# ZIP64 variant: the same entries written by hand with every size and offset in ZIP64 extra fields
+# (0xFFFFFFFF in the 32-bit fields), a ZIP64 end-of-central-directory record and its locator.
+def write_zip64(path, entries):
+    out, central = bytearray(), bytearray()
+    for name, data in entries:
+        n, crc, off = name.encode(), zlib.crc32(data), len(out)
+        extra = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0x21, crc, 0xFFFFFFFF, 0xFFFFFFFF, len(n), len(extra)) + n + extra + data
+        cextra = struct.pack("<HHQQQ", 1, 24, len(data), len(data), off)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0x21, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                               len(n), len(cextra), 0, 0, 0, 0, 0xFFFFFFFF) + n + cextra
+    cd_off = len(out)
+    out += central
+    z64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(entries), len(entries), len(central), cd_off)
+    out += struct.pack("<IIQI", 0x07064B50, 0, z64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(path, "wb") as f:
+        f.write(out)
+
+with zipfile.ZipFile(os.path.join(HERE, "small.pth")) as src:
+    write_zip64(os.path.join(HERE, "zip64.pth"), [(i.filename.replace("small/", "zip64/"), src.read(i)) for i in src.infolist()])
+with zipfile.ZipFile(os.path.join(HERE, "zip64.pth")) as check:  # Python's reader agrees
+    assert check.testzip() is None
 
 # Hostile: a pickle that calls os.system via GLOBAL + REDUCE.
 evil = b"\x80\x02cos\nsystem\nq\x00X\x0c\x00\x00\x00echo pwned!!q\x01\x85q\x02Rq\x03."
 def write_pth(path, pkl):
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pkl)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
+        for name, data in (("data.pkl", pkl), ("byteorder", b"little"), ("version", b"3\n")):
+            z.writestr(zipfile.ZipInfo("archive/" + name, date_time=(2020, 1, 1, 0, 0, 0)), data)
 write_pth(os.path.join(HERE, "evil_os_system.pth"), evil)
 # builtins.eval via STACK_GLOBAL (protocol 4 style)
 evil2 = b"\x80\x02X\x08\x00\x00\x00builtinsX\x04\x00\x00\x00eval\x93X\x04\x00\x00\x001+1\x85R."
