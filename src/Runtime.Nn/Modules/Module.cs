@@ -7,6 +7,10 @@ namespace Runtime.Nn;
 /// A layer or a model: named parameters, buffers and child modules, registered explicitly in
 /// construction order, with PyTorch's dotted state-dict names ("layer.0.weight").
 /// </summary>
+/// <remarks>
+/// A module owns its tensors and disposes them in <see cref="Dispose"/>. Build modules outside a
+/// <see cref="TensorScope"/>: a scope disposes every tensor created inside it, parameters included.
+/// </remarks>
 public abstract class Module : IDisposable
 {
     private readonly List<(string Name, Tensor? Value)> _parameters = new();
@@ -23,6 +27,8 @@ public abstract class Module : IDisposable
     protected Tensor RegisterParameter(string name, Tensor value)
     {
         ArgumentNullException.ThrowIfNull(value);
+        if (!value.IsLeaf) throw new ArgumentException($"parameter \"{name}\" must be a leaf tensor (Detach() a computed one)", nameof(value));
+        if (!value.DType.IsFloating()) throw new ArgumentException($"parameter \"{name}\" must be floating point, got {value.DType.Name()}", nameof(value));
         CheckNewName(name);
         if (!value.RequiresGrad) value.RequiresGrad = true;
         _parameters.Add((name, value));

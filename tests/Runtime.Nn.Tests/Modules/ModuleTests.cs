@@ -134,6 +134,40 @@ public class ModuleTests
         Assert.IsType<Linear>(list[1]);
     }
 
+    [Fact]
+    public void BackwardThroughSequentialReachesEveryParameterAndZeroGradClears()
+    {
+        using var m = new Sequential(new Linear(4, 3, generator: new Generator(1)), new BatchNorm1d(3), new GELU(), new Linear(3, 2, generator: new Generator(2)), new LayerNorm(2));
+        using var x = Tensor.Randn([5, 4], new Generator(3));
+        using var y = m.Forward(x);
+        using var w = Tensor.Randn([5, 2], new Generator(4));
+        using var prod = y * w;
+        using var loss = prod.Sum();
+        loss.Backward();
+        foreach (var (name, p) in m.NamedParameters())
+        {
+            Assert.True(p.Grad != null, $"{name} has no gradient");
+            Assert.Equal(p.Shape.ToArray(), p.Grad!.Shape.ToArray());
+        }
+        m.ZeroGrad();
+        Assert.All(m.Parameters(), p => Assert.Null(p.Grad));
+    }
+
+    private sealed class Computed : Module
+    {
+        public Computed(Tensor t) => RegisterParameter("w", t);
+    }
+
+    [Fact]
+    public void ParametersMustBeFloatingLeaves()
+    {
+        using var a = Tensor.Ones([2], DType.Float32).RequiresGrad_();
+        using var b = a * 2.0;
+        Assert.Throws<ArgumentException>(() => new Computed(b));
+        using var i = Tensor.Zeros([2], DType.Int64);
+        Assert.Throws<ArgumentException>(() => new Computed(i));
+    }
+
     private sealed class Dup : Module
     {
         public Dup()
