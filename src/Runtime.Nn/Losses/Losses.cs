@@ -137,13 +137,7 @@ public static class Losses
     {
         using var oneMinusT = 1.0 - t;
         using var a = oneMinusT * x;
-        using var absx = x.Abs();
-        using var nabs = -absx;
-        using var e = nabs.Exp();
-        using var l1p = e.Log1p();
-        using var negx = -x;
-        using var rl = negx.Relu();
-        using var sp = l1p + rl; // softplus(-x), stable
+        using var sp = SoftplusNeg(x);
         Tensor loss;
         if (posWeight != null)
         {
@@ -156,6 +150,27 @@ public static class Losses
         else loss = a + sp;
         if (weight == null) return loss;
         using (loss) return loss * weight;
+    }
+
+    /// <summary>
+    /// <c>log(1 + exp(-x))</c> evaluated without overflow or cancellation, as <c>log1p(exp(-x))</c> for x &gt;= 0 and
+    /// <c>-x + log1p(exp(x))</c> below; each branch only sees arguments of its own sign (so both stay finite
+    /// and the unused one gets no gradient), which keeps the derivative exact at x = 0 (-1/2), where the
+    /// <c>|x|</c> / <c>max(-x, 0)</c> form would give subgradients.
+    /// </summary>
+    private static Tensor SoftplusNeg(Tensor x)
+    {
+        using var pos = x.Ge(0.0);
+        using var zero = Tensor.ZerosLike(x);
+        using var a = Tensor.Where(pos, x, zero);
+        using var b = Tensor.Where(pos, zero, x);
+        using var na = -a;
+        using var ea = na.Exp();
+        using var spPos = ea.Log1p();
+        using var eb = b.Exp();
+        using var lb = eb.Log1p();
+        using var spNeg = lb - b;
+        return Tensor.Where(pos, spPos, spNeg);
     }
 
     /// <summary>

@@ -38,6 +38,25 @@ public class LossTests
     }
 
     [Fact]
+    public void BceAndFocal_ExactGradientAtZeroLogit()
+    {
+        // d/dx BCE(x, t) = sigmoid(x) - t, so 0.5 - t at x = 0 (a subgradient form would give -t or 1 - t).
+        using var scope = new TensorScope();
+        var x = Tensor.From<double>([0.0, 0.0, 0.0, 1e-300], 4).RequiresGrad_();
+        var t = Tensor.From<double>([0.0, 1.0, 0.3, 1.0], 4);
+        var l = L.BinaryCrossEntropyWithLogits(x, t, reduction: Reduction.Sum);
+        AssertClose([Math.Log(4) + 2 * Math.Log(2)], l, 1e-15, 1e-15);
+        l.Backward();
+        AssertClose([0.5, -0.5, 0.2, -0.5], x.Grad!, 1e-15, 1e-15);
+        GradCheck(a => L.BinaryCrossEntropyWithLogits(a[0], t, null, null, Reduction.None), [Tensor.Zeros([4], DType.Float64)]);
+        GradCheck(a => L.SigmoidFocalLoss(a[0], t), [Tensor.Zeros([4], DType.Float64)]);
+        using var big = Tensor.From<double>([800.0, -800.0, 40.0], 3);
+        using var tb = Tensor.From<double>([1.0, 0.0, 1.0], 3);
+        using var lb = L.BinaryCrossEntropyWithLogits(big, tb, reduction: Reduction.None);
+        AssertClose([0.0, 0.0, Math.Exp(-40)], lb, 0, 1e-12);
+    }
+
+    [Fact]
     public void SmoothL1AndL1_GradCheck()
     {
         using var scope = new TensorScope();
