@@ -15,8 +15,34 @@ public static class Safetensors
     /// <summary>Loads every tensor and the <c>__metadata__</c> strings.</summary>
     public static IReadOnlyDictionary<string, Tensor> Load(string path, out IReadOnlyDictionary<string, string> metadata)
     {
-        var bytes = File.ReadAllBytes(path);
-        return Parse(bytes, out metadata);
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
+        long fileLength = f.Length;
+        Span<byte> len = stackalloc byte[8];
+        if (fileLength < 8) throw new CheckpointFormatException($"safetensors: file of {fileLength} bytes has no 8-byte header length");
+        f.ReadExactly(len);
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(len);
+        CheckHeaderLength(n, fileLength);
+        var header = new byte[n];
+        f.ReadExactly(header);
+        long dataStart = 8 + (long)n;
+        var entries = ParseHeader(header, fileLength - dataStart, out metadata);
+        var result = new Dictionary<string, Tensor>();
+        foreach (var e in entries)
+        {
+            long size = e.End - e.Begin;
+            if (size > Array.MaxLength) throw new CheckpointFormatException($"safetensors: tensor '{e.Name}' of {size} bytes is too large to load");
+            var buf = new byte[size];
+            f.Position = dataStart + e.Begin;
+            f.ReadExactly(buf);
+            result[e.Name] = RawTensor.Make(buf, e.DType, e.Shape);
+        }
+        return result;
+    }
+
+    private static void CheckHeaderLength(ulong n, long fileLength)
+    {
+        if (n > MaxHeaderBytes) throw new CheckpointFormatException($"safetensors: header length {n} exceeds the 100 MB limit");
+        if ((long)n > fileLength - 8) throw new CheckpointFormatException($"safetensors: header length {n} exceeds the file length {fileLength}");
     }
 
     /// <summary>Parses a whole safetensors file held in memory.</summary>
@@ -24,15 +50,25 @@ public static class Safetensors
     {
         if (file.Length < 8) throw new CheckpointFormatException($"safetensors: file of {file.Length} bytes has no 8-byte header length");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(file);
-        if (n > MaxHeaderBytes) throw new CheckpointFormatException($"safetensors: header length {n} exceeds the 100 MB limit");
-        if ((long)n > file.Length - 8) throw new CheckpointFormatException($"safetensors: header length {n} exceeds the file length {file.Length}");
+        CheckHeaderLength(n, file.Length);
         long dataStart = 8 + (long)n;
-        long dataLen = file.Length - dataStart;
+        var entries = ParseHeader(file.AsMemory(8, (int)n), file.Length - dataStart, out metadata);
+        var result = new Dictionary<string, Tensor>();
+        foreach (var e in entries)
+            result[e.Name] = RawTensor.Make(file.AsSpan((int)(dataStart + e.Begin), (int)(e.End - e.Begin)), e.DType, e.Shape);
+        return result;
+    }
+
+    private sealed record Entry(string Name, string DType, int[] Shape, long Begin, long End);
+
+    /// <summary>Parses and validates the JSON header; entries come back sorted by data offset.</summary>
+    private static List<Entry> ParseHeader(ReadOnlyMemory<byte> header, long dataLen, out IReadOnlyDictionary<string, string> metadata)
+    {
         var meta = new Dictionary<string, string>();
-        var entries = new List<(string Name, string DType, int[] Shape, long Begin, long End)>();
+        var entries = new List<Entry>();
         try
         {
-            using var doc = JsonDocument.Parse(file.AsMemory(8, (int)n));
+            using var doc = JsonDocument.Parse(header);
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new CheckpointFormatException("safetensors: header is not a JSON object");
             foreach (var p in doc.RootElement.EnumerateObject())
             {
@@ -59,7 +95,7 @@ public static class Safetensors
                 }
                 if (!off[0].TryGetInt64(out long b) || !off[1].TryGetInt64(out long e) || b < 0 || e < b)
                     throw new CheckpointFormatException($"safetensors: tensor '{p.Name}' has invalid data_offsets {off.GetRawText()}");
-                entries.Add((p.Name, dtype, shape, b, e));
+                entries.Add(new Entry(p.Name, dtype, shape, b, e));
             }
         }
         catch (JsonException ex)
@@ -72,17 +108,16 @@ public static class Safetensors
         {
             if (e.Begin < pos) throw new CheckpointFormatException($"safetensors: tensor '{e.Name}' data [{e.Begin}, {e.End}) overlaps the previous tensor (ends at {pos})");
             if (e.Begin > pos) throw new CheckpointFormatException($"safetensors: tensor '{e.Name}' data [{e.Begin}, {e.End}) is non-contiguous: gap after {pos}");
-            long want = ShapeMath.NumEl(e.Shape) * RawTensor.SizeOf(e.DType);
+            long want;
+            try { want = checked(ShapeMath.NumEl(e.Shape) * RawTensor.SizeOf(e.DType)); }
+            catch (OverflowException) { throw new CheckpointFormatException($"safetensors: tensor '{e.Name}' shape [{string.Join(", ", e.Shape)}] overflows the element count"); }
             if (e.End - e.Begin != want)
                 throw new CheckpointFormatException($"safetensors: tensor '{e.Name}' data size {e.End - e.Begin} != numel*size {want}");
             pos = e.End;
         }
         if (pos != dataLen) throw new CheckpointFormatException($"safetensors: file length mismatch: data section is {dataLen} bytes, tensors cover {pos}");
-        var result = new Dictionary<string, Tensor>();
-        foreach (var e in entries)
-            result[e.Name] = RawTensor.Make(file.AsSpan((int)(dataStart + e.Begin), (int)(e.End - e.Begin)), e.DType, e.Shape);
         metadata = meta;
-        return result;
+        return entries;
     }
 
     /// <summary>Writes tensors atomically (temp file in the same folder, then rename over <paramref name="path"/>).</summary>

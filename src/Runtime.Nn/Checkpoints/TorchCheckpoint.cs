@@ -49,6 +49,10 @@ public static class TorchCheckpoint
         {
             throw new CheckpointFormatException($"pytorch checkpoint '{path}': not a readable zip archive (truncated or corrupt): {e.Message}", e);
         }
+        catch (OverflowException e)
+        {
+            throw new CheckpointFormatException($"pytorch checkpoint '{path}': a tensor's size, stride or offset overflows: {e.Message}", e);
+        }
         catch (EndOfStreamException e)
         {
             throw new CheckpointFormatException($"pytorch checkpoint '{path}': truncated zip archive: {e.Message}", e);

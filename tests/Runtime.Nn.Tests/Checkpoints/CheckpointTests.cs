@@ -179,6 +179,9 @@ public class CheckpointTests
     [InlineData("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype")]
     [InlineData("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "negative")]
     [InlineData("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "non-contiguous")]
+    [InlineData("{\"a\":{\"dtype\":\"F32\",\"shape\":[2147483647,2147483647,2147483647],\"data_offsets\":[0,8]}}", 8, "overflows")]
+    [InlineData("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "overlaps")]
+    [InlineData("[1,2]", 0, "not a JSON object")]
     public void Safetensors_BadHeaders_AreRejected(string header, int dataBytes, string mention)
     {
         var e = Assert.Throws<CheckpointFormatException>(() => Safetensors.Parse(Build(header, dataBytes), out _));
