@@ -145,6 +145,23 @@ public class LossTests
     }
 
     [Fact]
+    public void CrossEntropy_AllIgnoredMeanIsNaN_Int32TargetsAccepted()
+    {
+        using var scope = new TensorScope();
+        var x = RandnF64([3, 4], 21);
+        var ign = Tensor.From<long>([-100, -100, -100], 3);
+        Assert.True(double.IsNaN(L.CrossEntropy(x, ign).Item()));
+        Assert.Equal(0.0, L.CrossEntropy(x, ign, reduction: Reduction.Sum).Item());
+        var t64 = Tensor.From<long>([3, 0, 1], 3);
+        var t32 = Tensor.From<int>([3, 0, 1], 3);
+        Assert.Equal(L.CrossEntropy(x, t64).Item(), L.CrossEntropy(x, t32).Item(), 15);
+        // mean = -(1/N) sum log_softmax(x)[n, t_n]
+        var lp = x.LogSoftmax(1).ToArray<double>();
+        double expected = -(lp[0 * 4 + 3] + lp[1 * 4 + 0] + lp[2 * 4 + 1]) / 3;
+        Assert.Equal(expected, L.CrossEntropy(x, t64).Item(), 14);
+    }
+
+    [Fact]
     public void Float32_Works()
     {
         using var scope = new TensorScope();

@@ -71,6 +71,23 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Schedulers_SetLrOnConstruction_AndRejectBadArguments()
+    {
+        using var a = Tensor.Ones([1], DType.Float64).RequiresGrad_();
+        using var opt = new Sgd([a], 0.5);
+        var warm = LinearLR.Warmup(opt, 0.001, 10);
+        Assert.Equal(0.0005, opt.Lr, 15);
+        for (int i = 0; i < 12; i++) warm.Step();
+        Assert.Equal(0.5, opt.Lr, 15);
+        Assert.Equal(12, warm.LastEpoch);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LinearLR(opt, startFactor: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CosineAnnealingLR(opt, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PolynomialLR(opt, 0));
+        var ex = Assert.Throws<ArgumentException>(() => new SequentialLR(opt, [new MultiStepLR(null, [3]), new MultiStepLR(null, [3])], []));
+        Assert.Contains("1 milestones", ex.Message);
+    }
+
+    [Fact]
     public void ClipGradNorm_NoClipBelowMax_AndIgnoresMissingGrads()
     {
         using var a = Tensor.Zeros([2], DType.Float64).RequiresGrad_();
