@@ -7,7 +7,7 @@ namespace Runtime.Backends;
 /// strides, outputs are freshly allocated and contiguous, and all views are on this backend's device.
 /// Shape and dtype checks are done before a backend is called.
 /// </summary>
-public interface IBackend
+public partial interface IBackend
 {
     Device Device { get; }
 
