@@ -59,7 +59,11 @@ public class CudaDialectTests
                 yield return ["index", d];
                 yield return ["matmul", d + "#define BM 128\n#define BN 128\n#define BK 8\n#define TM 8\n#define TN 8\n"];
             }
-            if (t.IsFloating()) yield return ["softmax", d];
+            if (t.IsFloating())
+            {
+                yield return ["softmax", d];
+                yield return ["pool", d];
+            }
             foreach (var to in types) yield return ["copy", GpuDialect.CopyDefines(t, to)];
         }
         foreach (var size in new[] { 1, 4, 8 }) yield return ["bits", GpuDialect.BitsDefines(size)];

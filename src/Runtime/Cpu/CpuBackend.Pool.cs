@@ -1,0 +1,349 @@
+using System.Numerics;
+using Runtime.Backends;
+
+namespace Runtime.Cpu;
+
+// Pooling and resampling: parallel over planes, one plane per thread at a time, so the backward
+// passes (scatters into the input gradient) add in a fixed order and are deterministic.
+internal sealed unsafe partial class CpuBackend
+{
+    /// <summary>Planes per parallel piece: about 32K window reads each.</summary>
+    private static long PlaneGrain(long workPerPlane) => Math.Max(1, (1L << 15) / Math.Max(1, workPerPlane));
+
+    /// <summary>First and one-past-last kernel tap of an axis that land inside [0, size) for a window starting at <paramref name="start"/>.</summary>
+    private static (int First, int End) Taps(int start, int kernel, int dilation, int size)
+    {
+        int first = start >= 0 ? 0 : (-start + dilation - 1) / dilation;
+        int end = start >= size ? 0 : Math.Min(kernel, (size - start + dilation - 1) / dilation);
+        return (first, Math.Max(first, end));
+    }
+
+    public void MaxPool2d(TensorView x, TensorView y, TensorView indices, PoolWindow window)
+    {
+        if (x.DType == DType.Float32) MaxPoolFor<float>(x, y, indices, window);
+        else MaxPoolFor<double>(x, y, indices, window);
+    }
+
+    private static void MaxPoolFor<T>(TensorView x, TensorView y, TensorView indices, PoolWindow win) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        nint px = Ptr(x), py = Ptr(y), pi = Ptr(indices);
+        CpuParallel.For(planes, PlaneGrain((long)oh * ow * win.KernelH * win.KernelW), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                T* xp = (T*)px + p * h * w;
+                T* yp = (T*)py + p * oh * ow;
+                long* ip = (long*)pi + p * oh * ow;
+                for (int i = 0; i < oh; i++)
+                {
+                    int hs = i * win.StrideH - win.PadH;
+                    var (kh0, kh1) = Taps(hs, win.KernelH, win.DilationH, h);
+                    for (int j = 0; j < ow; j++)
+                    {
+                        int ws = j * win.StrideW - win.PadW;
+                        var (kw0, kw1) = Taps(ws, win.KernelW, win.DilationW, w);
+                        T best = T.NegativeInfinity;
+                        long at = (long)(hs + kh0 * win.DilationH) * w + ws + kw0 * win.DilationW;
+                        for (int kh = kh0; kh < kh1; kh++)
+                        {
+                            long row = (long)(hs + kh * win.DilationH) * w;
+                            for (int kw = kw0; kw < kw1; kw++)
+                            {
+                                long q = row + ws + kw * win.DilationW;
+                                T v = xp[q];
+                                // The first maximum wins; a NaN always takes over (so the last NaN is reported).
+                                if (v > best || T.IsNaN(v))
+                                {
+                                    best = v;
+                                    at = q;
+                                }
+                            }
+                        }
+                        yp[(long)i * ow + j] = best;
+                        ip[(long)i * ow + j] = at;
+                    }
+                }
+            }
+        });
+    }
+
+    public void MaxPool2dBackward(TensorView gradOutput, TensorView indices, TensorView gradInput, PoolWindow window)
+    {
+        if (gradOutput.DType == DType.Float32) MaxPoolBackwardFor<float>(gradOutput, indices, gradInput);
+        else MaxPoolBackwardFor<double>(gradOutput, indices, gradInput);
+    }
+
+    private static void MaxPoolBackwardFor<T>(TensorView gradOutput, TensorView indices, TensorView gradInput) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = gradInput.Shape[0];
+        long inPlane = (long)gradInput.Shape[1] * gradInput.Shape[2], outPlane = (long)gradOutput.Shape[1] * gradOutput.Shape[2];
+        nint pg = Ptr(gradOutput), pi = Ptr(indices), px = Ptr(gradInput);
+        CpuParallel.For(planes, PlaneGrain(inPlane + outPlane), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                T* gx = (T*)px + p * inPlane;
+                T* gy = (T*)pg + p * outPlane;
+                long* ip = (long*)pi + p * outPlane;
+                new Span<T>(gx, checked((int)inPlane)).Clear();
+                for (long o = 0; o < outPlane; o++)
+                {
+                    // A window that misses the input entirely (possible with large dilations) has no source.
+                    long q = ip[o];
+                    if ((ulong)q < (ulong)inPlane) gx[q] += gy[o];
+                }
+            }
+        });
+    }
+
+    /// <summary>The avg-pool window of output <paramref name="o"/> on one axis: clipped range and its padded length.</summary>
+    private static (int Start, int End, int Padded) AvgRange(int o, int kernel, int stride, int pad, int size)
+    {
+        int start = o * stride - pad;
+        int end = Math.Min(start + kernel, size + pad);
+        int padded = end - start;
+        return (Math.Max(start, 0), Math.Min(end, size), padded);
+    }
+
+    public void AvgPool2d(TensorView x, TensorView y, PoolWindow window, bool countIncludePad, int divisorOverride)
+    {
+        if (x.DType == DType.Float32) AvgPoolFor<float>(x, y, window, countIncludePad, divisorOverride, backward: false);
+        else AvgPoolFor<double>(x, y, window, countIncludePad, divisorOverride, backward: false);
+    }
+
+    public void AvgPool2dBackward(TensorView gradOutput, TensorView gradInput, PoolWindow window, bool countIncludePad, int divisorOverride)
+    {
+        if (gradOutput.DType == DType.Float32) AvgPoolFor<float>(gradInput, gradOutput, window, countIncludePad, divisorOverride, backward: true);
+        else AvgPoolFor<double>(gradInput, gradOutput, window, countIncludePad, divisorOverride, backward: true);
+    }
+
+    /// <summary>Forward: y = window mean of x. Backward: x (the input gradient) = sum over windows of y / divisor.</summary>
+    private static void AvgPoolFor<T>(TensorView x, TensorView y, PoolWindow win, bool countIncludePad, int divisorOverride, bool backward)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        nint px = Ptr(x), py = Ptr(y);
+        CpuParallel.For(planes, PlaneGrain((long)oh * ow * win.KernelH * win.KernelW + (long)h * w), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                T* xp = (T*)px + p * h * w;
+                T* yp = (T*)py + p * oh * ow;
+                if (backward) new Span<T>(xp, checked(h * w)).Clear();
+                for (int i = 0; i < oh; i++)
+                {
+                    var (h0, h1, hp) = AvgRange(i, win.KernelH, win.StrideH, win.PadH, h);
+                    for (int j = 0; j < ow; j++)
+                    {
+                        var (w0, w1, wp) = AvgRange(j, win.KernelW, win.StrideW, win.PadW, w);
+                        int divisor = divisorOverride != 0 ? divisorOverride : countIncludePad ? hp * wp : (h1 - h0) * (w1 - w0);
+                        if (backward)
+                        {
+                            T g = yp[(long)i * ow + j] / T.CreateTruncating(divisor);
+                            for (int r = h0; r < h1; r++)
+                                for (int c = w0; c < w1; c++) xp[(long)r * w + c] += g;
+                        }
+                        else
+                        {
+                            T sum = T.Zero;
+                            for (int r = h0; r < h1; r++)
+                                for (int c = w0; c < w1; c++) sum += xp[(long)r * w + c];
+                            yp[(long)i * ow + j] = sum / T.CreateTruncating(divisor);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    public void AdaptiveAvgPool2d(TensorView x, TensorView y)
+    {
+        if (x.DType == DType.Float32) AdaptiveFor<float>(x, y, backward: false);
+        else AdaptiveFor<double>(x, y, backward: false);
+    }
+
+    public void AdaptiveAvgPool2dBackward(TensorView gradOutput, TensorView gradInput)
+    {
+        if (gradOutput.DType == DType.Float32) AdaptiveFor<float>(gradInput, gradOutput, backward: true);
+        else AdaptiveFor<double>(gradInput, gradOutput, backward: true);
+    }
+
+    /// <summary>Adaptive bin of output <paramref name="o"/>: [floor(o*in/out), ceil((o+1)*in/out)).</summary>
+    internal static (int Start, int End) AdaptiveBin(int o, int input, int output) =>
+        ((int)((long)o * input / output), (int)(((long)(o + 1) * input + output - 1) / output));
+
+    private static void AdaptiveFor<T>(TensorView x, TensorView y, bool backward) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        nint px = Ptr(x), py = Ptr(y);
+        long work = (long)h * w + (long)oh * ow * ((h + oh - 1) / oh + 1) * ((w + ow - 1) / ow + 1);
+        CpuParallel.For(planes, PlaneGrain(work), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                T* xp = (T*)px + p * h * w;
+                T* yp = (T*)py + p * oh * ow;
+                if (backward) new Span<T>(xp, checked(h * w)).Clear();
+                for (int i = 0; i < oh; i++)
+                {
+                    var (h0, h1) = AdaptiveBin(i, h, oh);
+                    for (int j = 0; j < ow; j++)
+                    {
+                        var (w0, w1) = AdaptiveBin(j, w, ow);
+                        T count = T.CreateTruncating((h1 - h0) * (w1 - w0));
+                        if (backward)
+                        {
+                            T g = yp[(long)i * ow + j] / count;
+                            for (int r = h0; r < h1; r++)
+                                for (int c = w0; c < w1; c++) xp[(long)r * w + c] += g;
+                        }
+                        else
+                        {
+                            T sum = T.Zero;
+                            for (int r = h0; r < h1; r++)
+                                for (int c = w0; c < w1; c++) sum += xp[(long)r * w + c];
+                            yp[(long)i * ow + j] = sum / count;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    // ---------------- interpolation ----------------
+
+    /// <summary>torch's legacy nearest source index (computed in float, as torch does).</summary>
+    internal static int NearestSource(int dst, int input, int output, double? scale)
+    {
+        if (output == input) return dst;
+        if (output == 2 * input) return dst >> 1;
+        float s = scale is double sc && sc > 0 ? (float)(1.0 / sc) : (float)input / output;
+        return (int)Math.Min((long)MathF.Floor(dst * s), input - 1);
+    }
+
+    /// <summary>torch's bilinear source taps for one axis: two indices and their weights for every output position.</summary>
+    private static (int[] I0, int[] I1, T[] L0, T[] L1) LinearTaps<T>(int input, int output, bool alignCorners, double? scale)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var i0 = new int[output];
+        var i1 = new int[output];
+        var l0 = new T[output];
+        var l1 = new T[output];
+        // The ratio is computed in the element type, the source position in double (torch's CPU accumulate type).
+        T ratio = alignCorners
+            ? output > 1 ? T.CreateTruncating(input - 1) / T.CreateTruncating(output - 1) : T.Zero
+            : scale is double sc && sc > 0 ? T.CreateTruncating(1.0 / sc) : T.CreateTruncating(input) / T.CreateTruncating(output);
+        double r = double.CreateTruncating(ratio);
+        for (int o = 0; o < output; o++)
+        {
+            if (output == input)
+            {
+                i0[o] = i1[o] = o;
+                l0[o] = T.One;
+                l1[o] = T.Zero;
+                continue;
+            }
+            double real = alignCorners ? r * o : Math.Max(r * (o + 0.5) - 0.5, 0.0);
+            int a = (int)real;
+            i0[o] = a;
+            i1[o] = a + (a < input - 1 ? 1 : 0);
+            l1[o] = T.CreateTruncating(real - a);
+            l0[o] = T.One - l1[o];
+        }
+        return (i0, i1, l0, l1);
+    }
+
+    public void Interpolate(TensorView x, TensorView y, InterpolationMode mode, bool alignCorners, double? scaleH, double? scaleW)
+    {
+        bool f32 = x.DType == DType.Float32;
+        if (mode == InterpolationMode.Nearest)
+        {
+            if (f32) NearestFor<float>(x, y, scaleH, scaleW, backward: false);
+            else NearestFor<double>(x, y, scaleH, scaleW, backward: false);
+        }
+        else if (f32) BilinearFor<float>(x, y, alignCorners, scaleH, scaleW, backward: false);
+        else BilinearFor<double>(x, y, alignCorners, scaleH, scaleW, backward: false);
+    }
+
+    public void InterpolateBackward(TensorView gradOutput, TensorView gradInput, InterpolationMode mode, bool alignCorners, double? scaleH, double? scaleW)
+    {
+        bool f32 = gradOutput.DType == DType.Float32;
+        if (mode == InterpolationMode.Nearest)
+        {
+            if (f32) NearestFor<float>(gradInput, gradOutput, scaleH, scaleW, backward: true);
+            else NearestFor<double>(gradInput, gradOutput, scaleH, scaleW, backward: true);
+        }
+        else if (f32) BilinearFor<float>(gradInput, gradOutput, alignCorners, scaleH, scaleW, backward: true);
+        else BilinearFor<double>(gradInput, gradOutput, alignCorners, scaleH, scaleW, backward: true);
+    }
+
+    /// <summary>Forward: y[i, j] = x[src(i), src(j)]. Backward: x (input gradient) sums the y that read each position.</summary>
+    private static void NearestFor<T>(TensorView x, TensorView y, double? scaleH, double? scaleW, bool backward) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        var sh = new int[oh];
+        var sw = new int[ow];
+        for (int i = 0; i < oh; i++) sh[i] = NearestSource(i, h, oh, scaleH);
+        for (int j = 0; j < ow; j++) sw[j] = NearestSource(j, w, ow, scaleW);
+        nint px = Ptr(x), py = Ptr(y);
+        CpuParallel.For(planes, PlaneGrain((long)oh * ow + (long)h * w), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                T* xp = (T*)px + p * h * w;
+                T* yp = (T*)py + p * oh * ow;
+                if (backward) new Span<T>(xp, checked(h * w)).Clear();
+                for (int i = 0; i < oh; i++)
+                {
+                    T* xr = xp + (long)sh[i] * w;
+                    T* yr = yp + (long)i * ow;
+                    if (backward)
+                        for (int j = 0; j < ow; j++) xr[sw[j]] += yr[j];
+                    else
+                        for (int j = 0; j < ow; j++) yr[j] = xr[sw[j]];
+                }
+            }
+        });
+    }
+
+    private static void BilinearFor<T>(TensorView x, TensorView y, bool alignCorners, double? scaleH, double? scaleW, bool backward)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        var (h0, h1, lh0, lh1) = LinearTaps<T>(h, oh, alignCorners, scaleH);
+        var (w0, w1, lw0, lw1) = LinearTaps<T>(w, ow, alignCorners, scaleW);
+        nint px = Ptr(x), py = Ptr(y);
+        CpuParallel.For(planes, PlaneGrain(4L * oh * ow + (long)h * w), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                T* xp = (T*)px + p * h * w;
+                T* yp = (T*)py + p * oh * ow;
+                if (backward) new Span<T>(xp, checked(h * w)).Clear();
+                for (int i = 0; i < oh; i++)
+                {
+                    T* r0 = xp + (long)h0[i] * w, r1 = xp + (long)h1[i] * w;
+                    T a0 = lh0[i], a1 = lh1[i];
+                    T* yr = yp + (long)i * ow;
+                    if (backward)
+                    {
+                        for (int j = 0; j < ow; j++)
+                        {
+                            T g = yr[j];
+                            r0[w0[j]] += a0 * lw0[j] * g;
+                            r0[w1[j]] += a0 * lw1[j] * g;
+                            r1[w0[j]] += a1 * lw0[j] * g;
+                            r1[w1[j]] += a1 * lw1[j] * g;
+                        }
+                    }
+                    else
+                    {
+                        for (int j = 0; j < ow; j++)
+                            yr[j] = a0 * (lw0[j] * r0[w0[j]] + lw1[j] * r0[w1[j]]) + a1 * (lw0[j] * r1[w0[j]] + lw1[j] * r1[w1[j]]);
+                    }
+                }
+            }
+        });
+    }
+}
