@@ -66,26 +66,6 @@ public abstract class ChannelNorm : UnaryModule
         if (input.Rank < 2 || input.Size(1) != channels)
             throw new ArgumentException($"{layer}({channels}) expects [N, {channels}, ...], got [{string.Join(", ", input.Shape.ToArray())}]", nameof(input));
     }
-
-    /// <summary>(x - mean) * rsqrt(var + eps) * weight + bias with per-channel tensors (weight/bias optional).</summary>
-    protected static Tensor Normalize(Tensor input, Tensor mean, Tensor var, double eps, Tensor? weight, Tensor? bias)
-    {
-        int rank = input.Rank;
-        using var m = mean.Rank == rank ? Alias(mean) : AsChannel(mean, rank);
-        using var v = var.Rank == rank ? Alias(var) : AsChannel(var, rank);
-        using var centered = input - m;
-        using var veps = v + eps;
-        using var inv = veps.Rsqrt();
-        var y = centered * inv;
-        if (weight == null || bias == null) return y;
-        using (y)
-        {
-            using var w = AsChannel(weight, rank);
-            using var b = AsChannel(bias, rank);
-            using var scaled = y * w;
-            return scaled + b;
-        }
-    }
 }
 
 /// <summary>
@@ -133,31 +113,30 @@ public class BatchNorm2d : ChannelNorm
         if (input.Rank != ExpectedRank)
             throw new ArgumentException($"{GetType().Name} expects a rank-{ExpectedRank} input, got rank {input.Rank}", nameof(input));
         if (!IsTraining && TrackRunningStats)
-            return Normalize(input, RunningMean!, RunningVar!, Eps, Weight, Bias);
+            return BatchNormFunctions.Affine(input, RunningMean!, RunningVar!, Eps, Weight, Bias);
 
-        var dims = Enumerable.Range(0, input.Rank).Where(d => d != 1).ToArray();
-        using var mean = input.Mean(dims, keepDim: true);
-        using var var = input.Var(dims, correction: 0, keepDim: true);
+        long n = input.NumEl / NumFeatures;
+        if (n <= 1) throw new ArgumentException($"expected more than 1 value per channel when training, got input of shape [{string.Join(", ", input.Shape.ToArray())}]", nameof(input));
+        var y = BatchNormFunctions.Training(input, Weight, Bias, Eps, out var mean, out var var);
+        using var _mean = mean;
+        using var _var = var;
         if (TrackRunningStats)
         {
-            long n = input.NumEl / NumFeatures;
-            if (n <= 1) throw new ArgumentException($"expected more than 1 value per channel when training, got input of shape [{string.Join(", ", input.Shape.ToArray())}]", nameof(input));
             using var _ = GradMode.NoGrad();
             var rm = RunningMean!;
             var rv = RunningVar!;
-            using var bm = mean.Reshape(NumFeatures);
-            using var bv = var.Reshape(NumFeatures);
-            using var unbiased = bv * ((double)n / (n - 1));
-            using var newMean = rm * (1 - Momentum);
-            using var newMean2 = newMean + bm * Momentum;
-            using var newVar = rv * (1 - Momentum);
-            using var newVar2 = newVar + unbiased * Momentum;
-            rm.CopyFrom(newMean2);
-            rv.CopyFrom(newVar2);
+            using var oldMean = rm * (1 - Momentum);
+            using var addMean = mean * Momentum;
+            using var newMean = oldMean + addMean;
+            using var oldVar = rv * (1 - Momentum);
+            using var addVar = var * (Momentum * n / (n - 1));
+            using var newVar = oldVar + addVar;
+            rm.CopyFrom(newMean);
+            rv.CopyFrom(newVar);
             var nbt = NumBatchesTracked!;
             nbt.Fill_(nbt.Item() + 1);
         }
-        return Normalize(input, mean, var, Eps, Weight, Bias);
+        return y;
     }
 }
 
@@ -207,18 +186,7 @@ public sealed class FrozenBatchNorm2d : ChannelNorm
     public override Tensor Forward(Tensor input)
     {
         CheckInput(input, NumFeatures, nameof(FrozenBatchNorm2d));
-        int rank = input.Rank;
-        using var w = AsChannel(Weight, rank);
-        using var b = AsChannel(Bias, rank);
-        using var rv = AsChannel(RunningVar, rank);
-        using var rm = AsChannel(RunningMean, rank);
-        using var veps = rv + Eps;
-        using var inv = veps.Rsqrt();
-        using var scale = w * inv;
-        using var shiftPart = rm * scale;
-        using var shift = b - shiftPart;
-        using var scaled = input * scale;
-        return scaled + shift;
+        return BatchNormFunctions.Affine(input, RunningMean, RunningVar, Eps, Weight, Bias);
     }
 }
 
@@ -266,5 +234,117 @@ public sealed class GroupNorm : ChannelNorm
             using var scaled = y * wc;
             return scaled + bc;
         }
+    }
+}
+
+/// <summary>
+/// The two batch-norm computations: a per-channel affine map folded from fixed statistics (eval mode,
+/// FrozenBatchNorm2d) and batch statistics with a fused gradient rule (training mode).
+/// </summary>
+internal static class BatchNormFunctions
+{
+    private static Tensor Channel(Tensor v, int rank)
+    {
+        var shape = new int[rank];
+        Array.Fill(shape, 1);
+        shape[1] = v.Size(0);
+        return v.Reshape(shape);
+    }
+
+    /// <summary>
+    /// x * scale + shift with scale = weight * rsqrt(var + eps) and shift = bias - mean * scale computed on the
+    /// [C] vectors, so the feature map is read twice (one multiply, one add) and rsqrt runs C times.
+    /// Differentiable in x, weight and bias.
+    /// </summary>
+    public static Tensor Affine(Tensor input, Tensor mean, Tensor var, double eps, Tensor? weight, Tensor? bias)
+    {
+        int rank = input.Rank;
+        using var veps = var + eps;
+        using var inv = veps.Rsqrt();
+        using var scale = weight != null ? weight * inv : inv.Reshape(inv.Size(0));
+        using var shiftPart = mean * scale;
+        using var shift = bias != null ? bias - shiftPart : shiftPart.Neg();
+        using var s = Channel(scale, rank);
+        using var b = Channel(shift, rank);
+        using var scaled = input * s;
+        return scaled + b;
+    }
+
+    /// <summary>
+    /// Normalises [N, C, ...] with the batch's per-channel mean and biased variance, then weight * x + bias.
+    /// Reductions run over contiguous rows ([N, C, L] summed over L, then over N) rather than a permuted copy,
+    /// and the gradient is the closed form of batch norm's backward
+    /// (dx = scale * (g - mean(g) - xhat * mean(g * xhat)), dweight = sum(g * xhat), dbias = sum(g)),
+    /// so training costs a handful of passes over the map instead of a graph of a dozen elementwise nodes.
+    /// </summary>
+    public static Tensor Training(Tensor input, Tensor? weight, Tensor? bias, double eps, out Tensor mean, out Tensor biasedVar)
+    {
+        int n = input.Size(0), c = input.Size(1);
+        long count = input.NumEl / Math.Max(1, c);
+        var shape = input.Shape.ToArray();
+        bool affine = weight != null && bias != null;
+        Tensor y, diff, invstd, scale;
+        using (GradMode.NoGrad())
+        {
+            using var x3 = input.Reshape(n, c, -1);
+            using (var s1 = x3.Sum(2))
+            using (var s = s1.Sum(0))
+                mean = s / (double)count;
+            using var mean3 = mean.Reshape(1, c, 1);
+            diff = x3 - mean3;
+            using (var sq = diff.Square())
+            using (var q1 = sq.Sum(2))
+            using (var q = q1.Sum(0))
+                biasedVar = q / (double)count;
+            using (var ve = biasedVar + eps) invstd = ve.Rsqrt();
+            scale = affine ? weight! * invstd : invstd.Reshape(c);
+            using var scale3 = scale.Reshape(1, c, 1);
+            using var scaled = diff * scale3;
+            if (affine)
+            {
+                using var b3 = bias!.Reshape(1, c, 1);
+                using var y3 = scaled + b3;
+                y = y3.Reshape(shape);
+            }
+            else y = scaled.Reshape(shape);
+        }
+        bool needInput = input.RequiresGrad;
+        Tensor[] inputs = affine ? [input, weight!, bias!] : [input];
+        var result = Tensor.Record(y, "BatchNorm", inputs, [diff, invstd, scale], (g, saved) =>
+        {
+            var (d, inv, sc) = (saved[0], saved[1], saved[2]);
+            using var g3 = g.Reshape(n, c, -1);
+            using var gs1 = g3.Sum(2);
+            using var gsum = gs1.Sum(0);
+            using var gd = g3 * d;
+            using var gd1 = gd.Sum(2);
+            using var gdsum = gd1.Sum(0);
+            Tensor? dx = null;
+            if (needInput)
+            {
+                // dx = g * scale + diff * kb + kc with kb = -scale * invstd^2 * sum(g * diff) / count, kc = -scale * sum(g) / count.
+                using var inv2 = inv.Square();
+                using var t = sc * inv2;
+                using var t2 = t * gdsum;
+                using var kb = t2 * (-1.0 / count);
+                using var t3 = sc * gsum;
+                using var kc = t3 * (-1.0 / count);
+                using var sc3 = sc.Reshape(1, c, 1);
+                using var kb3 = kb.Reshape(1, c, 1);
+                using var kc3 = kc.Reshape(1, c, 1);
+                using var a = g3 * sc3;
+                using var b = d * kb3;
+                using var ab = a + b;
+                using var dx3 = ab + kc3;
+                dx = dx3.Reshape(shape);
+            }
+            if (!affine) return [dx];
+            var dweight = gdsum * inv;
+            return [dx, dweight, gsum.Clone()];
+        });
+        diff.Dispose();
+        invstd.Dispose();
+        scale.Dispose();
+        return result;
     }
 }
