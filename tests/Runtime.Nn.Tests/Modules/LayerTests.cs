@@ -7,7 +7,7 @@ namespace Runtime.Nn.Tests.Modules;
 public class LayerTests
 {
     /// <summary>Loads the golden's named tensors into <paramref name="m"/> (non-strict), runs forward and backward with the golden upstream gradient, compares.</summary>
-    private static void CheckAgainstGolden(UnaryModule m, JsonElement g, string[] tensors, string[] gradNames)
+    internal static void CheckAgainstGolden(UnaryModule m, JsonElement g, string[] tensors, string[] gradNames)
     {
         var dict = tensors.ToDictionary(n => n, n => ToTensor(g.GetProperty(n)));
         var res = m.LoadStateDict(dict, strict: false);
