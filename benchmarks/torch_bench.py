@@ -2,7 +2,10 @@
 """Times PyTorch on the shapes `runtime bench` uses and prints the same JSON lines (impl "torch").
 
 Usage: /usr/bin/python3 benchmarks/torch_bench.py [--threads 2] [--ops matmul:1024,matmul:2048,add,softmax]
-Each spec is op[:shape] with shape as in `runtime bench --shape` (comma-separated, 'x' also accepted).
+Each spec is op[:shape] with shape as in `runtime bench --shape` ('x'-separated inside --ops).
+conv2d specs take the convolution from op[:shape[:k=3:out=256:s=1:p=1:d=1:g=1:bwd]], the same settings as
+`runtime bench conv2d --kernel --out --stride --padding --dilation --groups --backward`, e.g.
+    --ops conv2d:8x256x14x14:k=3:out=256:s=1:p=1,conv2d:1x3x224x224:k=7:out=64:s=2:p=3:bwd
 """
 import argparse
 import json
@@ -27,9 +30,41 @@ def measure(fn, repeat=None):
     return statistics.median(times), min(times), reps
 
 
-def run(op, shape, dtype, threads):
+def conv2d(shape, conv, dtype):
+    """The conv2d case: returns the timed function, the work in GFLOP and the shape text `runtime bench` prints."""
+    n, c, h, w = shape or [8, 256, 14, 14]
+    k = int(conv.get("k", 3))
+    out = int(conv.get("out", c))
+    s, d, g = int(conv.get("s", 1)), int(conv.get("d", 1)), int(conv.get("g", 1))
+    p = int(conv.get("p", k // 2))
+    bwd = "bwd" in conv
+    x = torch.randn(n, c, h, w, dtype=dtype, requires_grad=bwd)
+    wt = torch.randn(out, c // g, k, k, dtype=dtype, requires_grad=bwd)
+    b = torch.randn(out, dtype=dtype, requires_grad=bwd)
+    oh = (h + 2 * p - d * (k - 1) - 1) // s + 1
+    ow = (w + 2 * p - d * (k - 1) - 1) // s + 1
+    macs = n * out * oh * ow * (c // g) * k * k
+
+    def fn():
+        with torch.set_grad_enabled(bwd):
+            y = torch.nn.functional.conv2d(x, wt, b, s, p, d, g)
+            if bwd:
+                y.backward(torch.ones_like(y))
+                x.grad = wt.grad = b.grad = None
+
+    text = f"{n}x{c}x{h}x{w}>{out}k{k}x{k}s{s}p{p}" + (f"d{d}" if d != 1 else "") + (f"g{g}" if g != 1 else "") + ("+bwd" if bwd else "")
+    return fn, (3 if bwd else 1) * 2.0 * macs / 1e9, text
+
+
+def run(op, shape, dtype, threads, conv=None):
     torch.manual_seed(1234)
     es = torch.tensor([], dtype=dtype).element_size()
+    if op == "conv2d":
+        fn, work, text = conv2d(shape, conv or {}, dtype)
+        med, mn, reps = measure(fn)
+        return {"impl": "torch", "op": op, "shape": text, "dtype": str(dtype).replace("torch.", ""), "device": "cpu",
+                "threads": threads, "repeats": reps, "median_ms": round(med, 4), "min_ms": round(mn, 4),
+                "GFLOP_per_s": round(work / (med / 1000), 2), "version": torch.__version__}
     with torch.no_grad():
         if op == "matmul":
             m, n, k = (shape * 3 if len(shape) == 1 else shape) if shape else (1024, 1024, 1024)
@@ -74,9 +109,11 @@ def main():
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     for spec in args.ops.split(","):
-        op, _, sh = spec.partition(":")
+        op, *parts = spec.split(":")
+        sh = parts[0] if parts else ""
         shape = [int(v) for v in sh.replace("x", " ").split()] if sh else None
-        print(json.dumps(run(op, shape, dtype, args.threads)), flush=True)
+        conv = dict(part.partition("=")[::2] for part in parts[1:])
+        print(json.dumps(run(op, shape, dtype, args.threads, conv)), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ internal static class BenchCommand
 {
     public static int Run(string[] args)
     {
-        var opts = CommandLine.ParseOptions(args, out var positional, "json");
+        var opts = CommandLine.ParseOptions(args, out var positional, "json", "backward");
         if (positional.Count != 1) throw new ArgumentException("bench needs exactly one operator name");
         string op = positional[0];
         var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
@@ -22,7 +22,19 @@ internal static class BenchCommand
         int[]? shape = opts.TryGetValue("shape", out var s) && s != null
             ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
             : null;
-        var result = Measure(op, shape, dtype, device, repeat);
+        int Int(string name, int fallback) =>
+            opts.TryGetValue(name, out var v) && v != null ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        ConvOptions? conv = null;
+        if (op == "conv2d")
+        {
+            var k = opts.TryGetValue("kernel", out var ks) && ks != null
+                ? ks.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
+                : [3];
+            if (k.Length is not (1 or 2)) throw new ArgumentException("--kernel is k or kh,kw");
+            int kh = k[0], kw = k[^1];
+            conv = new ConvOptions(Int("out", -1), kh, kw, Int("stride", 1), Int("padding", Math.Min(kh, kw) / 2), Int("dilation", 1), Int("groups", 1), opts.ContainsKey("backward"));
+        }
+        var result = Measure(op, shape, dtype, device, repeat, conv);
         if (opts.ContainsKey("json")) Console.WriteLine(result.ToJson());
         else Console.WriteLine(result.ToRow());
         return 0;
@@ -34,12 +46,15 @@ internal static class BenchCommand
             $"{{\"impl\":\"runtime\",\"op\":\"{Op}\",\"shape\":\"{Shape}\",\"dtype\":\"{DType}\",\"device\":\"{Device}\",\"threads\":{Threads},\"repeats\":{Repeats},\"median_ms\":{MedianMs:F4},\"min_ms\":{MinMs:F4},\"{Unit.Replace("/", "_per_")}\":{Rate:F2}}}");
 
         public string ToRow() => string.Create(CultureInfo.InvariantCulture,
-            $"{Op,-8} {Shape,-16} {DType,-8} {Device,-8} threads={Threads} median {MedianMs,10:F3} ms  min {MinMs,10:F3} ms  {Rate,9:F1} {Unit}");
+            $"{Op,-8} {Shape,-24} {DType,-8} {Device,-8} threads={Threads} median {MedianMs,10:F3} ms  min {MinMs,10:F3} ms  {Rate,9:F1} {Unit}");
     }
 
-    public static Result Measure(string op, int[]? shape, DType dtype, Device device, int? repeat)
+    /// <summary>Convolution settings of <c>bench conv2d</c>; <c>Out</c> -1 means as many output channels as input channels.</summary>
+    public sealed record ConvOptions(int Out, int KernelH, int KernelW, int Stride, int Padding, int Dilation, int Groups, bool Backward);
+
+    public static Result Measure(string op, int[]? shape, DType dtype, Device device, int? repeat, ConvOptions? conv = null)
     {
-        using var noGrad = GradMode.NoGrad();
+        using var noGrad = conv is { Backward: true } ? default(GradMode.NoGradScope?) : GradMode.NoGrad();
         var gen = new Generator(1234);
         Func<Tensor> run;
         double work;
@@ -69,6 +84,44 @@ internal static class BenchCommand
                 work = 2.0 * m * n * k / 1e9;
                 unit = "GFLOP/s";
                 shapeText = $"{m}x{n}x{k}";
+                break;
+            }
+            case "conv2d":
+            {
+                var sh = shape ?? [8, 256, 14, 14];
+                if (sh.Length != 4) throw new ArgumentException("conv2d --shape is N,C,H,W");
+                var c = conv ?? new ConvOptions(-1, 3, 3, 1, 1, 1, 1, false);
+                int cout = c.Out > 0 ? c.Out : sh[1];
+                var x = Input(sh);
+                var w = Input(cout, sh[1] / c.Groups, c.KernelH, c.KernelW);
+                var b = Input(cout);
+                if (c.Backward)
+                {
+                    x.RequiresGrad = true;
+                    w.RequiresGrad = true;
+                    b.RequiresGrad = true;
+                }
+                int oh = (sh[2] + 2 * c.Padding - c.Dilation * (c.KernelH - 1) - 1) / c.Stride + 1;
+                int ow = (sh[3] + 2 * c.Padding - c.Dilation * (c.KernelW - 1) - 1) / c.Stride + 1;
+                double macs = (double)sh[0] * cout * oh * ow * (sh[1] / c.Groups) * c.KernelH * c.KernelW;
+                run = () =>
+                {
+                    var y = x.Conv2d(w, b, (c.Stride, c.Stride), (c.Padding, c.Padding), (c.Dilation, c.Dilation), c.Groups);
+                    if (!c.Backward) return y;
+                    using (y)
+                    using (var gy = Tensor.OnesLike(y))
+                        y.Backward(gy);
+                    foreach (var t in new[] { x, w, b })
+                    {
+                        t.Grad?.Dispose();
+                        t.Grad = null;
+                    }
+                    return Tensor.Zeros(1);
+                };
+                work = (c.Backward ? 3 : 1) * 2.0 * macs / 1e9;
+                unit = "GFLOP/s";
+                shapeText = $"{string.Join("x", sh)}>{cout}k{c.KernelH}x{c.KernelW}s{c.Stride}p{c.Padding}" +
+                    (c.Dilation != 1 ? $"d{c.Dilation}" : "") + (c.Groups != 1 ? $"g{c.Groups}" : "") + (c.Backward ? "+bwd" : "");
                 break;
             }
             case "add" or "mul" or "relu" or "exp" or "sum":
@@ -101,7 +154,7 @@ internal static class BenchCommand
                 break;
             }
             default:
-                throw new ArgumentException($"unknown bench op '{op}' (matmul, add, mul, relu, exp, sum, softmax)");
+                throw new ArgumentException($"unknown bench op '{op}' (matmul, conv2d, add, mul, relu, exp, sum, softmax)");
         }
 
         var backend = Backends.BackendRegistry.For(device);

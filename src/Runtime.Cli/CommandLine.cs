@@ -10,15 +10,22 @@ internal static class CommandLine
           devices                         list devices: CPU (SIMD width, cores), CUDA and OpenCL (or why unavailable)
           selfcheck --device <cuda:i|opencl:i> [--seed n]
                                           every operator on the device against the CPU, forward and backward
-          bench <op> [options]            time an operator; ops: matmul, add, mul, relu, exp, sum, softmax
+          bench <op> [options]            time an operator; ops: matmul, conv2d, add, mul, relu, exp, sum, softmax
               --device <cpu|cuda:i|opencl:i>   device (default cpu)
               --shape <a,b,...>                matmul: M,N,K or one size for a cube (default 1024)
+                                               conv2d: input N,C,H,W (default 8,256,14,14)
                                                add/mul/relu/exp/sum: element count or shape (default 16777216)
                                                softmax: rows,cols (default 4096,1024)
               --dtype <float32|float64>        element type (default float32)
               --threads <n>                    CPU threads (default: all cores)
               --repeat <n>                     timed repetitions (default: enough for ~1 s, at least 5)
               --json                           one JSON object per line instead of a table row
+              conv2d only (GFLOP/s count 2 flops per multiply-add, times 3 with --backward):
+              --out <n>                        output channels (default: input channels)
+              --kernel <k|kh,kw>               kernel size (default 3)
+              --stride <s>  --padding <p>  --dilation <d>  --groups <g>   (defaults 1, k/2, 1, 1)
+              --backward                       time forward + backward (input, weight and bias gradients)
+              e.g. runtime bench conv2d --shape 8,256,14,14 --kernel 3 --out 256 --stride 1 --padding 1
           draw <coco.json> <image_id|all> --out <folder>   draw COCO ground truth to PNG (options: runtime draw --help)
           convert <in.pth> <out.safetensors>   PyTorch checkpoint (state dict) to safetensors, pickle never executed
           help                            this text

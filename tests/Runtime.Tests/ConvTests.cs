@@ -150,16 +150,19 @@ public class ConvTests
 
     public static TheoryData<string, int[], DType> PathCases()
     {
-        // name: {N, Cin, H, W, Cout, kH, kW, stride, padding, dilation, groups}
+        // name: {N, Cin, H, W, Cout, kH, kW, stride, padding, dilation, groups}. The CPU backend multiplies each image on
+        // its own when its output plane has at least 1024 pixels and batches images into one GEMM below that.
         var shapes = new (string, int[])[]
         {
-            ("pointwise, large plane (direct GEMM)", [2, 16, 20, 20, 24, 1, 1, 1, 0, 1, 1]),
+            ("pointwise, large plane (direct GEMM)", [2, 16, 33, 32, 24, 1, 1, 1, 0, 1, 1]),
             ("pointwise, small plane (batched)", [6, 40, 4, 4, 24, 1, 1, 1, 0, 1, 1]),
-            ("3x3, large plane (im2col per image)", [2, 8, 24, 24, 16, 3, 3, 1, 1, 1, 1]),
+            ("3x3, large plane (im2col per image)", [2, 8, 34, 31, 16, 3, 3, 1, 1, 1, 1]),
             ("3x3, small plane (batched im2col)", [5, 32, 7, 7, 48, 3, 3, 1, 1, 1, 1]),
             ("7x7 stride 2", [2, 3, 30, 30, 8, 7, 7, 2, 3, 1, 1]),
             ("1x1 stride 2", [3, 24, 9, 9, 20, 1, 1, 2, 0, 1, 1]),
             ("grouped", [2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4]),
+            ("grouped, large plane", [2, 6, 32, 33, 4, 3, 3, 1, 1, 1, 2]),
+            ("grouped pointwise, large plane", [2, 8, 32, 32, 12, 1, 1, 1, 0, 1, 4]),
             ("grouped, dilated, small plane", [4, 12, 6, 6, 6, 3, 3, 1, 2, 2, 3]),
             ("depthwise", [3, 12, 9, 9, 12, 3, 3, 1, 1, 1, 12]),
             ("depthwise, multiplier 2, stride 2", [2, 5, 11, 10, 10, 3, 3, 2, 1, 1, 5]),

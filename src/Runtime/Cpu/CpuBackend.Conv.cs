@@ -1,0 +1,556 @@
+using System.Numerics;
+using Runtime.Backends;
+
+namespace Runtime.Cpu;
+
+/// <summary>
+/// Convolutions on the CPU, all through the packed GEMM of <see cref="Gemm"/>:
+/// <list type="bullet">
+/// <item>pointwise (1x1, stride 1, no padding) convolutions on large planes multiply the weight with each image in place;</item>
+/// <item>everything else unfolds a chunk of images (<see cref="ConvPlan.Images"/>) into a column buffer and runs one GEMM
+/// per group over the whole chunk, so small late-stage planes (7x7, 14x14) still give the GEMM a wide N;</item>
+/// <item>depthwise convolutions (one input channel per group) take a direct vectorised loop instead, since their GEMMs
+/// would have a single row.</item>
+/// </list>
+/// Grad-input runs the transposed GEMM into columns and folds them back per plane (col2im); grad-weight multiplies the
+/// output gradient with the unfolded input. Scratch comes from <see cref="BufferPool"/> and goes back after each call.
+/// </summary>
+internal sealed unsafe partial class CpuBackend
+{
+    public void Im2Col(TensorView x, TensorView columns, Conv2dGeometry g)
+    {
+        if (x.DType == DType.Float32) Im2ColFor((float*)Ptr(x), (float*)Ptr(columns), g, 0, g.Batch);
+        else Im2ColFor((double*)Ptr(x), (double*)Ptr(columns), g, 0, g.Batch);
+    }
+
+    public void Col2Im(TensorView columns, TensorView x, Conv2dGeometry g)
+    {
+        if (x.DType == DType.Float32) Col2ImFor((float*)Ptr(columns), (float*)Ptr(x), g, 0, g.Batch);
+        else Col2ImFor((double*)Ptr(columns), (double*)Ptr(x), g, 0, g.Batch);
+    }
+
+    public void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
+    {
+        if (x.DType == DType.Float32)
+            ConvForward((float*)Ptr(x), (float*)Ptr(weight), bias is { } b ? (float*)Ptr(b) : null, (float*)Ptr(y), g);
+        else
+            ConvForward((double*)Ptr(x), (double*)Ptr(weight), bias is { } b ? (double*)Ptr(b) : null, (double*)Ptr(y), g);
+    }
+
+    public void Conv2dGradInput(TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g)
+    {
+        if (gy.DType == DType.Float32) ConvGradInput((float*)Ptr(gy), (float*)Ptr(weight), (float*)Ptr(gx), g);
+        else ConvGradInput((double*)Ptr(gy), (double*)Ptr(weight), (double*)Ptr(gx), g);
+    }
+
+    public void Conv2dGradWeight(TensorView x, TensorView gy, TensorView gw, Conv2dGeometry g)
+    {
+        if (gy.DType == DType.Float32) ConvGradWeight((float*)Ptr(x), (float*)Ptr(gy), (float*)Ptr(gw), g);
+        else ConvGradWeight((double*)Ptr(x), (double*)Ptr(gy), (double*)Ptr(gw), g);
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Planning and scratch
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>How one convolution is cut up: images per GEMM, whether it is pointwise (no unfolding) or depthwise (no GEMM).</summary>
+    private readonly struct ConvPlan
+    {
+        /// <summary>A chunk's GEMM should see at least this many columns (output pixels) to run near its peak.</summary>
+        private const int TargetColumns = 1024;
+
+        /// <summary>Largest column buffer, in elements, one chunk may use.</summary>
+        private const long ColumnBudget = 1L << 23;
+
+        public ConvPlan(Conv2dGeometry g)
+        {
+            Depthwise = g.InPerGroup == 1 && g.Groups > 1;
+            long perImage = Math.Max(1L, (long)g.ColumnRows * g.OutPlane);
+            int want = Math.Max(1, (TargetColumns + g.OutPlane - 1) / g.OutPlane);
+            Images = (int)Math.Clamp(Math.Min(want, ColumnBudget / perImage), 1, Math.Max(1, g.Batch));
+            // A pointwise convolution reads the images as they are, one GEMM per image, unless the planes are small.
+            Direct = g.IsPointwise && Images == 1;
+        }
+
+        public bool Depthwise { get; }
+
+        public bool Direct { get; }
+
+        public int Images { get; }
+    }
+
+    /// <summary>A block of pooled native memory for the duration of one call.</summary>
+    private readonly struct Scratch<T> : IDisposable where T : unmanaged
+    {
+        private readonly nint _ptr;
+        private readonly long _capacity;
+
+        public Scratch(long elements)
+        {
+            if (elements > 0) (_ptr, _capacity) = BufferPool.Rent(elements * sizeof(T));
+        }
+
+        public T* Pointer => (T*)_ptr;
+
+        public void Dispose()
+        {
+            if (_ptr != 0) BufferPool.Return((byte*)_ptr, _capacity);
+        }
+    }
+
+    private static void GemmT<T>(int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int threads)
+        where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            Gemm.Sgemm(m, n, k, (float*)a, rsA, csA, (float*)b, rsB, csB, (float*)c, ldc, accumulate, threads);
+        else
+            Gemm.Dgemm(m, n, k, (double*)a, rsA, csA, (double*)b, rsB, csB, (double*)c, ldc, accumulate, threads);
+    }
+
+    /// <summary>Runs body(group, gemmThreads) for every group: groups in parallel when there are enough of them, else one after another with all threads each.</summary>
+    private static void ForEachGroup(Conv2dGeometry g, double macsPerGroup, Action<int, int> body)
+    {
+        int threads = CpuParallel.Threads;
+        if (g.Groups >= threads && threads > 1 && macsPerGroup < 64.0 * 64 * 64 * 64)
+            CpuParallel.For(g.Groups, 1, (s, e) => { for (long i = s; i < e; i++) body((int)i, 1); });
+        else
+            for (int i = 0; i < g.Groups; i++) body(i, threads);
+    }
+
+    /// <summary>
+    /// The range of output columns <c>[lo, hi)</c> whose input column <c>ow*stride + offset</c> lies inside <c>[0, size)</c>.
+    /// </summary>
+    private static (int Lo, int Hi) ValidRange(int outSize, int stride, int offset, int size)
+    {
+        // ow*stride + offset >= 0  <=>  ow >= ceil(-offset / stride)
+        int lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+        // ow*stride + offset <= size - 1  <=>  ow <= floor((size - 1 - offset) / stride)
+        int last = size - 1 - offset;
+        int hi = last < 0 ? 0 : Math.Min(outSize, last / stride + 1);
+        return (Math.Min(lo, hi), hi);
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Forward
+    // ------------------------------------------------------------------------------------------------
+
+    private static void ConvForward<T>(T* x, T* w, T* bias, T* y, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        var plan = new ConvPlan(g);
+        if (plan.Depthwise)
+        {
+            DepthwiseForward(x, w, bias, y, g);
+            return;
+        }
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        double macsPerGroup = (double)cog * kg * L * plan.Images;
+        if (plan.Direct)
+        {
+            for (int n = 0; n < g.Batch; n++)
+            {
+                T* xn = x + (long)n * g.InChannels * L, yn = y + (long)n * g.OutChannels * L;
+                ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                    GemmT(cog, L, kg, w + (long)grp * cog * kg, kg, 1, xn + (long)grp * kg * L, L, 1, yn + (long)grp * cog * L, L, false, threads));
+            }
+            AddBias(y, bias, g);
+            return;
+        }
+
+        using var col = new Scratch<T>((long)g.ColumnRows * L * plan.Images);
+        using var rows = new Scratch<T>(plan.Images > 1 ? (long)g.OutChannels * L * plan.Images : 0);
+        T* cp = col.Pointer, rp = rows.Pointer;
+        for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
+        {
+            int cnt = Math.Min(plan.Images, g.Batch - n0);
+            long cols = (long)cnt * L;
+            Im2ColFor(x, cp, g, n0, cnt);
+            // One image: the GEMM writes the output directly. Several: into rows [Cout, cnt*L], then rearranged.
+            T* target = cnt == 1 ? y + (long)n0 * g.OutChannels * L : rp;
+            ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, target + (long)grp * cog * cols, cols, false, threads));
+            if (cnt > 1) RowsToImages(rp, y, g, n0, cnt, bias);
+            else AddBias(y + (long)n0 * g.OutChannels * L, bias, g with { Batch = 1 });
+        }
+    }
+
+    /// <summary>y[n, c, :] += bias[c] for every image.</summary>
+    private static void AddBias<T>(T* y, T* bias, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        if (bias == null) return;
+        int L = g.OutPlane, cout = g.OutChannels;
+        CpuParallel.For((long)g.Batch * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+                AddScalar(y + p * L, bias[p % cout], L);
+        });
+    }
+
+    /// <summary>Rows [Cout, cnt*L] (images side by side) to y[n0 .. n0+cnt] laid out [cnt, Cout, L], adding the bias.</summary>
+    private static void RowsToImages<T>(T* rows, T* y, Conv2dGeometry g, int n0, int cnt, T* bias) where T : unmanaged, INumber<T>
+    {
+        int L = g.OutPlane, cout = g.OutChannels;
+        long cols = (long)cnt * L;
+        CpuParallel.For((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                long n = p / cout, c = p % cout;
+                T* src = rows + c * cols + n * L, dst = y + ((n0 + n) * cout + c) * L;
+                new ReadOnlySpan<T>(src, L).CopyTo(new Span<T>(dst, L));
+                if (bias != null) AddScalar(dst, bias[c], L);
+            }
+        });
+    }
+
+    /// <summary>Rows [Cout, cnt*L] from gy[n0 .. n0+cnt] laid out [cnt, Cout, L].</summary>
+    private static void ImagesToRows<T>(T* gy, T* rows, Conv2dGeometry g, int n0, int cnt) where T : unmanaged
+    {
+        int L = g.OutPlane, cout = g.OutChannels;
+        long cols = (long)cnt * L;
+        CpuParallel.For((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+            {
+                long n = p / cout, c = p % cout;
+                new ReadOnlySpan<T>(gy + ((n0 + n) * cout + c) * L, L).CopyTo(new Span<T>(rows + c * cols + n * L, L));
+            }
+        });
+    }
+
+    /// <summary>
+    /// Unfolds images n0 .. n0+cnt of x into columns [C*kH*kW, cnt*OH*OW] (see <see cref="IBackend.Im2Col"/>),
+    /// one (row, image) pair per work item.
+    /// </summary>
+    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt) where T : unmanaged
+    {
+        int L = g.OutPlane, kk = g.KernelH * g.KernelW, H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth;
+        long cols = (long)cnt * L;
+        int rowsTotal = g.ColumnRows;
+        CpuParallel.For((long)rowsTotal * cnt, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        {
+            for (long item = s; item < e; item++)
+            {
+                int r = (int)(item / cnt), n = (int)(item % cnt);
+                int c = r / kk, i = r / g.KernelW % g.KernelH, j = r % g.KernelW;
+                T* dst = col + r * cols + (long)n * L;
+                T* src = x + ((long)(n0 + n) * g.InChannels + c) * H * W;
+                int offW = j * g.DilationW - g.PadW;
+                var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
+                for (int oh = 0; oh < OH; oh++)
+                {
+                    T* d = dst + (long)oh * OW;
+                    int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
+                    if ((uint)ih >= (uint)H)
+                    {
+                        new Span<T>(d, OW).Clear();
+                        continue;
+                    }
+                    if (lo > 0) new Span<T>(d, lo).Clear();
+                    T* srow = src + (long)ih * W + offW;
+                    if (g.StrideW == 1)
+                        new ReadOnlySpan<T>(srow + lo, hi - lo).CopyTo(new Span<T>(d + lo, hi - lo));
+                    else
+                        for (int ow = lo; ow < hi; ow++) d[ow] = srow[(long)ow * g.StrideW];
+                    if (hi < OW) new Span<T>(d + hi, OW - hi).Clear();
+                }
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Backward
+    // ------------------------------------------------------------------------------------------------
+
+    private static void ConvGradInput<T>(T* gy, T* w, T* gx, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        var plan = new ConvPlan(g);
+        if (plan.Depthwise)
+        {
+            DepthwiseGradInput(gy, w, gx, g);
+            return;
+        }
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        double macsPerGroup = (double)cog * kg * L * plan.Images;
+        if (plan.Direct)
+        {
+            for (int n = 0; n < g.Batch; n++)
+            {
+                T* gyn = gy + (long)n * g.OutChannels * L, gxn = gx + (long)n * g.InChannels * L;
+                // gx_g [Cin/G, L] = W_g^T [Cin/G, Cout/G] x gy_g [Cout/G, L].
+                ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                    GemmT(kg, L, cog, w + (long)grp * cog * kg, 1, kg, gyn + (long)grp * cog * L, L, 1, gxn + (long)grp * kg * L, L, false, threads));
+            }
+            return;
+        }
+
+        using var col = new Scratch<T>((long)g.ColumnRows * L * plan.Images);
+        using var rows = new Scratch<T>(plan.Images > 1 ? (long)g.OutChannels * L * plan.Images : 0);
+        T* cp = col.Pointer, rp = rows.Pointer;
+        for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
+        {
+            int cnt = Math.Min(plan.Images, g.Batch - n0);
+            long cols = (long)cnt * L;
+            T* source = gy + (long)n0 * g.OutChannels * L;
+            if (cnt > 1)
+            {
+                ImagesToRows(gy, rp, g, n0, cnt);
+                source = rp;
+            }
+            ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                GemmT(kg, (int)cols, cog, w + (long)grp * cog * kg, 1, kg, source + (long)grp * cog * cols, cols, 1, cp + (long)grp * kg * cols, cols, false, threads));
+            Col2ImFor(cp, gx, g, n0, cnt);
+        }
+    }
+
+    private static void ConvGradWeight<T>(T* x, T* gy, T* gw, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        var plan = new ConvPlan(g);
+        if (plan.Depthwise)
+        {
+            DepthwiseGradWeight(x, gy, gw, g);
+            return;
+        }
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        double macsPerGroup = (double)cog * kg * L * plan.Images;
+        if (plan.Direct)
+        {
+            for (int n = 0; n < g.Batch; n++)
+            {
+                T* gyn = gy + (long)n * g.OutChannels * L, xn = x + (long)n * g.InChannels * L;
+                bool acc = n > 0;
+                // gw_g [Cout/G, Cin/G] (+)= gy_g [Cout/G, L] x x_g^T [L, Cin/G].
+                ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                    GemmT(cog, kg, L, gyn + (long)grp * cog * L, L, 1, xn + (long)grp * kg * L, 1, L, gw + (long)grp * cog * kg, kg, acc, threads));
+            }
+            return;
+        }
+
+        using var col = new Scratch<T>((long)g.ColumnRows * L * plan.Images);
+        using var rows = new Scratch<T>(plan.Images > 1 ? (long)g.OutChannels * L * plan.Images : 0);
+        T* cp = col.Pointer, rp = rows.Pointer;
+        for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
+        {
+            int cnt = Math.Min(plan.Images, g.Batch - n0);
+            long cols = (long)cnt * L;
+            Im2ColFor(x, cp, g, n0, cnt);
+            T* source = gy + (long)n0 * g.OutChannels * L;
+            if (cnt > 1)
+            {
+                ImagesToRows(gy, rp, g, n0, cnt);
+                source = rp;
+            }
+            bool acc = n0 > 0;
+            ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                GemmT(cog, kg, (int)cols, source + (long)grp * cog * cols, cols, 1, cp + (long)grp * kg * cols, 1, cols, gw + (long)grp * cog * kg, kg, acc, threads));
+        }
+    }
+
+    /// <summary>
+    /// Folds columns [C*kH*kW, cnt*OH*OW] back into images n0 .. n0+cnt of x (overwriting them): each (image, channel)
+    /// plane is owned by one work item and sums its taps in a fixed order, so the result does not depend on threading.
+    /// </summary>
+    private static void Col2ImFor<T>(T* col, T* x, Conv2dGeometry g, int n0, int cnt) where T : unmanaged, INumber<T>
+    {
+        int L = g.OutPlane, H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth;
+        long cols = (long)cnt * L;
+        CpuParallel.For((long)cnt * g.InChannels, Math.Max(1, 16384 / Math.Max(1, g.InPlane)), (s, e) =>
+        {
+            for (long item = s; item < e; item++)
+            {
+                int n = (int)(item / g.InChannels), c = (int)(item % g.InChannels);
+                T* dst = x + ((long)(n0 + n) * g.InChannels + c) * H * W;
+                new Span<T>(dst, H * W).Clear();
+                for (int i = 0; i < g.KernelH; i++)
+                {
+                    for (int j = 0; j < g.KernelW; j++)
+                    {
+                        T* src = col + ((long)(c * g.KernelH + i) * g.KernelW + j) * cols + (long)n * L;
+                        int offW = j * g.DilationW - g.PadW;
+                        var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
+                        if (hi <= lo) continue;
+                        for (int oh = 0; oh < OH; oh++)
+                        {
+                            int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
+                            if ((uint)ih >= (uint)H) continue;
+                            T* drow = dst + (long)ih * W + offW;
+                            T* srow = src + (long)oh * OW;
+                            if (g.StrideW == 1) AddTo(drow + lo, srow + lo, hi - lo);
+                            else
+                                for (int ow = lo; ow < hi; ow++) drow[(long)ow * g.StrideW] += srow[ow];
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Depthwise (one input channel per group): direct loops, vectorised along rows when the stride is 1
+    // ------------------------------------------------------------------------------------------------
+
+    private static void DepthwiseForward<T>(T* x, T* w, T* bias, T* y, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        int H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth, cog = g.OutPerGroup, kk = g.KernelH * g.KernelW;
+        CpuParallel.For((long)g.Batch * g.OutChannels, Math.Max(1, 8192 / Math.Max(1, g.OutPlane * kk)), (s, e) =>
+        {
+            for (long item = s; item < e; item++)
+            {
+                int n = (int)(item / g.OutChannels), co = (int)(item % g.OutChannels), ci = co / cog;
+                T* src = x + ((long)n * g.InChannels + ci) * H * W;
+                T* dst = y + item * g.OutPlane;
+                T* wk = w + (long)co * kk;
+                new Span<T>(dst, g.OutPlane).Fill(bias != null ? bias[co] : T.Zero);
+                for (int oh = 0; oh < OH; oh++)
+                {
+                    T* drow = dst + (long)oh * OW;
+                    for (int i = 0; i < g.KernelH; i++)
+                    {
+                        int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
+                        if ((uint)ih >= (uint)H) continue;
+                        for (int j = 0; j < g.KernelW; j++)
+                        {
+                            int offW = j * g.DilationW - g.PadW;
+                            var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
+                            T* srow = src + (long)ih * W + offW;
+                            T wv = wk[i * g.KernelW + j];
+                            if (g.StrideW == 1) Axpy(drow + lo, srow + lo, wv, hi - lo);
+                            else
+                                for (int ow = lo; ow < hi; ow++) drow[ow] += wv * srow[(long)ow * g.StrideW];
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    private static void DepthwiseGradInput<T>(T* gy, T* w, T* gx, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        int H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth, cog = g.OutPerGroup, kk = g.KernelH * g.KernelW;
+        CpuParallel.For((long)g.Batch * g.InChannels, Math.Max(1, 8192 / Math.Max(1, g.OutPlane * kk * cog)), (s, e) =>
+        {
+            for (long item = s; item < e; item++)
+            {
+                int n = (int)(item / g.InChannels), ci = (int)(item % g.InChannels);
+                T* dst = gx + item * H * W;
+                new Span<T>(dst, H * W).Clear();
+                for (int co = ci * cog; co < (ci + 1) * cog; co++)
+                {
+                    T* src = gy + ((long)n * g.OutChannels + co) * g.OutPlane;
+                    T* wk = w + (long)co * kk;
+                    for (int oh = 0; oh < OH; oh++)
+                    {
+                        T* srow = src + (long)oh * OW;
+                        for (int i = 0; i < g.KernelH; i++)
+                        {
+                            int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
+                            if ((uint)ih >= (uint)H) continue;
+                            for (int j = 0; j < g.KernelW; j++)
+                            {
+                                int offW = j * g.DilationW - g.PadW;
+                                var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
+                                T* drow = dst + (long)ih * W + offW;
+                                T wv = wk[i * g.KernelW + j];
+                                if (g.StrideW == 1) Axpy(drow + lo, srow + lo, wv, hi - lo);
+                                else
+                                    for (int ow = lo; ow < hi; ow++) drow[(long)ow * g.StrideW] += wv * srow[ow];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    private static void DepthwiseGradWeight<T>(T* x, T* gy, T* gw, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    {
+        int H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth, cog = g.OutPerGroup, kk = g.KernelH * g.KernelW;
+        CpuParallel.For(g.OutChannels, Math.Max(1, 8192 / Math.Max(1, g.Batch * g.OutPlane * kk)), (s, e) =>
+        {
+            for (long co = s; co < e; co++)
+            {
+                long ci = co / cog;
+                for (int i = 0; i < g.KernelH; i++)
+                {
+                    for (int j = 0; j < g.KernelW; j++)
+                    {
+                        int offW = j * g.DilationW - g.PadW;
+                        var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
+                        T sum = T.Zero;
+                        for (int n = 0; n < g.Batch; n++)
+                        {
+                            T* src = x + ((long)n * g.InChannels + ci) * H * W;
+                            T* grow0 = gy + ((long)n * g.OutChannels + co) * g.OutPlane;
+                            for (int oh = 0; oh < OH; oh++)
+                            {
+                                int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
+                                if ((uint)ih >= (uint)H) continue;
+                                T* srow = src + (long)ih * W + offW;
+                                T* grow = grow0 + (long)oh * OW;
+                                if (g.StrideW == 1) sum += Dot(grow + lo, srow + lo, hi - lo);
+                                else
+                                    for (int ow = lo; ow < hi; ow++) sum += grow[ow] * srow[(long)ow * g.StrideW];
+                            }
+                        }
+                        gw[co * kk + i * g.KernelW + j] = sum;
+                    }
+                }
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Vector helpers (System.Numerics.Vector<T>: the widest the JIT accelerates, scalar otherwise)
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>d[k] += a * s[k].</summary>
+    private static void Axpy<T>(T* d, T* s, T a, int n) where T : unmanaged, INumber<T>
+    {
+        int k = 0;
+        if (Vector.IsHardwareAccelerated && n >= Vector<T>.Count)
+        {
+            var va = new Vector<T>(a);
+            for (; k <= n - Vector<T>.Count; k += Vector<T>.Count)
+                Vector.Store(Vector.Load(d + k) + va * Vector.Load(s + k), d + k);
+        }
+        for (; k < n; k++) d[k] += a * s[k];
+    }
+
+    /// <summary>d[k] += s[k].</summary>
+    private static void AddTo<T>(T* d, T* s, int n) where T : unmanaged, INumber<T>
+    {
+        int k = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; k <= n - Vector<T>.Count; k += Vector<T>.Count)
+                Vector.Store(Vector.Load(d + k) + Vector.Load(s + k), d + k);
+        for (; k < n; k++) d[k] += s[k];
+    }
+
+    /// <summary>d[k] += a.</summary>
+    private static void AddScalar<T>(T* d, T a, int n) where T : unmanaged, INumber<T>
+    {
+        int k = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var va = new Vector<T>(a);
+            for (; k <= n - Vector<T>.Count; k += Vector<T>.Count)
+                Vector.Store(Vector.Load(d + k) + va, d + k);
+        }
+        for (; k < n; k++) d[k] += a;
+    }
+
+    /// <summary>sum_k a[k] * b[k].</summary>
+    private static T Dot<T>(T* a, T* b, int n) where T : unmanaged, INumber<T>
+    {
+        int k = 0;
+        T sum = T.Zero;
+        if (Vector.IsHardwareAccelerated && n >= Vector<T>.Count)
+        {
+            var acc = Vector<T>.Zero;
+            for (; k <= n - Vector<T>.Count; k += Vector<T>.Count)
+                acc += Vector.Load(a + k) * Vector.Load(b + k);
+            sum = Vector.Sum(acc);
+        }
+        for (; k < n; k++) sum += a[k] * b[k];
+        return sum;
+    }
+}
