@@ -92,6 +92,17 @@ def run(op, shape, dtype, threads, conv=None):
             a = torch.randn(*sh, dtype=dtype)
             fn = lambda: torch.softmax(a, -1)
             work, unit, text = 2.0 * a.numel() * es / 1e9, "GB_per_s", "x".join(map(str, sh))
+        elif op == "maxpool2d":
+            sh = shape or [8, 64, 112, 112]
+            a = torch.randn(*sh, dtype=dtype)
+            fn = lambda: torch.nn.functional.max_pool2d(a, 3, 2, 1)
+            out_el = sh[0] * sh[1] * ((sh[2] - 1) // 2 + 1) * ((sh[3] - 1) // 2 + 1)
+            work, unit, text = (a.numel() + out_el) * es / 1e9, "GB_per_s", "x".join(map(str, sh))
+        elif op == "interpolate":
+            sh = shape or [8, 256, 56, 56]
+            a = torch.randn(*sh, dtype=dtype)
+            fn = lambda: torch.nn.functional.interpolate(a, scale_factor=2.0, mode="nearest")
+            work, unit, text = 5.0 * a.numel() * es / 1e9, "GB_per_s", "x".join(map(str, sh))
         else:
             raise SystemExit(f"unknown op {op}")
         med, mn, reps = measure(fn)

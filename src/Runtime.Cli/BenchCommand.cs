@@ -153,8 +153,33 @@ internal static class BenchCommand
                 shapeText = $"{sh[0]}x{sh[1]}";
                 break;
             }
+            case "maxpool2d":
+            {
+                // ResNet's stem pool: 3x3, stride 2, padding 1. GB/s counts the input read and the output written.
+                var sh = shape ?? [8, 64, 112, 112];
+                if (sh.Length != 4) throw new ArgumentException("maxpool2d --shape is N,C,H,W");
+                var a = Input(sh);
+                run = () => a.MaxPool2d(3, 2, 1);
+                long outEl = (long)sh[0] * sh[1] * ((sh[2] - 1) / 2 + 1) * ((sh[3] - 1) / 2 + 1);
+                work = (a.NumEl + outEl) * es / 1e9;
+                unit = "GB/s";
+                shapeText = string.Join("x", sh);
+                break;
+            }
+            case "interpolate":
+            {
+                // FPN's top-down path: nearest 2x upsampling. GB/s counts the input read and the output written.
+                var sh = shape ?? [8, 256, 56, 56];
+                if (sh.Length != 4) throw new ArgumentException("interpolate --shape is N,C,H,W");
+                var a = Input(sh);
+                run = () => a.Interpolate((2.0, 2.0));
+                work = 5.0 * a.NumEl * es / 1e9;
+                unit = "GB/s";
+                shapeText = string.Join("x", sh);
+                break;
+            }
             default:
-                throw new ArgumentException($"unknown bench op '{op}' (matmul, conv2d, add, mul, relu, exp, sum, softmax)");
+                throw new ArgumentException($"unknown bench op '{op}' (matmul, conv2d, add, mul, relu, exp, sum, softmax, maxpool2d, interpolate)");
         }
 
         var backend = Backends.BackendRegistry.For(device);
