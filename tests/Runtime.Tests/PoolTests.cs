@@ -306,6 +306,7 @@ public class PoolTests
         [
             (3, 3, 2, 2, 1, 1, 1, 1), // ResNet stem
             (2, 2, 2, 2, 0, 0, 1, 1),
+            (3, 3, 1, 1, 1, 1, 1, 1),
             (3, 2, 1, 3, 1, 0, 2, 1),
             (5, 5, 3, 2, 2, 2, 1, 2),
         ];
@@ -313,12 +314,39 @@ public class PoolTests
             foreach (var k in configs)
             {
                 var (kh, kw, sh, sw, ph, pw, dh, dw) = k;
-                CheckAgainstReference(dtype, 2, 3, 37, 30, x => x.MaxPool2d((kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil), (xv, gv, oh, ow) =>
+                // 70 columns: the SIMD row kernels take 16- and 8-column steps before the scalar tail.
+                CheckAgainstReference(dtype, 2, 3, 37, 70, x => x.MaxPool2d((kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil), (xv, gv, oh, ow) =>
                 {
-                    var y = RefMaxPool(xv, 6, 37, 30, oh, ow, k, out var idx);
-                    return (y, RefScatterMax(gv, idx, 6, 37 * 30, oh * ow));
+                    var y = RefMaxPool(xv, 6, 37, 70, oh, ow, k, out var idx);
+                    return (y, RefScatterMax(gv, idx, 6, 37 * 70, oh * ow));
                 }, 11);
             }
+    }
+
+    [Theory]
+    [MemberData(nameof(Dtypes))]
+    public void MaxPool2d_TiesAndNaN_MatchReference(DType dtype)
+    {
+        // ReLU of coarse values: many equal maxima (zeros and small integers), plus a few NaNs, on rows wide
+        // enough for the SIMD kernels. The reference scans each window row-major: first maximum, last NaN.
+        var values = new double[2 * 3 * 21 * 70];
+        var rng = new Random(5);
+        for (int i = 0; i < values.Length; i++) values[i] = Math.Max(0, Math.Floor(rng.NextDouble() * 4 - 1.5));
+        for (int i = 0; i < 25; i++) values[rng.Next(values.Length)] = double.NaN;
+        using var x64 = Tensor.From<double>(values, [2, 3, 21, 70]);
+        using var x = x64.To(dtype);
+        foreach (var k in new[] { (3, 3, 2, 2, 1, 1, 1, 1), (3, 3, 1, 1, 1, 1, 1, 1), (2, 3, 2, 2, 0, 1, 2, 1) })
+        {
+            var (kh, kw, sh, sw, ph, pw, dh, dw) = k;
+            var (y, idx) = x.MaxPool2dWithIndices((kh, kw), (sh, sw), (ph, pw), (dh, dw));
+            using (y)
+            using (idx)
+            {
+                var expected = RefMaxPool(values, 6, 21, 70, y.Shape[2], y.Shape[3], k, out var eidx);
+                TestUtil.AssertClose(expected, y, 0, 0);
+                Assert.Equal(eidx, idx.ToArray<long>());
+            }
+        }
     }
 
     [Theory]

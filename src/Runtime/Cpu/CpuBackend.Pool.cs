@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Runtime.Backends;
 
 namespace Runtime.Cpu;
@@ -27,45 +29,147 @@ internal sealed unsafe partial class CpuBackend
     private static void MaxPoolFor<T>(TensorView x, TensorView y, TensorView indices, PoolWindow win) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        long plane = (long)h * w;
         nint px = Ptr(x), py = Ptr(y), pi = Ptr(indices);
+        // Per kernel column: the output columns whose tap lands inside the input; per output column the
+        // first such tap (the index torch reports for a window of -inf).
+        var jFirst = new int[win.KernelW];
+        var jEnd = new int[win.KernelW];
+        for (int kw = 0; kw < win.KernelW; kw++)
+        {
+            int off = kw * win.DilationW - win.PadW;
+            // j*s + off in [0, w)  <=>  j in [ceil(-off / s), ceil((w - off) / s)).
+            jFirst[kw] = Math.Clamp(CeilDiv(-off, win.StrideW), 0, ow);
+            jEnd[kw] = Math.Clamp(CeilDiv(w - off, win.StrideW), jFirst[kw], ow);
+        }
+        var firstCol = new int[ow];
+        for (int j = 0; j < ow; j++)
+        {
+            int ws = j * win.StrideW - win.PadW;
+            firstCol[j] = ws + Taps(ws, win.KernelW, win.DilationW, w).First * win.DilationW;
+        }
+        // Float32 planes that int32 can index take the SIMD row kernel.
+        bool simd = typeof(T) == typeof(float) && plane < int.MaxValue / 2;
         CpuParallel.For(planes, PlaneGrain((long)oh * ow * win.KernelH * win.KernelW), (s, e) =>
         {
-            for (long p = s; p < e; p++)
+            var bestBuf = new T[ow];
+            var atBuf = new long[ow];
+            var at32Buf = new int[ow];
+            fixed (T* best = bestBuf)
+            fixed (long* at = atBuf)
+            fixed (int* at32 = at32Buf)
             {
-                T* xp = (T*)px + p * h * w;
-                T* yp = (T*)py + p * oh * ow;
-                long* ip = (long*)pi + p * oh * ow;
-                for (int i = 0; i < oh; i++)
+                for (long p = s; p < e; p++)
                 {
-                    int hs = i * win.StrideH - win.PadH;
-                    var (kh0, kh1) = Taps(hs, win.KernelH, win.DilationH, h);
-                    for (int j = 0; j < ow; j++)
+                    T* xp = (T*)px + p * plane;
+                    T* yp = (T*)py + p * oh * ow;
+                    long* ip = (long*)pi + p * oh * ow;
+                    for (int i = 0; i < oh; i++)
                     {
-                        int ws = j * win.StrideW - win.PadW;
-                        var (kw0, kw1) = Taps(ws, win.KernelW, win.DilationW, w);
-                        T best = T.NegativeInfinity;
-                        long at = (long)(hs + kh0 * win.DilationH) * w + ws + kw0 * win.DilationW;
+                        int hs = i * win.StrideH - win.PadH;
+                        var (kh0, kh1) = Taps(hs, win.KernelH, win.DilationH, h);
+                        long firstRow = (long)(hs + kh0 * win.DilationH) * w;
+                        for (int j = 0; j < ow; j++)
+                        {
+                            best[j] = T.NegativeInfinity;
+                            at[j] = firstRow + firstCol[j];
+                            at32[j] = (int)at[j];
+                        }
+                        // Taps in window scan order (rows, then columns), each for all output columns at once.
                         for (int kh = kh0; kh < kh1; kh++)
                         {
-                            long row = (long)(hs + kh * win.DilationH) * w;
-                            for (int kw = kw0; kw < kw1; kw++)
+                            long rowStart = (long)(hs + kh * win.DilationH) * w;
+                            for (int kw = 0; kw < win.KernelW; kw++)
                             {
-                                long q = row + ws + kw * win.DilationW;
-                                T v = xp[q];
-                                // The first maximum wins; a NaN always takes over (so the last NaN is reported).
-                                if (v > best || T.IsNaN(v))
-                                {
-                                    best = v;
-                                    at = q;
-                                }
+                                long off = rowStart + kw * win.DilationW - win.PadW;
+                                if (simd) MaxTapRowF32((float*)xp, plane, (int)off, win.StrideW, jFirst[kw], jEnd[kw], (float*)best, at32);
+                                else MaxTapRow(xp, off, win.StrideW, jFirst[kw], jEnd[kw], best, at);
                             }
                         }
-                        yp[(long)i * ow + j] = best;
-                        ip[(long)i * ow + j] = at;
+                        T* yr = yp + (long)i * ow;
+                        long* ir = ip + (long)i * ow;
+                        for (int j = 0; j < ow; j++)
+                        {
+                            yr[j] = best[j];
+                            ir[j] = simd ? at32[j] : at[j];
+                        }
                     }
                 }
             }
         });
+    }
+
+    private static int CeilDiv(int a, int b) => a >= 0 ? (a + b - 1) / b : -(-a / b);
+
+    /// <summary>Folds tap x[off + j*stride] into the running maximum of output columns [j0, j1): the first maximum wins, a NaN always takes over.</summary>
+    private static void MaxTapRow<T>(T* xp, long off, int stride, int j0, int j1, T* best, long* at) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int j = j0; j < j1; j++)
+        {
+            long q = off + (long)j * stride;
+            T v = xp[q];
+            if (v > best[j] || T.IsNaN(v))
+            {
+                best[j] = v;
+                at[j] = q;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MaxTapRow{T}"/> for Float32 with int32 positions: 16 or 8 output columns per step for
+    /// strides 1 and 2 (stride 2 de-interleaves two loads), then 8, then scalar for the rest and other strides. Loads stay
+    /// inside the plane of <paramref name="plane"/> elements.
+    /// </summary>
+    private static void MaxTapRowF32(float* xp, long plane, int off, int stride, int j0, int j1, float* best, int* at)
+    {
+        int j = j0;
+        if (stride <= 2 && Avx512F.IsSupported)
+        {
+            var step = Vector512.Create(16 * stride);
+            var q = Vector512.Create(off + j * stride) + Vector512<int>.Indices * Vector512.Create(stride);
+            var evens = Vector512<int>.Indices * Vector512.Create(2);
+            for (; j + 16 <= j1 && off + (long)j * stride + 16 * stride <= plane; j += 16, q += step)
+            {
+                float* src = xp + off + (long)j * stride;
+                var v = stride == 1 ? Vector512.Load(src) : Avx512F.PermuteVar16x32x2(Vector512.Load(src), evens, Vector512.Load(src + 16));
+                var b = Vector512.Load(best + j);
+                var take = Vector512.GreaterThan(v, b) | ~Vector512.Equals(v, v);
+                Vector512.ConditionalSelect(take, v, b).Store(best + j);
+                Vector512.ConditionalSelect(take.AsInt32(), q, Vector512.Load(at + j)).Store(at + j);
+            }
+        }
+        if (stride <= 2 && Avx2.IsSupported)
+        {
+            var step = Vector256.Create(8 * stride);
+            var q = Vector256.Create(off + j * stride) + Vector256<int>.Indices * Vector256.Create(stride);
+            for (; j + 8 <= j1 && off + (long)j * stride + 8 * stride <= plane; j += 8, q += step)
+            {
+                float* src = xp + off + (long)j * stride;
+                Vector256<float> v;
+                if (stride == 1) v = Vector256.Load(src);
+                else
+                {
+                    // [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs reordered to [a0 a2 a4 a6 b0 b2 b4 b6].
+                    var pairs = Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);
+                    v = Avx2.Permute4x64(pairs.AsDouble(), 0b11_01_10_00).AsSingle();
+                }
+                var b = Vector256.Load(best + j);
+                var take = Vector256.GreaterThan(v, b) | ~Vector256.Equals(v, v);
+                Vector256.ConditionalSelect(take, v, b).Store(best + j);
+                Vector256.ConditionalSelect(take.AsInt32(), q, Vector256.Load(at + j)).Store(at + j);
+            }
+        }
+        for (; j < j1; j++)
+        {
+            int q = off + j * stride;
+            float v = xp[q];
+            if (v > best[j] || float.IsNaN(v))
+            {
+                best[j] = v;
+                at[j] = q;
+            }
+        }
     }
 
     public void MaxPool2dBackward(TensorView gradOutput, TensorView indices, TensorView gradInput, PoolWindow window)
