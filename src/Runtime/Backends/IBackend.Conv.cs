@@ -50,9 +50,36 @@ public partial interface IBackend
     /// Unfolds x [N, C, H, W] into columns [C*kH*kW, N*OH*OW]: row <c>(c*kH + i)*kW + j</c>, column
     /// <c>(n*OH + oh)*OW + ow</c> holds <c>x[n, c, oh*sH - pH + i*dH, ow*sW - pW + j*dW]</c>, or 0 outside the image.
     /// </summary>
-    void Im2Col(TensorView x, TensorView columns, Conv2dGeometry g)
+    void Im2Col(TensorView x, TensorView columns, Conv2dGeometry g) => ConvComposition.Im2Col(this, x, columns, g);
+
+    /// <summary>
+    /// The adjoint of <see cref="Im2Col"/>: x [N, C, H, W] = the sum, over every column entry, of the entries that
+    /// unfold from each pixel (entries that fall on padding are dropped). Must be deterministic.
+    /// </summary>
+    void Col2Im(TensorView columns, TensorView x, Conv2dGeometry g) => ConvComposition.Col2Im(this, columns, x, g);
+
+    /// <summary>y [N, Cout, OH, OW] = conv(x [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW]) (+ bias [Cout]).</summary>
+    void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g) =>
+        ConvComposition.Conv2d(this, x, weight, bias, y, g);
+
+    /// <summary>gx [N, Cin, H, W] = the gradient of <see cref="Conv2d"/> with respect to x, given gy [N, Cout, OH, OW] (this is also the transposed convolution).</summary>
+    void Conv2dGradInput(TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g) =>
+        ConvComposition.Conv2dGradInput(this, gy, weight, gx, g);
+
+    /// <summary>gw [Cout, Cin/groups, kH, kW] = the gradient of <see cref="Conv2d"/> with respect to the weight, given x and gy.</summary>
+    void Conv2dGradWeight(TensorView x, TensorView gy, TensorView gw, Conv2dGeometry g) =>
+        ConvComposition.Conv2dGradWeight(this, x, gy, gw, g);
+}
+
+/// <summary>
+/// The default convolution kernels of <see cref="IBackend"/>, written with the backend's own primitives. Visible to the
+/// tests so that the compositions stay checked on the CPU even though the CPU backend replaces all of them.
+/// </summary>
+internal static class ConvComposition
+{
+    public static void Im2Col(IBackend backend, TensorView x, TensorView columns, Conv2dGeometry g)
     {
-        var (xp, hp, wp, owned) = PaddedCopy(this, x, g);
+        var (xp, hp, wp, owned) = PaddedCopy(backend, x, g);
         try
         {
             long plane = (long)hp * wp;
@@ -60,7 +87,7 @@ public partial interface IBackend
                 [g.InChannels, g.KernelH, g.KernelW, g.Batch, g.OutHeight, g.OutWidth],
                 [plane, (long)g.DilationH * wp, g.DilationW, g.InChannels * plane, (long)g.StrideH * wp, g.StrideW], x.DType);
             var dest = new TensorView(columns.Storage, columns.Offset, source.Shape, ContiguousStrides(source.Shape), columns.DType);
-            Copy(owned ? source : Shift(source, x.Offset), dest);
+            backend.Copy(owned ? source : Shift(source, x.Offset), dest);
         }
         finally
         {
@@ -68,20 +95,16 @@ public partial interface IBackend
         }
     }
 
-    /// <summary>
-    /// The adjoint of <see cref="Im2Col"/>: x [N, C, H, W] = the sum, over every column entry, of the entries that
-    /// unfold from each pixel (entries that fall on padding are dropped). Must be deterministic.
-    /// </summary>
-    void Col2Im(TensorView columns, TensorView x, Conv2dGeometry g)
+    public static void Col2Im(IBackend backend, TensorView columns, TensorView x, Conv2dGeometry g)
     {
         var (hp, wp) = PaddedSize(g);
         long plane = (long)hp * wp;
         int es = x.DType.SizeOf();
-        var xp = Allocate((long)g.Batch * g.InChannels * plane * es);
+        var xp = backend.Allocate((long)g.Batch * g.InChannels * plane * es);
         try
         {
             var padded = new TensorView(xp, 0, [g.Batch, g.InChannels, hp, wp], [g.InChannels * plane, plane, wp, 1], x.DType);
-            Fill(padded, 0);
+            backend.Fill(padded, 0);
             long cols = (long)g.Batch * g.OutPlane;
             int[] tapShape = [g.InChannels, g.Batch, g.OutHeight, g.OutWidth];
             long[] tapStrides = [plane, g.InChannels * plane, (long)g.StrideH * wp, g.StrideW];
@@ -93,12 +116,12 @@ public partial interface IBackend
                     var tap = new TensorView(xp, (long)i * g.DilationH * wp + (long)j * g.DilationW, tapShape, tapStrides, x.DType);
                     var part = new TensorView(columns.Storage, columns.Offset + ((long)i * g.KernelW + j) * cols, tapShape,
                         [(long)g.KernelH * g.KernelW * cols, g.OutPlane, g.OutWidth, 1], x.DType);
-                    Binary(BinaryOp.Add, tap, part, tap);
+                    backend.Binary(BinaryOp.Add, tap, part, tap);
                 }
             }
             var interior = new TensorView(xp, (long)g.PadH * wp + g.PadW, [g.Batch, g.InChannels, g.Height, g.Width],
                 [g.InChannels * plane, plane, wp, 1], x.DType);
-            Copy(interior, new TensorView(x.Storage, x.Offset, interior.Shape, ContiguousStrides(interior.Shape), x.DType));
+            backend.Copy(interior, new TensorView(x.Storage, x.Offset, interior.Shape, ContiguousStrides(interior.Shape), x.DType));
         }
         finally
         {
@@ -106,37 +129,35 @@ public partial interface IBackend
         }
     }
 
-    /// <summary>y [N, Cout, OH, OW] = conv(x [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW]) (+ bias [Cout]).</summary>
-    void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
+    public static void Conv2d(IBackend backend, TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
     {
-        using var work = new ConvWorkspace(this, g, x.DType);
+        using var work = new ConvWorkspace(backend, g, x.DType);
         for (int n0 = 0; n0 < g.Batch; n0 += work.Images)
         {
             int cnt = Math.Min(work.Images, g.Batch - n0);
             var gc = g with { Batch = cnt };
             long cols = (long)cnt * g.OutPlane;
-            Im2Col(Images(x, n0, cnt, g.InChannels, g.InPlane), work.Columns(gc), gc);
+            backend.Im2Col(Images(x, n0, cnt, g.InChannels, g.InPlane), work.Columns(gc), gc);
             int kg = g.InPerGroup * g.KernelH * g.KernelW, cog = g.OutPerGroup;
             var a = new TensorView(weight.Storage, weight.Offset, [g.Groups, cog, kg], [(long)cog * kg, kg, 1], x.DType);
             var b = new TensorView(work.ColumnStorage, 0, [g.Groups, kg, (int)cols], [kg * cols, cols, 1], x.DType);
             var c = work.Rows(gc);
-            MatMul(a, b, new TensorView(c.Storage, 0, [g.Groups, cog, (int)cols], [cog * cols, cols, 1], x.DType), false);
+            backend.MatMul(a, b, new TensorView(c.Storage, 0, [g.Groups, cog, (int)cols], [cog * cols, cols, 1], x.DType), false);
             // [Cout, cnt, L] -> y[n0 .. n0+cnt] laid out [cnt, Cout, L].
             var src = new TensorView(c.Storage, 0, [cnt, g.OutChannels, g.OutPlane], [g.OutPlane, cols, 1], x.DType);
-            Copy(src, Images(y, n0, cnt, g.OutChannels, g.OutPlane));
+            backend.Copy(src, Images(y, n0, cnt, g.OutChannels, g.OutPlane));
         }
         if (bias is { } bv)
         {
             var yv = new TensorView(y.Storage, y.Offset, [g.Batch, g.OutChannels, g.OutPlane], ContiguousStrides([g.Batch, g.OutChannels, g.OutPlane]), y.DType);
             var bb = new TensorView(bv.Storage, bv.Offset, yv.Shape, [0, 1, 0], bv.DType);
-            Binary(BinaryOp.Add, yv, bb, yv);
+            backend.Binary(BinaryOp.Add, yv, bb, yv);
         }
     }
 
-    /// <summary>gx [N, Cin, H, W] = the gradient of <see cref="Conv2d"/> with respect to x, given gy [N, Cout, OH, OW] (this is also the transposed convolution).</summary>
-    void Conv2dGradInput(TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g)
+    public static void Conv2dGradInput(IBackend backend, TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g)
     {
-        using var work = new ConvWorkspace(this, g, gy.DType);
+        using var work = new ConvWorkspace(backend, g, gy.DType);
         int kg = g.InPerGroup * g.KernelH * g.KernelW, cog = g.OutPerGroup;
         for (int n0 = 0; n0 < g.Batch; n0 += work.Images)
         {
@@ -144,34 +165,33 @@ public partial interface IBackend
             var gc = g with { Batch = cnt };
             long cols = (long)cnt * g.OutPlane;
             var rows = work.Rows(gc);
-            GatherRows(this, gy, n0, rows, gc);
+            GatherRows(backend, gy, n0, rows, gc);
             var a = new TensorView(weight.Storage, weight.Offset, [g.Groups, kg, cog], [(long)cog * kg, 1, kg], gy.DType);
             var b = new TensorView(rows.Storage, 0, [g.Groups, cog, (int)cols], [cog * cols, cols, 1], gy.DType);
             var columns = work.Columns(gc);
-            MatMul(a, b, new TensorView(columns.Storage, 0, [g.Groups, kg, (int)cols], [kg * cols, cols, 1], gy.DType), false);
-            Col2Im(columns, Images(gx, n0, cnt, g.InChannels, g.InPlane), gc);
+            backend.MatMul(a, b, new TensorView(columns.Storage, 0, [g.Groups, kg, (int)cols], [kg * cols, cols, 1], gy.DType), false);
+            backend.Col2Im(columns, Images(gx, n0, cnt, g.InChannels, g.InPlane), gc);
         }
     }
 
-    /// <summary>gw [Cout, Cin/groups, kH, kW] = the gradient of <see cref="Conv2d"/> with respect to the weight, given x and gy.</summary>
-    void Conv2dGradWeight(TensorView x, TensorView gy, TensorView gw, Conv2dGeometry g)
+    public static void Conv2dGradWeight(IBackend backend, TensorView x, TensorView gy, TensorView gw, Conv2dGeometry g)
     {
-        using var work = new ConvWorkspace(this, g, gy.DType);
+        using var work = new ConvWorkspace(backend, g, gy.DType);
         int kg = g.InPerGroup * g.KernelH * g.KernelW, cog = g.OutPerGroup;
         var c = new TensorView(gw.Storage, gw.Offset, [g.Groups, cog, kg], [(long)cog * kg, kg, 1], gw.DType);
-        if (g.Batch == 0) Fill(c, 0);
+        if (g.Batch == 0) backend.Fill(c, 0);
         for (int n0 = 0; n0 < g.Batch; n0 += work.Images)
         {
             int cnt = Math.Min(work.Images, g.Batch - n0);
             var gc = g with { Batch = cnt };
             long cols = (long)cnt * g.OutPlane;
             var columns = work.Columns(gc);
-            Im2Col(Images(x, n0, cnt, g.InChannels, g.InPlane), columns, gc);
+            backend.Im2Col(Images(x, n0, cnt, g.InChannels, g.InPlane), columns, gc);
             var rows = work.Rows(gc);
-            GatherRows(this, gy, n0, rows, gc);
+            GatherRows(backend, gy, n0, rows, gc);
             var a = new TensorView(rows.Storage, 0, [g.Groups, cog, (int)cols], [cog * cols, cols, 1], gy.DType);
             var b = new TensorView(columns.Storage, 0, [g.Groups, (int)cols, kg], [kg * cols, 1, cols], gy.DType);
-            MatMul(a, b, c, accumulate: n0 > 0);
+            backend.MatMul(a, b, c, accumulate: n0 > 0);
         }
     }
 
@@ -180,10 +200,10 @@ public partial interface IBackend
     // ------------------------------------------------------------------------------------------------
 
     /// <summary>Images n0 .. n0+count of a contiguous [N, C, plane] tensor, as a contiguous [count, C, plane] view.</summary>
-    internal static TensorView Images(TensorView t, int n0, int count, int channels, int plane) =>
+    private static TensorView Images(TensorView t, int n0, int count, int channels, int plane) =>
         new(t.Storage, t.Offset + (long)n0 * channels * plane, [count, channels, plane], [(long)channels * plane, plane, 1], t.DType);
 
-    internal static long[] ContiguousStrides(int[] shape)
+    private static long[] ContiguousStrides(int[] shape)
     {
         var st = new long[shape.Length];
         long acc = 1;
