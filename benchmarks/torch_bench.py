@@ -6,6 +6,7 @@ Each spec is op[:shape] with shape as in `runtime bench --shape` ('x'-separated 
 conv2d specs take the convolution from op[:shape[:k=3:out=256:s=1:p=1:d=1:g=1:bwd]], the same settings as
 `runtime bench conv2d --kernel --out --stride --padding --dilation --groups --backward`, e.g.
     --ops conv2d:8x256x14x14:k=3:out=256:s=1:p=1,conv2d:1x3x224x224:k=7:out=64:s=2:p=3:bwd
+resnet50:<batch> and resnet50_train:<batch> time torchvision's ResNet-50 as `runtime bench resnet50` does.
 """
 import argparse
 import json
@@ -103,12 +104,53 @@ def run(op, shape, dtype, threads, conv=None):
             a = torch.randn(*sh, dtype=dtype)
             fn = lambda: torch.nn.functional.interpolate(a, scale_factor=2.0, mode="nearest")
             work, unit, text = 5.0 * a.numel() * es / 1e9, "GB_per_s", "x".join(map(str, sh))
+        elif op in ("resnet50", "resnet50_train"):
+            return resnet50(op, shape, threads)
         else:
             raise SystemExit(f"unknown op {op}")
         med, mn, reps = measure(fn)
     return {"impl": "torch", "op": op, "shape": text, "dtype": str(dtype).replace("torch.", ""), "device": "cpu",
             "threads": threads, "repeats": reps, "median_ms": round(med, 4), "min_ms": round(mn, 4),
             unit: round(work / (med / 1000), 2), "version": torch.__version__}
+
+
+def resnet50(op, shape, threads):
+    """torchvision resnet50 at 224x224: eval forward under no_grad (resnet50:<batch>), or one training step
+    (resnet50_train:<batch>: train-mode BN, forward, cross-entropy, backward, zero_grad). Warm-up, then the
+    median, with repetitions for ~15 s (3 to 30) as `runtime bench resnet50` does."""
+    import torchvision
+    batch = shape[0] if shape else (8 if op == "resnet50_train" else 1)
+    model = torchvision.models.resnet50()
+    x = torch.randn(batch, 3, 224, 224)
+    target = torch.randint(0, 1000, (batch,))
+    if op == "resnet50":
+        model.eval()
+
+        def fn():
+            with torch.no_grad():
+                model(x)
+    else:
+        model.train()
+
+        def fn():
+            with torch.enable_grad():  # run() times under no_grad
+                loss = torch.nn.functional.cross_entropy(model(x), target)
+                loss.backward()
+            model.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - t0) * 1000
+    fn()
+    reps = int(min(30, max(3, 15000 / max(first, 1))))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    med = statistics.median(times)
+    return {"impl": "torch", "op": op, "shape": f"{batch}x3x224x224", "dtype": "float32", "device": "cpu", "threads": threads,
+            "repeats": reps, "median_ms": round(med, 4), "min_ms": round(min(times), 4), "img_per_s": round(batch / (med / 1000), 2),
+            "version": torch.__version__}
 
 
 def main():

@@ -10,6 +10,7 @@ internal static class BenchCommand
 {
     public static int Run(string[] args)
     {
+        if (args.Contains("resnet50")) return ResNetBench.Run(args);
         var opts = CommandLine.ParseOptions(args, out var positional, "json", "backward");
         if (positional.Count != 1) throw new ArgumentException("bench needs exactly one operator name");
         string op = positional[0];

@@ -26,6 +26,9 @@ internal static class CommandLine
               --stride <s>  --padding <p>  --dilation <d>  --groups <g>   (defaults 1, k/2, 1, 1)
               --backward                       time forward + backward (input, weight and bias gradients)
               e.g. runtime bench conv2d --shape 8,256,14,14 --kernel 3 --out 256 --stride 1 --padding 1
+          bench resnet50 [--batch n] [--train] [--size s]
+                                          torchvision ResNet-50: eval forward at batch 1 and 8 (224x224), or with
+                                          --train one training step (forward, cross-entropy, backward) at batch 8
           draw <coco.json> <image_id|all> --out <folder>   draw COCO ground truth to PNG (options: runtime draw --help)
           convert <in.pth> <out.safetensors>   PyTorch checkpoint (state dict) to safetensors, pickle never executed
           help                            this text

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Globalization;
+using Runtime.Autograd;
+using Runtime.Cpu;
+using Runtime.Nn.Models;
+
+namespace Runtime.Cli;
+
+/// <summary>
+/// <c>runtime bench resnet50</c>: torchvision's ResNet-50 on 224 x 224 images (random weights; timing does not
+/// depend on their values). Forward in eval mode under no-grad at batch 1 and 8 (or --batch n), or with --train
+/// one training step (train-mode batch norm, forward, cross-entropy, backward) at batch 8. Median wall time
+/// after a warm-up run; benchmarks/torch_bench.py times PyTorch the same way.
+/// </summary>
+internal static class ResNetBench
+{
+    public static int Run(string[] args)
+    {
+        var opts = CommandLine.ParseOptions(args, out var positional, "json", "train");
+        if (positional.Count != 1 || positional[0] != "resnet50") throw new ArgumentException("usage: runtime bench resnet50 [--batch n] [--train] [--size s] [--threads n] [--repeat n] [--device d] [--json]");
+        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
+        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
+        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        int size = opts.TryGetValue("size", out var sz) && sz != null ? int.Parse(sz, CultureInfo.InvariantCulture) : 224;
+        bool train = opts.ContainsKey("train");
+        int[] batches = opts.TryGetValue("batch", out var b) && b != null ? [int.Parse(b, CultureInfo.InvariantCulture)] : train ? [8] : [1, 8];
+
+        using var model = ResNet.ResNet50(generator: new Generator(1234));
+        model.To(device);
+        foreach (int batch in batches)
+        {
+            var result = Measure(model, batch, size, train, device, repeat);
+            Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
+        }
+        return 0;
+    }
+
+    public static BenchCommand.Result Measure(ResNet model, int batch, int size, bool train, Device device, int? repeat)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        var gen = new Generator(99);
+        using var x = Tensor.Randn([batch, 3, size, size], gen, DType.Float32, device);
+        using var target = Tensor.RandInt(0, 1000, [batch], gen, DType.Int64, device);
+        var backend = Backends.BackendRegistry.For(device);
+        if (train) model.Train();
+        else model.Eval();
+
+        double Once()
+        {
+            var sw = Stopwatch.StartNew();
+            if (train)
+            {
+                using (var y = model.Forward(x))
+                using (var loss = Nn.Losses.Losses.CrossEntropy(y, target))
+                    loss.Backward();
+                backend.Synchronize();
+                model.ZeroGrad();
+            }
+            else
+            {
+                using var noGrad = GradMode.NoGrad();
+                using var y = model.Forward(x);
+                backend.Synchronize();
+            }
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        double first = Once();
+        Once();
+        int reps = repeat ?? (int)Math.Clamp(15000 / Math.Max(first, 1), 3, 30);
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++) times[i] = Once();
+        Array.Sort(times);
+        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        return new BenchCommand.Result(train ? "resnet50_train" : "resnet50", $"{batch}x3x{size}x{size}", "float32", device.ToString(),
+            CpuParallel.Threads, reps, median, times[0], batch / (median / 1000), "img/s");
+    }
+}
