@@ -482,7 +482,7 @@ public class PoolTests
         using var empty = Tensor.Zeros(1, 2, 0, 5);
         Assert.Throws<ArgumentException>(() => empty.AdaptiveAvgPool2d(2));
 
-        Assert.Equal("outputSize", Assert.Throws<ArgumentOutOfRangeException>(() => x.AdaptiveAvgPool2d((0, 2))).ParamName);
+        Assert.Equal("outputSize", Assert.Throws<ArgumentOutOfRangeException>(() => x.AdaptiveAvgPool2d((-1, 2))).ParamName);
         Assert.Equal("size", Assert.Throws<ArgumentOutOfRangeException>(() => x.Interpolate((0, 3))).ParamName);
         Assert.Equal("alignCorners", Assert.Throws<ArgumentException>(() => x.Interpolate((3, 3), InterpolationMode.Nearest, alignCorners: false)).ParamName);
         Assert.Equal("scaleFactor", Assert.Throws<ArgumentOutOfRangeException>(() => x.Interpolate((-1.0, 2.0))).ParamName);
@@ -490,6 +490,35 @@ public class PoolTests
         var tiny = Assert.Throws<ArgumentOutOfRangeException>(() => x.Interpolate((0.1, 1.0)));
         Assert.Equal("scaleFactor", tiny.ParamName);
         Assert.Contains("output size (0, 5)", tiny.Message);
+    }
+
+    [Fact]
+    public void MaxPool2d_WindowMissingTheInput_GivesMinusInfinity()
+    {
+        // 2x2 input, kernel 2 dilated by 3, padding 1: the single window's taps (-1 and 2) both miss the
+        // input. torch returns -inf and the index of the first tap past the padding (row 2, column 2 -> 6).
+        using var x = Tensor.From(new double[] { 1, 2, 3, 4 }, [1, 1, 2, 2]).RequiresGrad_();
+        var (y, i) = x.MaxPool2dWithIndices((2, 2), (1, 1), (1, 1), (3, 3));
+        using (y)
+        using (i)
+        {
+            TestUtil.AssertClose([double.NegativeInfinity], y);
+            Assert.Equal([6L], i.ToArray<long>());
+            using var s = y.Sum();
+            s.Backward();
+            TestUtil.AssertClose([0, 0, 0, 0], x.Grad!);
+        }
+    }
+
+    [Fact]
+    public void AdaptiveAvgPool2d_ZeroOutputSize_IsEmpty()
+    {
+        using var x = TestUtil.RandnF64([1, 2, 3, 3], 3).RequiresGrad_();
+        using var y = x.AdaptiveAvgPool2d((0, 2));
+        TestUtil.AssertShape(y, 1, 2, 0, 2);
+        using var s = y.Sum();
+        s.Backward();
+        TestUtil.AssertClose(new double[18], x.Grad!);
     }
 
     [Fact]

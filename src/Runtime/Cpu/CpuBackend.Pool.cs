@@ -281,7 +281,7 @@ internal sealed unsafe partial class CpuBackend
     {
         int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
         nint px = Ptr(x), py = Ptr(y);
-        long work = (long)h * w + (long)oh * ow * ((h + oh - 1) / oh + 1) * ((w + ow - 1) / ow + 1);
+        long work = (long)h * w + (long)oh * ow * (h / Math.Max(oh, 1) + 2) * (w / Math.Max(ow, 1) + 2);
         CpuParallel.For(planes, PlaneGrain(work), (s, e) =>
         {
             for (long p = s; p < e; p++)

@@ -96,8 +96,9 @@ public sealed partial class Tensor
     public Tensor AdaptiveAvgPool2d((int H, int W) outputSize)
     {
         var (lead, planes, h, w) = PoolInput("AdaptiveAvgPool2d");
-        if (outputSize.H < 1 || outputSize.W < 1)
-            throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, $"AdaptiveAvgPool2d: output size must be positive, got ({outputSize.H}, {outputSize.W})");
+        // As torch, a zero output size gives an empty result (and a zero gradient).
+        if (outputSize.H < 0 || outputSize.W < 0)
+            throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, $"AdaptiveAvgPool2d: output size must be non-negative, got ({outputSize.H}, {outputSize.W})");
         var (oh, ow) = outputSize;
         var y = Empty(PoolShape(lead, oh, ow), DType, Device);
         if (y.NumEl > 0)
@@ -110,7 +111,8 @@ public sealed partial class Tensor
         {
             var gx = Empty(inShape, g.DType, g.Device);
             using var gc = g.ContiguousUntracked();
-            if (gx.NumEl > 0) g.Backend.AdaptiveAvgPool2dBackward(Planes(gc, planes, oh, ow), Planes(gx, planes, h, w));
+            if (g.NumEl == 0) gx.Fill_(0);
+            else if (gx.NumEl > 0) g.Backend.AdaptiveAvgPool2dBackward(Planes(gc, planes, oh, ow), Planes(gx, planes, h, w));
             return [gx];
         });
     }
