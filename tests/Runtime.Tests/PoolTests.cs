@@ -522,6 +522,42 @@ public class PoolTests
     }
 
     [Fact]
+    public void OffsetViews_GiveTheSameResultsAsCopies()
+    {
+        // A contiguous slice that starts inside its storage, and an output gradient that is a strided view.
+        using var big = TestUtil.RandnF64([3, 2, 9, 11], 51);
+        using var slice = big.Narrow(0, 1, 2);
+        Assert.True(slice.IsContiguous);
+        Assert.NotEqual(0, slice.StorageOffset);
+        using var copy = slice.Clone();
+        Func<Tensor, Tensor>[] ops =
+        [
+            t => t.MaxPool2d(3, 2, 1),
+            t => t.AvgPool2d(3, 2, 1, countIncludePad: false),
+            t => t.AdaptiveAvgPool2d((4, 3)),
+            t => t.Interpolate((1.5, 0.7)),
+            t => t.Interpolate((13, 5), InterpolationMode.Bilinear, alignCorners: true),
+        ];
+        foreach (var op in ops)
+        {
+            double[] Run(Tensor src, out double[] grad)
+            {
+                using var leaf = src.Detach().RequiresGrad_();
+                using var y = op(leaf);
+                using var gBig = TestUtil.RandnF64([y.Shape[0], y.Shape[1], y.Shape[2], 2 * y.Shape[3]], 52);
+                using var g = gBig.Slice(3, 0, 2 * y.Shape[3], 2);
+                y.Backward(g);
+                grad = leaf.Grad!.ToDoubleArray();
+                return y.ToDoubleArray();
+            }
+            var a = Run(slice, out var ga);
+            var b = Run(copy, out var gb);
+            Assert.Equal(b, a);
+            Assert.Equal(gb, ga);
+        }
+    }
+
+    [Fact]
     public void EmptyBatch_GivesEmptyOutput()
     {
         using var x = Tensor.Zeros(0, 3, 8, 8);
