@@ -150,14 +150,18 @@ public class ConvTests
 
     public static TheoryData<string, int[], DType> PathCases()
     {
-        // name: {N, Cin, H, W, Cout, kH, kW, stride, padding, dilation, groups}. The CPU backend multiplies each image on
-        // its own when its output plane has at least 1024 pixels and batches images into one GEMM below that.
+        // name: {N, Cin, H, W, Cout, kH, kW, stride, padding, dilation, groups}. The CPU backend multiplies pointwise
+        // convolutions image by image when the output plane has at least 1024 pixels; other convolutions it unfolds in
+        // tiles of max(1024, 2^19 / (Cin/groups*kH*kW)) output pixels or more: runs of whole images when the plane is
+        // smaller than that, bands of output rows of one image when it is larger.
         var shapes = new (string, int[])[]
         {
             ("pointwise, large plane (direct GEMM)", [2, 16, 33, 32, 24, 1, 1, 1, 0, 1, 1]),
             ("pointwise, small plane (batched)", [6, 40, 4, 4, 24, 1, 1, 1, 0, 1, 1]),
             ("3x3, large plane (im2col per image)", [2, 8, 34, 31, 16, 3, 3, 1, 1, 1, 1]),
             ("3x3, small plane (batched im2col)", [5, 32, 7, 7, 48, 3, 3, 1, 1, 1, 1]),
+            ("3x3, row bands", [1, 64, 40, 40, 8, 3, 3, 1, 1, 1, 1]),
+            ("3x3 stride 2, row bands, two images", [2, 48, 90, 90, 4, 3, 3, 2, 1, 1, 1]),
             ("7x7 stride 2", [2, 3, 30, 30, 8, 7, 7, 2, 3, 1, 1]),
             ("1x1 stride 2", [3, 24, 9, 9, 20, 1, 1, 2, 0, 1, 1]),
             ("grouped", [2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4]),

@@ -7,8 +7,9 @@ namespace Runtime.Cpu;
 /// Convolutions on the CPU, all through the packed GEMM of <see cref="Gemm"/>:
 /// <list type="bullet">
 /// <item>pointwise (1x1, stride 1, no padding) convolutions on large planes multiply the weight with each image in place;</item>
-/// <item>everything else unfolds a chunk of images (<see cref="ConvPlan.Images"/>) into a column buffer and runs one GEMM
-/// per group over the whole chunk, so small late-stage planes (7x7, 14x14) still give the GEMM a wide N;</item>
+/// <item>everything else unfolds a tile into a column buffer and runs one GEMM per group over it (<see cref="ConvPlan"/>): a
+/// run of images for small late-stage planes (7x7, 14x14), so that the GEMM still sees a wide N, or a band of output
+/// rows of one image for large planes, so that the column buffer stays in cache;</item>
 /// <item>depthwise convolutions (one input channel per group) take a direct vectorised loop instead, since their GEMMs
 /// would have a single row.</item>
 /// </list>
@@ -19,14 +20,14 @@ internal sealed unsafe partial class CpuBackend
 {
     public void Im2Col(TensorView x, TensorView columns, Conv2dGeometry g)
     {
-        if (x.DType == DType.Float32) Im2ColFor((float*)Ptr(x), (float*)Ptr(columns), g, 0, g.Batch);
-        else Im2ColFor((double*)Ptr(x), (double*)Ptr(columns), g, 0, g.Batch);
+        if (x.DType == DType.Float32) Im2ColFor((float*)Ptr(x), (float*)Ptr(columns), g, 0, g.Batch, 0, g.OutHeight);
+        else Im2ColFor((double*)Ptr(x), (double*)Ptr(columns), g, 0, g.Batch, 0, g.OutHeight);
     }
 
     public void Col2Im(TensorView columns, TensorView x, Conv2dGeometry g)
     {
-        if (x.DType == DType.Float32) Col2ImFor((float*)Ptr(columns), (float*)Ptr(x), g, 0, g.Batch);
-        else Col2ImFor((double*)Ptr(columns), (double*)Ptr(x), g, 0, g.Batch);
+        if (x.DType == DType.Float32) Col2ImFor((float*)Ptr(columns), (float*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight);
+        else Col2ImFor((double*)Ptr(columns), (double*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight);
     }
 
     public void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
@@ -53,30 +54,61 @@ internal sealed unsafe partial class CpuBackend
     // Planning and scratch
     // ------------------------------------------------------------------------------------------------
 
-    /// <summary>How one convolution is cut up: images per GEMM, whether it is pointwise (no unfolding) or depthwise (no GEMM).</summary>
+    /// <summary>
+    /// How one convolution is cut into tiles, each unfolded into a column buffer and multiplied in one GEMM per group:
+    /// a tile is a run of whole images (small planes, so that the GEMM still sees a wide N) or a band of output rows
+    /// of one image (large planes, so that the column buffer stays in cache between im2col and the GEMM).
+    /// </summary>
     private readonly struct ConvPlan
     {
-        /// <summary>A chunk's GEMM should see at least this many columns (output pixels) to run near its peak.</summary>
+        /// <summary>A tile's GEMM should see at least this many columns (output pixels) to run near its peak.</summary>
         private const int TargetColumns = 1024;
 
-        /// <summary>Largest column buffer, in elements, one chunk may use.</summary>
+        /// <summary>Column-buffer elements that stay in cache between unfolding and multiplying (2 MB of float32).</summary>
+        private const long CacheColumns = 1L << 19;
+
+        /// <summary>Largest column buffer, in elements, a run of images may use.</summary>
         private const long ColumnBudget = 1L << 23;
 
         public ConvPlan(Conv2dGeometry g)
         {
             Depthwise = g.InPerGroup == 1 && g.Groups > 1;
-            long perImage = Math.Max(1L, (long)g.ColumnRows * g.OutPlane);
-            int want = Math.Max(1, (TargetColumns + g.OutPlane - 1) / g.OutPlane);
-            Images = (int)Math.Clamp(Math.Min(want, ColumnBudget / perImage), 1, Math.Max(1, g.Batch));
-            // A pointwise convolution reads the images as they are, one GEMM per image, unless the planes are small.
-            Direct = g.IsPointwise && Images == 1;
+            int k = Math.Max(1, g.ColumnRows), plane = Math.Max(1, g.OutPlane);
+            long want = Math.Max(TargetColumns, CacheColumns / k);
+            if (g.IsPointwise && plane >= TargetColumns)
+            {
+                // Pointwise on whole single images reads them as they are: no unfolding at all.
+                Images = 1;
+                Rows = g.OutHeight;
+                Direct = true;
+            }
+            else if (plane >= want || g.Batch <= 1)
+            {
+                Images = 1;
+                int bands = (int)Math.Clamp((plane + want - 1) / want, 1, Math.Max(1, g.OutHeight));
+                Rows = (g.OutHeight + bands - 1) / bands;
+            }
+            else
+            {
+                long images = Math.Clamp((want + plane - 1) / plane, 1, Math.Max(1, ColumnBudget / ((long)k * plane)));
+                int runs = (int)((g.Batch + Math.Min(images, g.Batch) - 1) / Math.Min(images, g.Batch));
+                Images = (g.Batch + runs - 1) / runs;
+                Rows = g.OutHeight;
+            }
         }
 
         public bool Depthwise { get; }
 
         public bool Direct { get; }
 
+        /// <summary>Images per tile (more than one only when tiles are whole images).</summary>
         public int Images { get; }
+
+        /// <summary>Output rows per tile (all of them when a tile holds several images).</summary>
+        public int Rows { get; }
+
+        /// <summary>Largest column count of a tile.</summary>
+        public long MaxColumns(Conv2dGeometry g) => (long)Images * Rows * g.OutWidth;
     }
 
     /// <summary>A block of pooled native memory for the duration of one call.</summary>
@@ -112,9 +144,30 @@ internal sealed unsafe partial class CpuBackend
     {
         int threads = CpuParallel.Threads;
         if (g.Groups >= threads && threads > 1 && macsPerGroup < 64.0 * 64 * 64 * 64)
-            CpuParallel.For(g.Groups, 1, (s, e) => { for (long i = s; i < e; i++) body((int)i, 1); });
+            Chunked(g.Groups, 1, (s, e) => { for (long i = s; i < e; i++) body((int)i, 1); });
         else
             for (int i = 0; i < g.Groups; i++) body(i, threads);
+    }
+
+    /// <summary>
+    /// Calls body(start, end) over pieces of [0, total) of at least <paramref name="grain"/> items, several pieces per
+    /// thread claimed as threads come free, so a thread the OS parks for a while holds up only a small piece.
+    /// </summary>
+    private static void Chunked(long total, long grain, Action<long, long> body)
+    {
+        if (total <= 0) return;
+        int threads = CpuParallel.Threads;
+        long pieces = Math.Min(total / Math.Max(1, grain), 4L * threads);
+        if (pieces <= 1 || threads <= 1)
+        {
+            body(0, total);
+            return;
+        }
+        Parallel.For(0, pieces, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            long start = total * i / pieces, end = total * (i + 1) / pieces;
+            if (end > start) body(start, end);
+        });
     }
 
     /// <summary>
@@ -143,7 +196,7 @@ internal sealed unsafe partial class CpuBackend
             return;
         }
         int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * L * plan.Images;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
         if (plan.Direct)
         {
             for (int n = 0; n < g.Batch; n++)
@@ -156,20 +209,27 @@ internal sealed unsafe partial class CpuBackend
             return;
         }
 
-        using var col = new Scratch<T>((long)g.ColumnRows * L * plan.Images);
-        using var rows = new Scratch<T>(plan.Images > 1 ? (long)g.OutChannels * L * plan.Images : 0);
+        long maxCols = plan.MaxColumns(g);
+        using var col = new Scratch<T>((long)g.ColumnRows * maxCols);
+        using var rows = new Scratch<T>(plan.Images > 1 ? g.OutChannels * maxCols : 0);
         T* cp = col.Pointer, rp = rows.Pointer;
         for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
         {
             int cnt = Math.Min(plan.Images, g.Batch - n0);
-            long cols = (long)cnt * L;
-            Im2ColFor(x, cp, g, n0, cnt);
-            // One image: the GEMM writes the output directly. Several: into rows [Cout, cnt*L], then rearranged.
-            T* target = cnt == 1 ? y + (long)n0 * g.OutChannels * L : rp;
-            ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, target + (long)grp * cog * cols, cols, false, threads));
-            if (cnt > 1) RowsToImages(rp, y, g, n0, cnt, bias);
-            else AddBias(y + (long)n0 * g.OutChannels * L, bias, g with { Batch = 1 });
+            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
+            {
+                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
+                long cols = (long)cnt * (r1 - r0) * g.OutWidth;
+                Im2ColFor(x, cp, g, n0, cnt, r0, r1);
+                // One image: the GEMM writes its band of the output directly (rows of C are L apart). Several: into rows
+                // [Cout, cnt*L], then rearranged.
+                T* target = cnt == 1 ? y + (long)n0 * g.OutChannels * L + (long)r0 * g.OutWidth : rp;
+                long ldc = cnt == 1 ? L : cols;
+                ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                    GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, target + (long)grp * cog * ldc, ldc, false, threads));
+                if (cnt > 1) RowsToImages(rp, y, g, n0, cnt, bias);
+            }
+            if (cnt == 1) AddBias(y + (long)n0 * g.OutChannels * L, bias, g with { Batch = 1 });
         }
     }
 
@@ -178,7 +238,7 @@ internal sealed unsafe partial class CpuBackend
     {
         if (bias == null) return;
         int L = g.OutPlane, cout = g.OutChannels;
-        CpuParallel.For((long)g.Batch * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        Chunked((long)g.Batch * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
         {
             for (long p = s; p < e; p++)
                 AddScalar(y + p * L, bias[p % cout], L);
@@ -190,7 +250,7 @@ internal sealed unsafe partial class CpuBackend
     {
         int L = g.OutPlane, cout = g.OutChannels;
         long cols = (long)cnt * L;
-        CpuParallel.For((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        Chunked((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
         {
             for (long p = s; p < e; p++)
             {
@@ -207,7 +267,7 @@ internal sealed unsafe partial class CpuBackend
     {
         int L = g.OutPlane, cout = g.OutChannels;
         long cols = (long)cnt * L;
-        CpuParallel.For((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        Chunked((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
         {
             for (long p = s; p < e; p++)
             {
@@ -218,27 +278,26 @@ internal sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
-    /// Unfolds images n0 .. n0+cnt of x into columns [C*kH*kW, cnt*OH*OW] (see <see cref="IBackend.Im2Col"/>),
-    /// one (row, image) pair per work item.
+    /// Unfolds output rows [r0, r1) of images n0 .. n0+cnt of x into columns [C*kH*kW, cnt*(r1-r0)*OW] (the layout of
+    /// <see cref="IBackend.Im2Col"/> restricted to those rows), one (row, image) pair per work item.
     /// </summary>
-    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt) where T : unmanaged
+    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt, int r0, int r1) where T : unmanaged
     {
-        int L = g.OutPlane, kk = g.KernelH * g.KernelW, H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth;
-        long cols = (long)cnt * L;
-        int rowsTotal = g.ColumnRows;
-        CpuParallel.For((long)rowsTotal * cnt, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        int kk = g.KernelH * g.KernelW, H = g.Height, W = g.Width, OW = g.OutWidth;
+        long span = (long)(r1 - r0) * OW, cols = cnt * span;
+        Chunked((long)g.ColumnRows * cnt, Math.Max(1, 16384 / Math.Max(1, span)), (s, e) =>
         {
             for (long item = s; item < e; item++)
             {
                 int r = (int)(item / cnt), n = (int)(item % cnt);
                 int c = r / kk, i = r / g.KernelW % g.KernelH, j = r % g.KernelW;
-                T* dst = col + r * cols + (long)n * L;
+                T* dst = col + r * cols + n * span;
                 T* src = x + ((long)(n0 + n) * g.InChannels + c) * H * W;
                 int offW = j * g.DilationW - g.PadW;
                 var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
-                for (int oh = 0; oh < OH; oh++)
+                for (int oh = r0; oh < r1; oh++)
                 {
-                    T* d = dst + (long)oh * OW;
+                    T* d = dst + (long)(oh - r0) * OW;
                     int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
                     if ((uint)ih >= (uint)H)
                     {
@@ -270,7 +329,7 @@ internal sealed unsafe partial class CpuBackend
             return;
         }
         int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * L * plan.Images;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
         if (plan.Direct)
         {
             for (int n = 0; n < g.Batch; n++)
@@ -283,22 +342,24 @@ internal sealed unsafe partial class CpuBackend
             return;
         }
 
-        using var col = new Scratch<T>((long)g.ColumnRows * L * plan.Images);
-        using var rows = new Scratch<T>(plan.Images > 1 ? (long)g.OutChannels * L * plan.Images : 0);
+        long maxCols = plan.MaxColumns(g);
+        using var col = new Scratch<T>((long)g.ColumnRows * maxCols);
+        using var rows = new Scratch<T>(plan.Images > 1 ? g.OutChannels * maxCols : 0);
         T* cp = col.Pointer, rp = rows.Pointer;
         for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
         {
             int cnt = Math.Min(plan.Images, g.Batch - n0);
-            long cols = (long)cnt * L;
-            T* source = gy + (long)n0 * g.OutChannels * L;
-            if (cnt > 1)
+            if (cnt > 1) ImagesToRows(gy, rp, g, n0, cnt);
+            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
             {
-                ImagesToRows(gy, rp, g, n0, cnt);
-                source = rp;
+                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
+                long cols = (long)cnt * (r1 - r0) * g.OutWidth;
+                T* source = cnt == 1 ? gy + (long)n0 * g.OutChannels * L + (long)r0 * g.OutWidth : rp;
+                long ld = cnt == 1 ? L : cols;
+                ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                    GemmT(kg, (int)cols, cog, w + (long)grp * cog * kg, 1, kg, source + (long)grp * cog * ld, ld, 1, cp + (long)grp * kg * cols, cols, false, threads));
+                Col2ImFor(cp, gx, g, n0, cnt, r0, r1);
             }
-            ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                GemmT(kg, (int)cols, cog, w + (long)grp * cog * kg, 1, kg, source + (long)grp * cog * cols, cols, 1, cp + (long)grp * kg * cols, cols, false, threads));
-            Col2ImFor(cp, gx, g, n0, cnt);
         }
     }
 
@@ -311,7 +372,7 @@ internal sealed unsafe partial class CpuBackend
             return;
         }
         int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * L * plan.Images;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
         if (plan.Direct)
         {
             for (int n = 0; n < g.Batch; n++)
@@ -325,55 +386,60 @@ internal sealed unsafe partial class CpuBackend
             return;
         }
 
-        using var col = new Scratch<T>((long)g.ColumnRows * L * plan.Images);
-        using var rows = new Scratch<T>(plan.Images > 1 ? (long)g.OutChannels * L * plan.Images : 0);
+        long maxCols = plan.MaxColumns(g);
+        using var col = new Scratch<T>((long)g.ColumnRows * maxCols);
+        using var rows = new Scratch<T>(plan.Images > 1 ? g.OutChannels * maxCols : 0);
         T* cp = col.Pointer, rp = rows.Pointer;
+        bool first = true;
         for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
         {
             int cnt = Math.Min(plan.Images, g.Batch - n0);
-            long cols = (long)cnt * L;
-            Im2ColFor(x, cp, g, n0, cnt);
-            T* source = gy + (long)n0 * g.OutChannels * L;
-            if (cnt > 1)
+            if (cnt > 1) ImagesToRows(gy, rp, g, n0, cnt);
+            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
             {
-                ImagesToRows(gy, rp, g, n0, cnt);
-                source = rp;
+                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
+                long cols = (long)cnt * (r1 - r0) * g.OutWidth;
+                Im2ColFor(x, cp, g, n0, cnt, r0, r1);
+                T* source = cnt == 1 ? gy + (long)n0 * g.OutChannels * L + (long)r0 * g.OutWidth : rp;
+                long ld = cnt == 1 ? L : cols;
+                bool acc = !first;
+                ForEachGroup(g, macsPerGroup, (grp, threads) =>
+                    GemmT(cog, kg, (int)cols, source + (long)grp * cog * ld, ld, 1, cp + (long)grp * kg * cols, 1, cols, gw + (long)grp * cog * kg, kg, acc, threads));
+                first = false;
             }
-            bool acc = n0 > 0;
-            ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                GemmT(cog, kg, (int)cols, source + (long)grp * cog * cols, cols, 1, cp + (long)grp * kg * cols, 1, cols, gw + (long)grp * cog * kg, kg, acc, threads));
         }
     }
 
     /// <summary>
-    /// Folds columns [C*kH*kW, cnt*OH*OW] back into images n0 .. n0+cnt of x (overwriting them): each (image, channel)
-    /// plane is owned by one work item and sums its taps in a fixed order, so the result does not depend on threading.
+    /// Folds the columns of output rows [r0, r1) of images n0 .. n0+cnt back into those images of x: overwriting them
+    /// when r0 is 0, adding to them otherwise (bands are folded in order). Each (image, channel) plane is owned by one
+    /// work item and sums its taps in a fixed order, so the result does not depend on threading.
     /// </summary>
-    private static void Col2ImFor<T>(T* col, T* x, Conv2dGeometry g, int n0, int cnt) where T : unmanaged, INumber<T>
+    private static void Col2ImFor<T>(T* col, T* x, Conv2dGeometry g, int n0, int cnt, int r0, int r1) where T : unmanaged, INumber<T>
     {
-        int L = g.OutPlane, H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth;
-        long cols = (long)cnt * L;
-        CpuParallel.For((long)cnt * g.InChannels, Math.Max(1, 16384 / Math.Max(1, g.InPlane)), (s, e) =>
+        int H = g.Height, W = g.Width, OW = g.OutWidth;
+        long span = (long)(r1 - r0) * OW, cols = cnt * span;
+        Chunked((long)cnt * g.InChannels, Math.Max(1, 16384 / Math.Max(1, g.InPlane)), (s, e) =>
         {
             for (long item = s; item < e; item++)
             {
                 int n = (int)(item / g.InChannels), c = (int)(item % g.InChannels);
                 T* dst = x + ((long)(n0 + n) * g.InChannels + c) * H * W;
-                new Span<T>(dst, H * W).Clear();
+                if (r0 == 0) new Span<T>(dst, H * W).Clear();
                 for (int i = 0; i < g.KernelH; i++)
                 {
                     for (int j = 0; j < g.KernelW; j++)
                     {
-                        T* src = col + ((long)(c * g.KernelH + i) * g.KernelW + j) * cols + (long)n * L;
+                        T* src = col + ((long)(c * g.KernelH + i) * g.KernelW + j) * cols + n * span;
                         int offW = j * g.DilationW - g.PadW;
                         var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
                         if (hi <= lo) continue;
-                        for (int oh = 0; oh < OH; oh++)
+                        for (int oh = r0; oh < r1; oh++)
                         {
                             int ih = oh * g.StrideH - g.PadH + i * g.DilationH;
                             if ((uint)ih >= (uint)H) continue;
                             T* drow = dst + (long)ih * W + offW;
-                            T* srow = src + (long)oh * OW;
+                            T* srow = src + (long)(oh - r0) * OW;
                             if (g.StrideW == 1) AddTo(drow + lo, srow + lo, hi - lo);
                             else
                                 for (int ow = lo; ow < hi; ow++) drow[(long)ow * g.StrideW] += srow[ow];
@@ -391,7 +457,7 @@ internal sealed unsafe partial class CpuBackend
     private static void DepthwiseForward<T>(T* x, T* w, T* bias, T* y, Conv2dGeometry g) where T : unmanaged, INumber<T>
     {
         int H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth, cog = g.OutPerGroup, kk = g.KernelH * g.KernelW;
-        CpuParallel.For((long)g.Batch * g.OutChannels, Math.Max(1, 8192 / Math.Max(1, g.OutPlane * kk)), (s, e) =>
+        Chunked((long)g.Batch * g.OutChannels, Math.Max(1, 8192 / Math.Max(1, g.OutPlane * kk)), (s, e) =>
         {
             for (long item = s; item < e; item++)
             {
@@ -426,7 +492,7 @@ internal sealed unsafe partial class CpuBackend
     private static void DepthwiseGradInput<T>(T* gy, T* w, T* gx, Conv2dGeometry g) where T : unmanaged, INumber<T>
     {
         int H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth, cog = g.OutPerGroup, kk = g.KernelH * g.KernelW;
-        CpuParallel.For((long)g.Batch * g.InChannels, Math.Max(1, 8192 / Math.Max(1, g.OutPlane * kk * cog)), (s, e) =>
+        Chunked((long)g.Batch * g.InChannels, Math.Max(1, 8192 / Math.Max(1, g.OutPlane * kk * cog)), (s, e) =>
         {
             for (long item = s; item < e; item++)
             {
@@ -464,7 +530,7 @@ internal sealed unsafe partial class CpuBackend
     private static void DepthwiseGradWeight<T>(T* x, T* gy, T* gw, Conv2dGeometry g) where T : unmanaged, INumber<T>
     {
         int H = g.Height, W = g.Width, OH = g.OutHeight, OW = g.OutWidth, cog = g.OutPerGroup, kk = g.KernelH * g.KernelW;
-        CpuParallel.For(g.OutChannels, Math.Max(1, 8192 / Math.Max(1, g.Batch * g.OutPlane * kk)), (s, e) =>
+        Chunked(g.OutChannels, Math.Max(1, 8192 / Math.Max(1, g.Batch * g.OutPlane * kk)), (s, e) =>
         {
             for (long co = s; co < e; co++)
             {
