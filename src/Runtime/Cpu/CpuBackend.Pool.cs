@@ -302,6 +302,11 @@ internal sealed unsafe partial class CpuBackend
                             for (int r = h0; r < h1; r++)
                                 for (int c = w0; c < w1; c++) xp[(long)r * w + c] += g;
                         }
+                        else if (w0 == 0 && w1 == w)
+                        {
+                            // The bin spans whole rows (always for one output column, e.g. a global pool): one contiguous run.
+                            yp[(long)i * ow + j] = SumRun(xp + (long)h0 * w, (long)(h1 - h0) * w) / count;
+                        }
                         else
                         {
                             T sum = T.Zero;
@@ -313,6 +318,27 @@ internal sealed unsafe partial class CpuBackend
                 }
             }
         });
+    }
+
+    /// <summary>Sum of n contiguous values, a vector of partial sums at a time.</summary>
+    private static T SumRun<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long i = 0;
+        T sum = T.Zero;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<T>.Count)
+        {
+            var acc = Vector512<T>.Zero;
+            for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count) acc += Vector512.Load(x + i);
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<T>.Count)
+        {
+            var acc = Vector256<T>.Zero;
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count) acc += Vector256.Load(x + i);
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) sum += x[i];
+        return sum;
     }
 
     // ---------------- interpolation ----------------
@@ -392,20 +418,22 @@ internal sealed unsafe partial class CpuBackend
         for (int j = 0; j < ow; j++) sw[j] = NearestSource(j, w, ow, scaleW);
         bool doubled = ow == 2 * w; // torch's rule: source column j / 2 whatever the scale
         nint px = Ptr(x), py = Ptr(y);
+        if (backward)
+        {
+            NearestBackward<T>(x, y, sh, sw, doubled);
+            return;
+        }
         CpuParallel.For(planes, PlaneGrain((long)oh * ow + (long)h * w), (s, e) =>
         {
             for (long p = s; p < e; p++)
             {
                 T* xp = (T*)px + p * h * w;
                 T* yp = (T*)py + p * oh * ow;
-                if (backward) new Span<T>(xp, checked(h * w)).Clear();
                 for (int i = 0; i < oh; i++)
                 {
                     T* xr = xp + (long)sh[i] * w;
                     T* yr = yp + (long)i * ow;
-                    if (backward)
-                        for (int j = 0; j < ow; j++) xr[sw[j]] += yr[j];
-                    else if (i > 0 && sh[i] == sh[i - 1])
+                    if (i > 0 && sh[i] == sh[i - 1])
                         Buffer.MemoryCopy(yr - ow, yr, (long)ow * sizeof(T), (long)ow * sizeof(T)); // same source row as the last one
                     else if (doubled)
                         DuplicateColumns(xr, yr, w);
@@ -414,6 +442,121 @@ internal sealed unsafe partial class CpuBackend
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// The gradient of nearest resampling as a gather: the source map is non-decreasing, so each input
+    /// row (column) is read by a run of output rows (columns). Each input row sums its output rows
+    /// (vector adds, in row order), then each input element sums its run of columns in that row sum.
+    /// </summary>
+    private static void NearestBackward<T>(TensorView gradInput, TensorView gradOutput, int[] sh, int[] sw, bool doubled)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planes = gradInput.Shape[0], h = gradInput.Shape[1], w = gradInput.Shape[2], oh = gradOutput.Shape[1], ow = gradOutput.Shape[2];
+        var rowFirst = new int[h + 1];
+        var colFirst = new int[w + 1];
+        Runs(sh, h, rowFirst);
+        Runs(sw, w, colFirst);
+        nint px = Ptr(gradInput), py = Ptr(gradOutput);
+        CpuParallel.For(planes, PlaneGrain((long)oh * ow + (long)h * w), (s, e) =>
+        {
+            var rowSum = new T[ow];
+            fixed (T* rs = rowSum)
+            {
+                for (long p = s; p < e; p++)
+                {
+                    T* gx = (T*)px + p * h * w;
+                    T* gy = (T*)py + p * oh * ow;
+                    for (int r = 0; r < h; r++)
+                    {
+                        T* xr = gx + (long)r * w;
+                        int i0 = rowFirst[r], i1 = rowFirst[r + 1];
+                        if (i0 == i1)
+                        {
+                            new Span<T>(xr, w).Clear();
+                            continue;
+                        }
+                        Buffer.MemoryCopy(gy + (long)i0 * ow, rs, (long)ow * sizeof(T), (long)ow * sizeof(T));
+                        for (int i = i0 + 1; i < i1; i++) FoldInto<T, BinaryFns.Add>(rs, gy + (long)i * ow, ow);
+                        if (doubled)
+                        {
+                            PairSums(rs, xr, w);
+                            continue;
+                        }
+                        for (int c = 0; c < w; c++)
+                        {
+                            T acc = T.Zero;
+                            for (int j = colFirst[c]; j < colFirst[c + 1]; j++) acc += rs[j];
+                            xr[c] = acc;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>first[k] = the first output position whose source is k or more, for a non-decreasing source map (first[size] = outputs).</summary>
+    private static void Runs(int[] source, int size, int[] first)
+    {
+        int o = 0;
+        for (int k = 0; k <= size; k++)
+        {
+            while (o < source.Length && source[o] < k) o++;
+            first[k] = o;
+        }
+    }
+
+    /// <summary>dst[c] = src[2c] + src[2c + 1] for c in [0, w).</summary>
+    private static void PairSums<T>(T* src, T* dst, int w) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int c = 0;
+        if (typeof(T) == typeof(float))
+        {
+            float* s = (float*)src, d = (float*)dst;
+            if (Avx512F.IsSupported)
+            {
+                var evens = Vector512<int>.Indices * Vector512.Create(2);
+                var odds = evens + Vector512<int>.One;
+                for (; c + 16 <= w; c += 16)
+                {
+                    Vector512<float> a = Vector512.Load(s + 2 * c), b = Vector512.Load(s + 2 * c + 16);
+                    (Avx512F.PermuteVar16x32x2(a, evens, b) + Avx512F.PermuteVar16x32x2(a, odds, b)).Store(d + c);
+                }
+            }
+            if (Avx2.IsSupported)
+            {
+                // [a0+a1 a2+a3 b0+b1 b2+b3 | a4+a5 a6+a7 b4+b5 b6+b7], 64-bit pairs reordered.
+                for (; c + 8 <= w; c += 8)
+                {
+                    var sums = Avx.HorizontalAdd(Vector256.Load(s + 2 * c), Vector256.Load(s + 2 * c + 8));
+                    Avx2.Permute4x64(sums.AsDouble(), 0b11_01_10_00).AsSingle().Store(d + c);
+                }
+            }
+        }
+        else if (typeof(T) == typeof(double))
+        {
+            double* s = (double*)src, d = (double*)dst;
+            if (Avx512F.IsSupported)
+            {
+                var evens = Vector512<long>.Indices * Vector512.Create(2L);
+                var odds = evens + Vector512<long>.One;
+                for (; c + 8 <= w; c += 8)
+                {
+                    Vector512<double> a = Vector512.Load(s + 2 * c), b = Vector512.Load(s + 2 * c + 8);
+                    (Avx512F.PermuteVar8x64x2(a, evens, b) + Avx512F.PermuteVar8x64x2(a, odds, b)).Store(d + c);
+                }
+            }
+            if (Avx2.IsSupported)
+            {
+                // [a0+a1 b0+b1 a2+a3 b2+b3], reordered.
+                for (; c + 4 <= w; c += 4)
+                {
+                    var sums = Avx.HorizontalAdd(Vector256.Load(s + 2 * c), Vector256.Load(s + 2 * c + 4));
+                    Avx2.Permute4x64(sums, 0b11_01_10_00).Store(d + c);
+                }
+            }
+        }
+        for (; c < w; c++) dst[c] = src[2 * c] + src[2 * c + 1];
     }
 
     /// <summary>dst[2j] = dst[2j + 1] = src[j] for j in [0, w): nearest 2x along a row, 16/8/4 lanes at a time.</summary>
