@@ -213,3 +213,107 @@ public class ConvPoolTests
         Assert.Equal("input", Assert.Throws<ArgumentException>(() => new Upsample(2.0).Forward(v)).ParamName);
     }
 }
+
+/// <summary>The fused batch-norm paths (training gradient rule, folded eval affine) against the plain composition.</summary>
+public class BatchNormPathTests
+{
+    private static Tensor Reference(Tensor x, Tensor mean, Tensor var, double eps, Tensor? w, Tensor? b)
+    {
+        var shape = new int[x.Rank];
+        Array.Fill(shape, 1);
+        shape[1] = x.Size(1);
+        using var m = mean.Reshape(shape);
+        using var v = var.Reshape(shape);
+        using var c = x - m;
+        using var ve = v + eps;
+        using var inv = ve.Rsqrt();
+        var y = c * inv;
+        if (w == null || b == null) return y;
+        using (y)
+        {
+            using var w4 = w.Reshape(shape);
+            using var b4 = b.Reshape(shape);
+            using var s = y * w4;
+            return s + b4;
+        }
+    }
+
+    public static TheoryData<string> Variants => new() { "bn2d_affine", "bn2d_plain", "bn1d_rank2", "bn1d_rank3", "bn2d_untracked" };
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void TrainingMatchesCompositionAndGradChecks(string variant)
+    {
+        BatchNorm2d m = variant switch
+        {
+            "bn2d_affine" => new BatchNorm2d(3, dtype: DType.Float64),
+            "bn2d_plain" => new BatchNorm2d(3, affine: false, dtype: DType.Float64),
+            "bn2d_untracked" => new BatchNorm2d(3, trackRunningStats: false, dtype: DType.Float64),
+            _ => new BatchNorm1d(3, dtype: DType.Float64),
+        };
+        using var _m = m;
+        int[] shape = variant switch { "bn1d_rank2" => [5, 3], "bn1d_rank3" => [2, 3, 4], _ => [2, 3, 3, 2] };
+        var gen = new Generator(17);
+        using (GradMode.NoGrad())
+        {
+            if (m.Weight is { } w) Init.Normal_(w, 1, 0.5, gen);
+            if (m.Bias is { } b) Init.Normal_(b, 0, 0.5, gen);
+        }
+        using var x = Tensor.Randn(shape, gen, DType.Float64) * 2.0 + 0.7;
+        var dims = Enumerable.Range(0, shape.Length).Where(d => d != 1).ToArray();
+        using (GradMode.NoGrad())
+        {
+            using var y = m.Forward(x);
+            using var mean = x.Mean(dims);
+            using var var = x.Var(dims, correction: 0);
+            using var want = Reference(x, mean, var, m.Eps, m.Weight, m.Bias);
+            AssertClose(want.ToDoubleArray(), y, 1e-12, 1e-10);
+            if (m.TrackRunningStats)
+            {
+                // running = 0.9 * initial + 0.1 * batch statistic (unbiased variance).
+                long n = x.NumEl / 3;
+                AssertClose(mean.ToDoubleArray().Select(v => 0.1 * v).ToArray(), m.RunningMean!, 1e-12, 1e-10);
+                AssertClose(var.ToDoubleArray().Select(v => 0.9 + 0.1 * v * n / (n - 1)).ToArray(), m.RunningVar!, 1e-12, 1e-10);
+            }
+        }
+        var ps = m.Parameters().ToList();
+        GradCheck(a =>
+        {
+            if (a.Skip(1).Any(t => !ps.Contains(t)))
+            {
+                using var __ = GradMode.NoGrad();
+                var saved = ps.Select(p => p.Clone()).ToList();
+                for (int i = 0; i < ps.Count; i++) ps[i].CopyFrom(a[i + 1]);
+                try { return m.Forward(a[0]); }
+                finally
+                {
+                    for (int i = 0; i < ps.Count; i++) { ps[i].CopyFrom(saved[i]); saved[i].Dispose(); }
+                }
+            }
+            return m.Forward(a[0]);
+        }, [x, .. ps]);
+    }
+
+    [Fact]
+    public void EvalAffineMatchesComposition()
+    {
+        using var m = new BatchNorm2d(4, dtype: DType.Float64);
+        var gen = new Generator(23);
+        using (GradMode.NoGrad())
+        {
+            Init.Normal_(m.Weight!, 1, 0.5, gen);
+            Init.Normal_(m.Bias!, 0, 0.5, gen);
+            Init.Normal_(m.RunningMean!, 0, 1, gen);
+            Init.Uniform_(m.RunningVar!, 0.2, 2, gen);
+        }
+        m.Eval();
+        using var x = Tensor.Randn([2, 4, 3, 3], gen, DType.Float64);
+        using var y = m.Forward(x);
+        using var want = Reference(x, m.RunningMean!, m.RunningVar!, m.Eps, m.Weight, m.Bias);
+        AssertClose(want.ToDoubleArray(), y, 1e-12, 1e-10);
+        using var frozen = new FrozenBatchNorm2d(4, dtype: DType.Float64);
+        frozen.LoadStateDict(m.StateDict());
+        using var yf = frozen.Forward(x);
+        AssertClose(want.ToDoubleArray(), yf, 1e-12, 1e-10);
+    }
+}
