@@ -277,6 +277,20 @@ internal static class BatchNormFunctions
     /// (dx = scale * (g - mean(g) - xhat * mean(g * xhat)), dweight = sum(g * xhat), dbias = sum(g)),
     /// so training costs a handful of passes over the map instead of a graph of a dozen elementwise nodes.
     /// </summary>
+    /// <summary>
+    /// Per-channel sums [C] of t viewed as [N, C, L]: the rows are summed by a matrix product with a column of ones
+    /// (a streaming GEMV, several times faster on the CPU than the row reduction), then the N partial sums are added.
+    /// </summary>
+    private static Tensor ChannelSums(Tensor t3)
+    {
+        int n = t3.Size(0), c = t3.Size(1), l = t3.Size(2);
+        using var rows = t3.Reshape(n * c, l);
+        using var ones = Tensor.Ones([l, 1], t3.DType, t3.Device);
+        using var partial = rows.MatMul(ones);
+        using var perSample = partial.Reshape(n, c);
+        return perSample.Sum(0);
+    }
+
     public static Tensor Training(Tensor input, Tensor? weight, Tensor? bias, double eps, out Tensor mean, out Tensor biasedVar)
     {
         int n = input.Size(0), c = input.Size(1);
@@ -287,14 +301,12 @@ internal static class BatchNormFunctions
         using (GradMode.NoGrad())
         {
             using var x3 = input.Reshape(n, c, -1);
-            using (var s1 = x3.Sum(2))
-            using (var s = s1.Sum(0))
+            using (var s = ChannelSums(x3))
                 mean = s / (double)count;
             using var mean3 = mean.Reshape(1, c, 1);
             diff = x3 - mean3;
             using (var sq = diff.Square())
-            using (var q1 = sq.Sum(2))
-            using (var q = q1.Sum(0))
+            using (var q = ChannelSums(sq))
                 biasedVar = q / (double)count;
             using (var ve = biasedVar + eps) invstd = ve.Rsqrt();
             scale = affine ? weight! * invstd : invstd.Reshape(c);
@@ -314,11 +326,9 @@ internal static class BatchNormFunctions
         {
             var (d, inv, sc) = (saved[0], saved[1], saved[2]);
             using var g3 = g.Reshape(n, c, -1);
-            using var gs1 = g3.Sum(2);
-            using var gsum = gs1.Sum(0);
+            using var gsum = ChannelSums(g3);
             using var gd = g3 * d;
-            using var gd1 = gd.Sum(2);
-            using var gdsum = gd1.Sum(0);
+            using var gdsum = ChannelSums(gd);
             Tensor? dx = null;
             if (needInput)
             {
