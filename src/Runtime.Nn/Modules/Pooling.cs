@@ -80,7 +80,7 @@ public sealed class AdaptiveAvgPool2d : UnaryModule
 
     public AdaptiveAvgPool2d((int H, int W) outputSize)
     {
-        if (outputSize.H <= 0 || outputSize.W <= 0) throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, "output size must be positive");
+        if (outputSize.H < 0 || outputSize.W < 0) throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, "output size must be non-negative");
         OutputSize = outputSize;
     }
 

@@ -204,7 +204,7 @@ public class ConvPoolTests
         Assert.Equal("padding", Assert.Throws<ArgumentOutOfRangeException>(() => new MaxPool2d(3, 1, 2)).ParamName);
         Assert.Equal("stride", Assert.Throws<ArgumentOutOfRangeException>(() => new AvgPool2d(3, 0)).ParamName);
         Assert.Equal("divisorOverride", Assert.Throws<ArgumentOutOfRangeException>(() => new AvgPool2d(3, divisorOverride: 0)).ParamName);
-        Assert.Equal("outputSize", Assert.Throws<ArgumentOutOfRangeException>(() => new AdaptiveAvgPool2d(0)).ParamName);
+        Assert.Equal("outputSize", Assert.Throws<ArgumentOutOfRangeException>(() => new AdaptiveAvgPool2d(-1)).ParamName);
         Assert.Equal("alignCorners", Assert.Throws<ArgumentException>(() => new Upsample((4, 4), InterpolationMode.Nearest, alignCorners: true)).ParamName);
         Assert.Equal("scaleFactor", Assert.Throws<ArgumentOutOfRangeException>(() => new Upsample(-2.0)).ParamName);
         Assert.Equal("size", Assert.Throws<ArgumentOutOfRangeException>(() => new Upsample((0, 4))).ParamName);
