@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Runtime.Backends;
 
 namespace Runtime.Cpu;
@@ -281,7 +283,7 @@ internal sealed unsafe partial class CpuBackend
     /// Unfolds output rows [r0, r1) of images n0 .. n0+cnt of x into columns [C*kH*kW, cnt*(r1-r0)*OW] (the layout of
     /// <see cref="IBackend.Im2Col"/> restricted to those rows), one (row, image) pair per work item.
     /// </summary>
-    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt, int r0, int r1) where T : unmanaged
+    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt, int r0, int r1) where T : unmanaged, INumber<T>
     {
         int kk = g.KernelH * g.KernelW, H = g.Height, W = g.Width, OW = g.OutWidth;
         long span = (long)(r1 - r0) * OW, cols = cnt * span;
@@ -304,10 +306,24 @@ internal sealed unsafe partial class CpuBackend
                         new Span<T>(d, OW).Clear();
                         continue;
                     }
-                    if (lo > 0) new Span<T>(d, lo).Clear();
                     T* srow = src + (long)ih * W + offW;
+                    if (OW <= 32)
+                    {
+                        // Short rows (late stages): plain loops beat the span calls' set-up.
+                        int ow = 0;
+                        for (; ow < lo; ow++) d[ow] = T.Zero;
+                        if (g.StrideW == 1)
+                            for (; ow < hi; ow++) d[ow] = srow[ow];
+                        else
+                            for (; ow < hi; ow++) d[ow] = srow[(long)ow * g.StrideW];
+                        for (; ow < OW; ow++) d[ow] = T.Zero;
+                        continue;
+                    }
+                    if (lo > 0) new Span<T>(d, lo).Clear();
                     if (g.StrideW == 1)
                         new ReadOnlySpan<T>(srow + lo, hi - lo).CopyTo(new Span<T>(d + lo, hi - lo));
+                    else if (g.StrideW == 2)
+                        GatherEven(d, srow, lo, hi, W - 1 - offW);
                     else
                         for (int ow = lo; ow < hi; ow++) d[ow] = srow[(long)ow * g.StrideW];
                     if (hi < OW) new Span<T>(d + hi, OW - hi).Clear();
@@ -567,6 +583,33 @@ internal sealed unsafe partial class CpuBackend
     // ------------------------------------------------------------------------------------------------
     // Vector helpers (System.Numerics.Vector<T>: the widest the JIT accelerates, scalar otherwise)
     // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// d[ow] = s[2*ow] for ow in [lo, hi), where s may be read up to index <paramref name="last"/>: 512-bit registers take
+    /// the even lanes of two loads at a time (the strided reads of stride-2 unfolding), scalar code the rest.
+    /// </summary>
+    private static void GatherEven<T>(T* d, T* s, int lo, int hi, long last) where T : unmanaged
+    {
+        int ow = lo;
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                float* fd = (float*)d, fs = (float*)s;
+                for (; ow + 16 <= hi && 2L * ow + 31 <= last; ow += 16)
+                    Avx512F.PermuteVar16x32x2(Vector512.Load(fs + 2L * ow), even, Vector512.Load(fs + 2L * ow + 16)).Store(fd + ow);
+            }
+            else
+            {
+                var even = Vector512.Create(0L, 2, 4, 6, 8, 10, 12, 14);
+                double* dd = (double*)d, ds = (double*)s;
+                for (; ow + 8 <= hi && 2L * ow + 15 <= last; ow += 8)
+                    Avx512F.PermuteVar8x64x2(Vector512.Load(ds + 2L * ow), even, Vector512.Load(ds + 2L * ow + 8)).Store(dd + ow);
+            }
+        }
+        for (; ow < hi; ow++) d[ow] = s[2L * ow];
+    }
 
     /// <summary>d[k] += a * s[k].</summary>
     private static void Axpy<T>(T* d, T* s, T a, int n) where T : unmanaged, INumber<T>
