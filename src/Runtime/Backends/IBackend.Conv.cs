@@ -72,10 +72,11 @@ public partial interface IBackend
 }
 
 /// <summary>
-/// The default convolution kernels of <see cref="IBackend"/>, written with the backend's own primitives. Visible to the
-/// tests so that the compositions stay checked on the CPU even though the CPU backend replaces all of them.
+/// The default convolution kernels of <see cref="IBackend"/>, written with the backend's own primitives. Public so that
+/// a backend which replaces a method for some geometries (a direct depthwise kernel, say) can fall back to the
+/// composition for the rest; the tests check the compositions against every device's own kernels.
 /// </summary>
-internal static class ConvComposition
+public static class ConvComposition
 {
     public static void Im2Col(IBackend backend, TensorView x, TensorView columns, Conv2dGeometry g)
     {
