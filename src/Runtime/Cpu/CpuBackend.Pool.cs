@@ -616,43 +616,104 @@ internal sealed unsafe partial class CpuBackend
         for (; j < w; j++) dst[2 * j] = dst[2 * j + 1] = src[j];
     }
 
+    /// <summary>
+    /// Bilinear resampling, separably. Forward: each input row that some output row reads is first
+    /// resampled along the width (two taps per output column, as torch's inner sum), then every output
+    /// row mixes its two source rows with vector arithmetic. Backward is the transpose: output-gradient
+    /// rows are folded into per-input-row sums (vector axpy), then each sum is spread over the columns.
+    /// </summary>
     private static void BilinearFor<T>(TensorView x, TensorView y, bool alignCorners, double? scaleH, double? scaleW, bool backward)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
         var (h0, h1, lh0, lh1) = LinearTaps<T>(h, oh, alignCorners, scaleH);
         var (w0, w1, lw0, lw1) = LinearTaps<T>(w, ow, alignCorners, scaleW);
+        var used = new bool[h];
+        for (int i = 0; i < oh; i++) used[h0[i]] = used[h1[i]] = true;
         nint px = Ptr(x), py = Ptr(y);
-        CpuParallel.For(planes, PlaneGrain(4L * oh * ow + (long)h * w), (s, e) =>
+        CpuParallel.For(planes, PlaneGrain(2L * oh * ow + 2L * h * ow + (long)h * w), (s, e) =>
         {
-            for (long p = s; p < e; p++)
+            // One width-resampled row (length ow) per input row.
+            var rowsBuf = new T[(long)h * ow];
+            fixed (T* rows = rowsBuf)
             {
-                T* xp = (T*)px + p * h * w;
-                T* yp = (T*)py + p * oh * ow;
-                if (backward) new Span<T>(xp, checked(h * w)).Clear();
-                for (int i = 0; i < oh; i++)
+                for (long p = s; p < e; p++)
                 {
-                    T* r0 = xp + (long)h0[i] * w, r1 = xp + (long)h1[i] * w;
-                    T a0 = lh0[i], a1 = lh1[i];
-                    T* yr = yp + (long)i * ow;
-                    if (backward)
+                    T* xp = (T*)px + p * h * w;
+                    T* yp = (T*)py + p * oh * ow;
+                    if (!backward)
                     {
+                        for (int r = 0; r < h; r++)
+                        {
+                            if (!used[r]) continue;
+                            T* xr = xp + (long)r * w;
+                            T* hr = rows + (long)r * ow;
+                            for (int j = 0; j < ow; j++) hr[j] = lw0[j] * xr[w0[j]] + lw1[j] * xr[w1[j]];
+                        }
+                        for (int i = 0; i < oh; i++)
+                            Mix2(yp + (long)i * ow, lh0[i], rows + (long)h0[i] * ow, lh1[i], rows + (long)h1[i] * ow, ow);
+                        continue;
+                    }
+                    for (int r = 0; r < h; r++)
+                        if (used[r]) new Span<T>(rows + (long)r * ow, ow).Clear();
+                    for (int i = 0; i < oh; i++)
+                    {
+                        T* gr = yp + (long)i * ow;
+                        Axpy(rows + (long)h0[i] * ow, lh0[i], gr, ow);
+                        Axpy(rows + (long)h1[i] * ow, lh1[i], gr, ow);
+                    }
+                    for (int r = 0; r < h; r++)
+                    {
+                        T* xr = xp + (long)r * w;
+                        new Span<T>(xr, w).Clear();
+                        if (!used[r]) continue;
+                        T* hr = rows + (long)r * ow;
                         for (int j = 0; j < ow; j++)
                         {
-                            T g = yr[j];
-                            r0[w0[j]] += a0 * lw0[j] * g;
-                            r0[w1[j]] += a0 * lw1[j] * g;
-                            r1[w0[j]] += a1 * lw0[j] * g;
-                            r1[w1[j]] += a1 * lw1[j] * g;
+                            xr[w0[j]] += lw0[j] * hr[j];
+                            xr[w1[j]] += lw1[j] * hr[j];
                         }
-                    }
-                    else
-                    {
-                        for (int j = 0; j < ow; j++)
-                            yr[j] = a0 * (lw0[j] * r0[w0[j]] + lw1[j] * r0[w1[j]]) + a1 * (lw0[j] * r1[w0[j]] + lw1[j] * r1[w1[j]]);
                     }
                 }
             }
         });
+    }
+
+    /// <summary>dst = a*u + b*v over n elements.</summary>
+    private static void Mix2<T>(T* dst, T a, T* u, T b, T* v, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<T> va = Vector512.Create(a), vb = Vector512.Create(b);
+            for (; k <= n - Vector512<T>.Count; k += Vector512<T>.Count)
+                (va * Vector512.Load(u + k) + vb * Vector512.Load(v + k)).Store(dst + k);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<T> va = Vector256.Create(a), vb = Vector256.Create(b);
+            for (; k <= n - Vector256<T>.Count; k += Vector256<T>.Count)
+                (va * Vector256.Load(u + k) + vb * Vector256.Load(v + k)).Store(dst + k);
+        }
+        for (; k < n; k++) dst[k] = a * u[k] + b * v[k];
+    }
+
+    /// <summary>y += a*x over n elements.</summary>
+    private static void Axpy<T>(T* y, T a, T* x, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(a);
+            for (; k <= n - Vector512<T>.Count; k += Vector512<T>.Count)
+                (Vector512.Load(y + k) + va * Vector512.Load(x + k)).Store(y + k);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a);
+            for (; k <= n - Vector256<T>.Count; k += Vector256<T>.Count)
+                (Vector256.Load(y + k) + va * Vector256.Load(x + k)).Store(y + k);
+        }
+        for (; k < n; k++) y[k] += a * x[k];
     }
 }
