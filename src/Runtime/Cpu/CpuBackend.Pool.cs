@@ -222,39 +222,54 @@ internal sealed unsafe partial class CpuBackend
         else AvgPoolFor<double>(gradInput, gradOutput, window, countIncludePad, divisorOverride, backward: true);
     }
 
-    /// <summary>Forward: y = window mean of x. Backward: x (the input gradient) = sum over windows of y / divisor.</summary>
+    /// <summary>
+    /// Forward: y = window sum / divisor, as a column pass (the window's rows added with vector
+    /// arithmetic over the whole width) then a row pass (each output sums its columns of that row).
+    /// Backward, the transpose: each output row's gradients / divisor are spread over a column buffer,
+    /// which is then added to the window's input rows.
+    /// </summary>
     private static void AvgPoolFor<T>(TensorView x, TensorView y, PoolWindow win, bool countIncludePad, int divisorOverride, bool backward)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int planes = x.Shape[0], h = x.Shape[1], w = x.Shape[2], oh = y.Shape[1], ow = y.Shape[2];
+        var cols = new (int Start, int End, int Padded)[ow];
+        for (int j = 0; j < ow; j++) cols[j] = AvgRange(j, win.KernelW, win.StrideW, win.PadW, w);
         nint px = Ptr(x), py = Ptr(y);
-        CpuParallel.For(planes, PlaneGrain((long)oh * ow * win.KernelH * win.KernelW + (long)h * w), (s, e) =>
+        CpuParallel.For(planes, PlaneGrain((long)oh * (win.KernelH * w + ow * win.KernelW) + (long)h * w), (s, e) =>
         {
-            for (long p = s; p < e; p++)
+            var colBuf = new T[w];
+            fixed (T* col = colBuf)
             {
-                T* xp = (T*)px + p * h * w;
-                T* yp = (T*)py + p * oh * ow;
-                if (backward) new Span<T>(xp, checked(h * w)).Clear();
-                for (int i = 0; i < oh; i++)
+                for (long p = s; p < e; p++)
                 {
-                    var (h0, h1, hp) = AvgRange(i, win.KernelH, win.StrideH, win.PadH, h);
-                    for (int j = 0; j < ow; j++)
+                    T* xp = (T*)px + p * h * w;
+                    T* yp = (T*)py + p * oh * ow;
+                    if (backward) new Span<T>(xp, checked(h * w)).Clear();
+                    for (int i = 0; i < oh; i++)
                     {
-                        var (w0, w1, wp) = AvgRange(j, win.KernelW, win.StrideW, win.PadW, w);
-                        int divisor = divisorOverride != 0 ? divisorOverride : countIncludePad ? hp * wp : (h1 - h0) * (w1 - w0);
+                        var (h0, h1, hp) = AvgRange(i, win.KernelH, win.StrideH, win.PadH, h);
+                        T* yr = yp + (long)i * ow;
+                        new Span<T>(col, w).Clear();
+                        if (!backward)
+                            for (int r = h0; r < h1; r++) FoldInto<T, BinaryFns.Add>(col, xp + (long)r * w, w);
+                        for (int j = 0; j < ow; j++)
+                        {
+                            var (w0, w1, wp) = cols[j];
+                            int divisor = divisorOverride != 0 ? divisorOverride : countIncludePad ? hp * wp : (h1 - h0) * (w1 - w0);
+                            if (backward)
+                            {
+                                T g = yr[j] / T.CreateTruncating(divisor);
+                                for (int c = w0; c < w1; c++) col[c] += g;
+                            }
+                            else
+                            {
+                                T sum = T.Zero;
+                                for (int c = w0; c < w1; c++) sum += col[c];
+                                yr[j] = sum / T.CreateTruncating(divisor);
+                            }
+                        }
                         if (backward)
-                        {
-                            T g = yp[(long)i * ow + j] / T.CreateTruncating(divisor);
-                            for (int r = h0; r < h1; r++)
-                                for (int c = w0; c < w1; c++) xp[(long)r * w + c] += g;
-                        }
-                        else
-                        {
-                            T sum = T.Zero;
-                            for (int r = h0; r < h1; r++)
-                                for (int c = w0; c < w1; c++) sum += xp[(long)r * w + c];
-                            yp[(long)i * ow + j] = sum / T.CreateTruncating(divisor);
-                        }
+                            for (int r = h0; r < h1; r++) FoldInto<T, BinaryFns.Add>(xp + (long)r * w, col, w);
                     }
                 }
             }
