@@ -8,8 +8,9 @@ namespace Runtime.Nn;
 /// construction order, with PyTorch's dotted state-dict names ("layer.0.weight").
 /// </summary>
 /// <remarks>
-/// A module owns its tensors and disposes them in <see cref="Dispose"/>. Build modules outside a
-/// <see cref="TensorScope"/>: a scope disposes every tensor created inside it, parameters included.
+/// A module owns its tensors and disposes them in <see cref="Dispose"/>. Registering a parameter or buffer
+/// takes it out of any <see cref="TensorScope"/> (the core's internal <c>Tensor.Unscoped</c>, visible to this
+/// assembly), so a module built inside a scope keeps its tensors when the scope ends.
 /// </remarks>
 public abstract class Module : IDisposable
 {
@@ -31,7 +32,7 @@ public abstract class Module : IDisposable
         if (!value.DType.IsFloating()) throw new ArgumentException($"parameter \"{name}\" must be floating point, got {value.DType.Name()}", nameof(value));
         CheckNewName(name);
         if (!value.RequiresGrad) value.RequiresGrad = true;
-        _parameters.Add((name, value));
+        _parameters.Add((name, value.Unscoped()));
         return value;
     }
 
@@ -47,7 +48,7 @@ public abstract class Module : IDisposable
     {
         ArgumentNullException.ThrowIfNull(value);
         CheckNewName(name);
-        _buffers.Add((name, value));
+        _buffers.Add((name, value.Unscoped()));
         return value;
     }
 
@@ -249,7 +250,7 @@ public abstract class Module : IDisposable
         t.Grad?.Dispose();
         t.Dispose();
         if (requiresGrad) moved.RequiresGrad = true;
-        return moved;
+        return moved.Unscoped();
     }
 
     /// <summary>Called after <see cref="To(Device)"/> replaced tensors; layers caching tensor fields refresh them here.</summary>

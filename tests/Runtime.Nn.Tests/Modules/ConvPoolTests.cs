@@ -317,3 +317,33 @@ public class BatchNormPathTests
         AssertClose(want.ToDoubleArray(), yf, 1e-12, 1e-10);
     }
 }
+
+public class ModuleScopeTests
+{
+    [Fact]
+    public void ModulesBuiltInsideAScopeKeepTheirTensors()
+    {
+        Conv2d conv;
+        BatchNorm2d bn;
+        double[] before;
+        using (var scope = new TensorScope())
+        {
+            conv = new Conv2d(2, 3, 3, generator: new Generator(4));
+            bn = new BatchNorm2d(3);
+            conv.To(Device.Cpu);
+            before = conv.Weight.ToDoubleArray();
+            using var tmp = Tensor.Zeros(2);
+        }
+        using (conv)
+        using (bn)
+        {
+            Assert.Equal(before, conv.Weight.ToDoubleArray());
+            using var x = Tensor.Randn([1, 2, 5, 5], new Generator(5));
+            using var y = conv.Forward(x);
+            using var z = bn.Forward(y);
+            Assert.Equal([1, 3, 3, 3], z.Shape.ToArray());
+            Assert.Equal(1, (long)bn.NumBatchesTracked!.Item());
+        }
+        Assert.Throws<ObjectDisposedException>(() => conv.Weight.ToDoubleArray());
+    }
+}
