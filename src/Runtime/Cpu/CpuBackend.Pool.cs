@@ -314,8 +314,10 @@ internal sealed unsafe partial class CpuBackend
                         if (backward)
                         {
                             T g = yp[(long)i * ow + j] / count;
-                            for (int r = h0; r < h1; r++)
-                                for (int c = w0; c < w1; c++) xp[(long)r * w + c] += g;
+                            if (w0 == 0 && w1 == w) AddToRun(xp + (long)h0 * w, (long)(h1 - h0) * w, g);
+                            else
+                                for (int r = h0; r < h1; r++)
+                                    for (int c = w0; c < w1; c++) xp[(long)r * w + c] += g;
                         }
                         else if (w0 == 0 && w1 == w)
                         {
@@ -354,6 +356,23 @@ internal sealed unsafe partial class CpuBackend
         }
         for (; i < n; i++) sum += x[i];
         return sum;
+    }
+
+    /// <summary>x[i] += value for n contiguous values.</summary>
+    private static void AddToRun<T>(T* x, long n, T value) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var v = Vector512.Create(value);
+            for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count) (Vector512.Load(x + i) + v).Store(x + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var v = Vector256.Create(value);
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count) (Vector256.Load(x + i) + v).Store(x + i);
+        }
+        for (; i < n; i++) x[i] += value;
     }
 
     // ---------------- interpolation ----------------
