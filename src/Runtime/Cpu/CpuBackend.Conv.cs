@@ -22,14 +22,14 @@ internal sealed unsafe partial class CpuBackend
 {
     public void Im2Col(TensorView x, TensorView columns, Conv2dGeometry g)
     {
-        if (x.DType == DType.Float32) Im2ColFor((float*)Ptr(x), (float*)Ptr(columns), g, 0, g.Batch, 0, g.OutHeight);
-        else Im2ColFor((double*)Ptr(x), (double*)Ptr(columns), g, 0, g.Batch, 0, g.OutHeight);
+        if (x.DType == DType.Float32) Im2ColFor((float*)Ptr(x), (float*)Ptr(columns), g, 0, g.Batch, 0, g.OutHeight, true);
+        else Im2ColFor((double*)Ptr(x), (double*)Ptr(columns), g, 0, g.Batch, 0, g.OutHeight, true);
     }
 
     public void Col2Im(TensorView columns, TensorView x, Conv2dGeometry g)
     {
-        if (x.DType == DType.Float32) Col2ImFor((float*)Ptr(columns), (float*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight);
-        else Col2ImFor((double*)Ptr(columns), (double*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight);
+        if (x.DType == DType.Float32) Col2ImFor((float*)Ptr(columns), (float*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight, true);
+        else Col2ImFor((double*)Ptr(columns), (double*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight, true);
     }
 
     public void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
@@ -141,14 +141,35 @@ internal sealed unsafe partial class CpuBackend
             Gemm.Dgemm(m, n, k, (double*)a, rsA, csA, (double*)b, rsB, csB, (double*)c, ldc, accumulate, threads);
     }
 
-    /// <summary>Runs body(group, gemmThreads) for every group: groups in parallel when there are enough of them, else one after another with all threads each.</summary>
-    private static void ForEachGroup(Conv2dGeometry g, double macsPerGroup, Action<int, int> body)
+    /// <summary>
+    /// Runs body(group, gemmThreads) for every group within a budget of <paramref name="threads"/>: groups in parallel
+    /// when there are enough of them, else one after another, each GEMM with the whole budget.
+    /// </summary>
+    private static void ForEachGroup(Conv2dGeometry g, double macsPerGroup, int threads, Action<int, int> body)
     {
-        int threads = CpuParallel.Threads;
         if (g.Groups >= threads && threads > 1 && macsPerGroup < 64.0 * 64 * 64 * 64)
             Chunked(g.Groups, 1, (s, e) => { for (long i = s; i < e; i++) body((int)i, 1); });
         else
             for (int i = 0; i < g.Groups; i++) body(i, threads);
+    }
+
+    /// <summary>
+    /// True when whole images go to separate threads, each unfolding and multiplying its own images with a one-thread
+    /// GEMM: large planes (tiles of one image) and images that share out evenly over the threads (a multiple of them, or
+    /// enough that the remainder hardly matters). No synchronisation between tiles, which matters most when the cores
+    /// are shared with other work.
+    /// </summary>
+    private static bool ImagesInParallel(Conv2dGeometry g, ConvPlan plan)
+    {
+        int threads = CpuParallel.Threads;
+        return plan.Images == 1 && threads > 1 && g.Batch >= threads && (g.Batch % threads == 0 || g.Batch >= 4 * threads);
+    }
+
+    /// <summary>body(start, end) over [0, total): in pieces on all threads when <paramref name="parallel"/>, else inline.</summary>
+    private static void Run(bool parallel, long total, long grain, Action<long, long> body)
+    {
+        if (parallel) Chunked(total, grain, body);
+        else if (total > 0) body(0, total);
     }
 
     /// <summary>
@@ -197,54 +218,72 @@ internal sealed unsafe partial class CpuBackend
             DepthwiseForward(x, w, bias, y, g);
             return;
         }
-        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
-        if (plan.Direct)
+        if (ImagesInParallel(g, plan))
         {
-            for (int n = 0; n < g.Batch; n++)
+            Chunked(g.Batch, 1, (s, e) =>
             {
-                T* xn = x + (long)n * g.InChannels * L, yn = y + (long)n * g.OutChannels * L;
-                ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                    GemmT(cog, L, kg, w + (long)grp * cog * kg, kg, 1, xn + (long)grp * kg * L, L, 1, yn + (long)grp * cog * L, L, false, threads));
-            }
-            AddBias(y, bias, g);
+                using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
+                for (long n = s; n < e; n++) ForwardImage(x, w, bias, y, g, plan, (int)n, col.Pointer, 1);
+            });
+            return;
+        }
+        if (plan.Images == 1)
+        {
+            using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
+            for (int n = 0; n < g.Batch; n++) ForwardImage(x, w, bias, y, g, plan, n, col.Pointer, CpuParallel.Threads);
             return;
         }
 
+        // Runs of small images: one GEMM per group over the run, into rows [Cout, cnt*L], then rearranged.
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
         long maxCols = plan.MaxColumns(g);
-        using var col = new Scratch<T>((long)g.ColumnRows * maxCols);
-        using var rows = new Scratch<T>(plan.Images > 1 ? g.OutChannels * maxCols : 0);
-        T* cp = col.Pointer, rp = rows.Pointer;
+        double macsPerGroup = (double)cog * kg * maxCols;
+        using var cols0 = new Scratch<T>((long)g.ColumnRows * maxCols);
+        using var rows = new Scratch<T>(g.OutChannels * maxCols);
+        T* cp = cols0.Pointer, rp = rows.Pointer;
         for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
         {
             int cnt = Math.Min(plan.Images, g.Batch - n0);
-            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
-            {
-                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
-                long cols = (long)cnt * (r1 - r0) * g.OutWidth;
-                Im2ColFor(x, cp, g, n0, cnt, r0, r1);
-                // One image: the GEMM writes its band of the output directly (rows of C are L apart). Several: into rows
-                // [Cout, cnt*L], then rearranged.
-                T* target = cnt == 1 ? y + (long)n0 * g.OutChannels * L + (long)r0 * g.OutWidth : rp;
-                long ldc = cnt == 1 ? L : cols;
-                ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                    GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, target + (long)grp * cog * ldc, ldc, false, threads));
-                if (cnt > 1) RowsToImages(rp, y, g, n0, cnt, bias);
-            }
-            if (cnt == 1) AddBias(y + (long)n0 * g.OutChannels * L, bias, g with { Batch = 1 });
+            long cols = (long)cnt * L;
+            Im2ColFor(x, cp, g, n0, cnt, 0, g.OutHeight, true);
+            ForEachGroup(g, macsPerGroup, CpuParallel.Threads, (grp, threads) =>
+                GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, rp + (long)grp * cog * cols, cols, false, threads));
+            RowsToImages(rp, y, g, n0, cnt, bias);
         }
     }
 
-    /// <summary>y[n, c, :] += bias[c] for every image.</summary>
-    private static void AddBias<T>(T* y, T* bias, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    /// <summary>
+    /// The forward convolution of image n, band by band, with <paramref name="threads"/> threads (1: everything on the
+    /// calling thread). The GEMM writes each band of the output directly: rows of C are a plane apart.
+    /// </summary>
+    private static void ForwardImage<T>(T* x, T* w, T* bias, T* y, Conv2dGeometry g, ConvPlan plan, int n, T* cp, int threads)
+        where T : unmanaged, INumber<T>
     {
-        if (bias == null) return;
-        int L = g.OutPlane, cout = g.OutChannels;
-        Chunked((long)g.Batch * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
+        T* xn = x + (long)n * g.InChannels * g.InPlane, yn = y + (long)n * g.OutChannels * L;
+        if (plan.Direct)
         {
-            for (long p = s; p < e; p++)
-                AddScalar(y + p * L, bias[p % cout], L);
-        });
+            ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+                GemmT(cog, L, kg, w + (long)grp * cog * kg, kg, 1, xn + (long)grp * kg * L, L, 1, yn + (long)grp * cog * L, L, false, t));
+        }
+        else
+        {
+            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
+            {
+                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
+                long cols = (long)(r1 - r0) * g.OutWidth;
+                Im2ColFor(x, cp, g, n, 1, r0, r1, threads > 1);
+                T* target = yn + (long)r0 * g.OutWidth;
+                ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+                    GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, target + (long)grp * cog * L, L, false, t));
+            }
+        }
+        if (bias != null)
+            Run(threads > 1, g.OutChannels, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+            {
+                for (long c = s; c < e; c++) AddScalar(yn + c * L, bias[c], L);
+            });
     }
 
     /// <summary>Rows [Cout, cnt*L] (images side by side) to y[n0 .. n0+cnt] laid out [cnt, Cout, L], adding the bias.</summary>
@@ -283,11 +322,11 @@ internal sealed unsafe partial class CpuBackend
     /// Unfolds output rows [r0, r1) of images n0 .. n0+cnt of x into columns [C*kH*kW, cnt*(r1-r0)*OW] (the layout of
     /// <see cref="IBackend.Im2Col"/> restricted to those rows), one (row, image) pair per work item.
     /// </summary>
-    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt, int r0, int r1) where T : unmanaged, INumber<T>
+    private static void Im2ColFor<T>(T* x, T* col, Conv2dGeometry g, int n0, int cnt, int r0, int r1, bool parallel) where T : unmanaged, INumber<T>
     {
         int kk = g.KernelH * g.KernelW, H = g.Height, W = g.Width, OW = g.OutWidth;
         long span = (long)(r1 - r0) * OW, cols = cnt * span;
-        Chunked((long)g.ColumnRows * cnt, Math.Max(1, 16384 / Math.Max(1, span)), (s, e) =>
+        Run(parallel, (long)g.ColumnRows * cnt, Math.Max(1, 16384 / Math.Max(1, span)), (s, e) =>
         {
             for (long item = s; item < e; item++)
             {
@@ -344,38 +383,62 @@ internal sealed unsafe partial class CpuBackend
             DepthwiseGradInput(gy, w, gx, g);
             return;
         }
-        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
-        if (plan.Direct)
+        if (ImagesInParallel(g, plan))
         {
-            for (int n = 0; n < g.Batch; n++)
+            Chunked(g.Batch, 1, (s, e) =>
             {
-                T* gyn = gy + (long)n * g.OutChannels * L, gxn = gx + (long)n * g.InChannels * L;
-                // gx_g [Cin/G, L] = W_g^T [Cin/G, Cout/G] x gy_g [Cout/G, L].
-                ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                    GemmT(kg, L, cog, w + (long)grp * cog * kg, 1, kg, gyn + (long)grp * cog * L, L, 1, gxn + (long)grp * kg * L, L, false, threads));
-            }
+                using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
+                for (long n = s; n < e; n++) GradInputImage(gy, w, gx, g, plan, (int)n, col.Pointer, 1);
+            });
+            return;
+        }
+        if (plan.Images == 1)
+        {
+            using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
+            for (int n = 0; n < g.Batch; n++) GradInputImage(gy, w, gx, g, plan, n, col.Pointer, CpuParallel.Threads);
             return;
         }
 
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
         long maxCols = plan.MaxColumns(g);
-        using var col = new Scratch<T>((long)g.ColumnRows * maxCols);
-        using var rows = new Scratch<T>(plan.Images > 1 ? g.OutChannels * maxCols : 0);
-        T* cp = col.Pointer, rp = rows.Pointer;
+        double macsPerGroup = (double)cog * kg * maxCols;
+        using var col0 = new Scratch<T>((long)g.ColumnRows * maxCols);
+        using var rows = new Scratch<T>(g.OutChannels * maxCols);
+        T* cp = col0.Pointer, rp = rows.Pointer;
         for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
         {
             int cnt = Math.Min(plan.Images, g.Batch - n0);
-            if (cnt > 1) ImagesToRows(gy, rp, g, n0, cnt);
-            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
-            {
-                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
-                long cols = (long)cnt * (r1 - r0) * g.OutWidth;
-                T* source = cnt == 1 ? gy + (long)n0 * g.OutChannels * L + (long)r0 * g.OutWidth : rp;
-                long ld = cnt == 1 ? L : cols;
-                ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                    GemmT(kg, (int)cols, cog, w + (long)grp * cog * kg, 1, kg, source + (long)grp * cog * ld, ld, 1, cp + (long)grp * kg * cols, cols, false, threads));
-                Col2ImFor(cp, gx, g, n0, cnt, r0, r1);
-            }
+            long cols = (long)cnt * L;
+            ImagesToRows(gy, rp, g, n0, cnt);
+            ForEachGroup(g, macsPerGroup, CpuParallel.Threads, (grp, threads) =>
+                GemmT(kg, (int)cols, cog, w + (long)grp * cog * kg, 1, kg, rp + (long)grp * cog * cols, cols, 1, cp + (long)grp * kg * cols, cols, false, threads));
+            Col2ImFor(cp, gx, g, n0, cnt, 0, g.OutHeight, true);
+        }
+    }
+
+    /// <summary>The input gradient of image n, band by band: columns = W^T x gy band, folded back (col2im).</summary>
+    private static void GradInputImage<T>(T* gy, T* w, T* gx, Conv2dGeometry g, ConvPlan plan, int n, T* cp, int threads)
+        where T : unmanaged, INumber<T>
+    {
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
+        T* gyn = gy + (long)n * g.OutChannels * L;
+        if (plan.Direct)
+        {
+            // gx_g [Cin/G, L] = W_g^T [Cin/G, Cout/G] x gy_g [Cout/G, L].
+            T* gxn = gx + (long)n * g.InChannels * g.InPlane;
+            ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+                GemmT(kg, L, cog, w + (long)grp * cog * kg, 1, kg, gyn + (long)grp * cog * L, L, 1, gxn + (long)grp * kg * L, L, false, t));
+            return;
+        }
+        for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
+        {
+            int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
+            long cols = (long)(r1 - r0) * g.OutWidth;
+            T* source = gyn + (long)r0 * g.OutWidth;
+            ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+                GemmT(kg, (int)cols, cog, w + (long)grp * cog * kg, 1, kg, source + (long)grp * cog * L, L, 1, cp + (long)grp * kg * cols, cols, false, t));
+            Col2ImFor(cp, gx, g, n, 1, r0, r1, threads > 1);
         }
     }
 
@@ -387,42 +450,73 @@ internal sealed unsafe partial class CpuBackend
             DepthwiseGradWeight(x, gy, gw, g);
             return;
         }
-        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
-        if (plan.Direct)
+        long wsize = (long)g.OutChannels * g.InPerGroup * g.KernelH * g.KernelW;
+        if (ImagesInParallel(g, plan))
         {
-            for (int n = 0; n < g.Batch; n++)
+            // A fixed split of the images into parts, each summing into its own buffer (part 0 into gw), then the
+            // parts added in order: the result does not depend on how many threads ran them.
+            int parts = Math.Min(g.Batch, 4);
+            using var partial = new Scratch<T>((parts - 1) * wsize);
+            T* pp = partial.Pointer;
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads }, part =>
             {
-                T* gyn = gy + (long)n * g.OutChannels * L, xn = x + (long)n * g.InChannels * L;
-                bool acc = n > 0;
-                // gw_g [Cout/G, Cin/G] (+)= gy_g [Cout/G, L] x x_g^T [L, Cin/G].
-                ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                    GemmT(cog, kg, L, gyn + (long)grp * cog * L, L, 1, xn + (long)grp * kg * L, 1, L, gw + (long)grp * cog * kg, kg, acc, threads));
-            }
+                int n0 = (int)((long)g.Batch * part / parts), n1 = (int)((long)g.Batch * (part + 1) / parts);
+                T* target = part == 0 ? gw : pp + (part - 1) * wsize;
+                using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
+                for (int n = n0; n < n1; n++) GradWeightImage(x, gy, target, g, plan, n, col.Pointer, 1, accumulate: n > n0);
+            });
+            for (int part = 1; part < parts; part++) AddTo(gw, pp + (part - 1) * wsize, (int)wsize);
+            return;
+        }
+        if (plan.Images == 1)
+        {
+            using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
+            for (int n = 0; n < g.Batch; n++) GradWeightImage(x, gy, gw, g, plan, n, col.Pointer, CpuParallel.Threads, accumulate: n > 0);
             return;
         }
 
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
         long maxCols = plan.MaxColumns(g);
-        using var col = new Scratch<T>((long)g.ColumnRows * maxCols);
-        using var rows = new Scratch<T>(plan.Images > 1 ? g.OutChannels * maxCols : 0);
-        T* cp = col.Pointer, rp = rows.Pointer;
-        bool first = true;
+        double macsPerGroup = (double)cog * kg * maxCols;
+        using var col0 = new Scratch<T>((long)g.ColumnRows * maxCols);
+        using var rows = new Scratch<T>(g.OutChannels * maxCols);
+        T* cp = col0.Pointer, rp = rows.Pointer;
         for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
         {
             int cnt = Math.Min(plan.Images, g.Batch - n0);
-            if (cnt > 1) ImagesToRows(gy, rp, g, n0, cnt);
-            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
-            {
-                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
-                long cols = (long)cnt * (r1 - r0) * g.OutWidth;
-                Im2ColFor(x, cp, g, n0, cnt, r0, r1);
-                T* source = cnt == 1 ? gy + (long)n0 * g.OutChannels * L + (long)r0 * g.OutWidth : rp;
-                long ld = cnt == 1 ? L : cols;
-                bool acc = !first;
-                ForEachGroup(g, macsPerGroup, (grp, threads) =>
-                    GemmT(cog, kg, (int)cols, source + (long)grp * cog * ld, ld, 1, cp + (long)grp * kg * cols, 1, cols, gw + (long)grp * cog * kg, kg, acc, threads));
-                first = false;
-            }
+            long cols = (long)cnt * L;
+            Im2ColFor(x, cp, g, n0, cnt, 0, g.OutHeight, true);
+            ImagesToRows(gy, rp, g, n0, cnt);
+            bool acc = n0 > 0;
+            ForEachGroup(g, macsPerGroup, CpuParallel.Threads, (grp, threads) =>
+                GemmT(cog, kg, (int)cols, rp + (long)grp * cog * cols, cols, 1, cp + (long)grp * kg * cols, 1, cols, gw + (long)grp * cog * kg, kg, acc, threads));
+        }
+    }
+
+    /// <summary>gw (+)= the weight gradient of image n, band by band: gy band x columns^T.</summary>
+    private static void GradWeightImage<T>(T* x, T* gy, T* gw, Conv2dGeometry g, ConvPlan plan, int n, T* cp, int threads, bool accumulate)
+        where T : unmanaged, INumber<T>
+    {
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
+        T* gyn = gy + (long)n * g.OutChannels * L;
+        if (plan.Direct)
+        {
+            // gw_g [Cout/G, Cin/G] (+)= gy_g [Cout/G, L] x x_g^T [L, Cin/G].
+            T* xn = x + (long)n * g.InChannels * g.InPlane;
+            ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+                GemmT(cog, kg, L, gyn + (long)grp * cog * L, L, 1, xn + (long)grp * kg * L, 1, L, gw + (long)grp * cog * kg, kg, accumulate, t));
+            return;
+        }
+        for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
+        {
+            int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
+            long cols = (long)(r1 - r0) * g.OutWidth;
+            Im2ColFor(x, cp, g, n, 1, r0, r1, threads > 1);
+            T* source = gyn + (long)r0 * g.OutWidth;
+            bool acc = accumulate || r0 > 0;
+            ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+                GemmT(cog, kg, (int)cols, source + (long)grp * cog * L, L, 1, cp + (long)grp * kg * cols, 1, cols, gw + (long)grp * cog * kg, kg, acc, t));
         }
     }
 
@@ -431,11 +525,11 @@ internal sealed unsafe partial class CpuBackend
     /// when r0 is 0, adding to them otherwise (bands are folded in order). Each (image, channel) plane is owned by one
     /// work item and sums its taps in a fixed order, so the result does not depend on threading.
     /// </summary>
-    private static void Col2ImFor<T>(T* col, T* x, Conv2dGeometry g, int n0, int cnt, int r0, int r1) where T : unmanaged, INumber<T>
+    private static void Col2ImFor<T>(T* col, T* x, Conv2dGeometry g, int n0, int cnt, int r0, int r1, bool parallel) where T : unmanaged, INumber<T>
     {
         int H = g.Height, W = g.Width, OW = g.OutWidth;
         long span = (long)(r1 - r0) * OW, cols = cnt * span;
-        Chunked((long)cnt * g.InChannels, Math.Max(1, 16384 / Math.Max(1, g.InPlane)), (s, e) =>
+        Run(parallel, (long)cnt * g.InChannels, Math.Max(1, 16384 / Math.Max(1, g.InPlane)), (s, e) =>
         {
             for (long item = s; item < e; item++)
             {
