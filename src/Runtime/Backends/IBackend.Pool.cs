@@ -17,7 +17,10 @@ public partial interface IBackend
     /// </summary>
     void MaxPool2d(TensorView x, TensorView y, TensorView indices, PoolWindow window);
 
-    /// <summary>gradInput[p, i] = sum of gradOutput[p, o] over the outputs o whose index is i.</summary>
+    /// <summary>
+    /// gradInput[p, i] = sum of gradOutput[p, o] over the outputs o whose index is i (an index outside
+    /// the plane, from a window that misses the input, feeds nothing).
+    /// </summary>
     void MaxPool2dBackward(TensorView gradOutput, TensorView indices, TensorView gradInput, PoolWindow window);
 
     /// <summary>

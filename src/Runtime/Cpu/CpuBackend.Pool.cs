@@ -5,8 +5,8 @@ using Runtime.Backends;
 
 namespace Runtime.Cpu;
 
-// Pooling and resampling: parallel over planes, one plane per thread at a time, so the backward
-// passes (scatters into the input gradient) add in a fixed order and are deterministic.
+// Pooling and resampling: parallel over planes, each plane done by one thread, so every backward pass
+// adds into an input-gradient plane in a fixed order and is deterministic.
 internal sealed unsafe partial class CpuBackend
 {
     /// <summary>Planes per parallel piece: about 32K window reads each.</summary>
