@@ -16,7 +16,11 @@ namespace Runtime.Cpu;
 /// would have a single row.</item>
 /// </list>
 /// Grad-input runs the transposed GEMM into columns and folds them back per plane (col2im); grad-weight multiplies the
-/// output gradient with the unfolded input. Scratch comes from <see cref="BufferPool"/> and goes back after each call.
+/// output gradient with the unfolded input. Batches of large planes go image by image to separate threads, each with a
+/// one-thread GEMM (<see cref="ImagesInParallel"/>); otherwise each GEMM and each unfolding loop uses every thread.
+/// Sums are split the same way whatever the number of threads (the weight gradient over a fixed split of the images),
+/// so the thread count does not change how a gradient is summed. Scratch comes from <see cref="BufferPool"/> and goes back after
+/// each call.
 /// </summary>
 internal sealed unsafe partial class CpuBackend
 {
@@ -450,28 +454,26 @@ internal sealed unsafe partial class CpuBackend
             DepthwiseGradWeight(x, gy, gw, g);
             return;
         }
-        long wsize = (long)g.OutChannels * g.InPerGroup * g.KernelH * g.KernelW;
-        if (ImagesInParallel(g, plan))
+        if (plan.Images == 1)
         {
-            // A fixed split of the images into parts, each summing into its own buffer (part 0 into gw), then the
-            // parts added in order: the result does not depend on how many threads ran them.
-            int parts = Math.Min(g.Batch, 4);
+            // A fixed split of the images into parts, each summing into its own buffer (part 0 into gw), then the parts
+            // added in order: the same sums whether the parts run on separate threads or one after another.
+            long wsize = (long)g.OutChannels * g.InPerGroup * g.KernelH * g.KernelW;
+            int parts = Math.Max(1, Math.Min(g.Batch, 4));
             using var partial = new Scratch<T>((parts - 1) * wsize);
             T* pp = partial.Pointer;
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads }, part =>
+            void Part(int part, int threads)
             {
                 int n0 = (int)((long)g.Batch * part / parts), n1 = (int)((long)g.Batch * (part + 1) / parts);
                 T* target = part == 0 ? gw : pp + (part - 1) * wsize;
                 using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
-                for (int n = n0; n < n1; n++) GradWeightImage(x, gy, target, g, plan, n, col.Pointer, 1, accumulate: n > n0);
-            });
+                for (int n = n0; n < n1; n++) GradWeightImage(x, gy, target, g, plan, n, col.Pointer, threads, accumulate: n > n0);
+            }
+            if (ImagesInParallel(g, plan))
+                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads }, part => Part(part, 1));
+            else
+                for (int part = 0; part < parts; part++) Part(part, CpuParallel.Threads);
             for (int part = 1; part < parts; part++) AddTo(gw, pp + (part - 1) * wsize, (int)wsize);
-            return;
-        }
-        if (plan.Images == 1)
-        {
-            using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
-            for (int n = 0; n < g.Batch; n++) GradWeightImage(x, gy, gw, g, plan, n, col.Pointer, CpuParallel.Threads, accumulate: n > 0);
             return;
         }
 
