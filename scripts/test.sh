@@ -24,8 +24,9 @@ run() { # name, env...
     --results-directory "$results" 2>&1 | grep -E "Passed!|Failed!|Failed |error" | head -n 50
 }
 run simd
-run avx2 DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0
-run scalar DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0
+# The vision-operator suites run their GPU-device cases in the first run only (RUNTIME_TEST_CPU_ONLY).
+run avx2 DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 RUNTIME_TEST_CPU_ONLY=1
+run scalar DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0 RUNTIME_TEST_CPU_ONLY=1
 expected=3
 
 devices=$(dotnet src/Runtime.Cli/bin/Release/net10.0/runtime.dll devices 2>&1)

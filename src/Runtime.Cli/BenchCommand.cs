@@ -11,6 +11,7 @@ internal static class BenchCommand
     public static int Run(string[] args)
     {
         if (args.Contains("resnet50")) return ResNetBench.Run(args);
+        if (VisionBench.OpName(args) != null) return VisionBench.Run(args);
         var opts = CommandLine.ParseOptions(args, out var positional, "json", "backward");
         if (positional.Count != 1) throw new ArgumentException("bench needs exactly one operator name");
         string op = positional[0];

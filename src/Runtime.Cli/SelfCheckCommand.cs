@@ -11,7 +11,7 @@ namespace Runtime.Cli;
 /// "N passed, N failed". Float32 results must agree within 1e-4 relative plus 1e-5 of the output's
 /// magnitude (summation order differs between devices); integer and bool results exactly.
 /// </summary>
-internal static class SelfCheckCommand
+internal static partial class SelfCheckCommand
 {
     private sealed record Check(string Name, Func<Generator, Tensor[]> Inputs, Func<Tensor[], Tensor> Op, bool Backward = true, double Rtol = 1e-4);
 
@@ -282,5 +282,8 @@ internal static class SelfCheckCommand
         yield return new Check("masked_select", g => [N(g, 30, 20), Mask(g, 30, 20)], t => t[0].MaskedSelect(t[1]));
         yield return new Check("one_hot", g => [Idx(g, 10, 40)], t => t[0].OneHot(10));
         yield return new Check("nonzero", g => [Mask(g, 10, 20)], t => t[0].Nonzero());
+
+        // vision operators (SelfCheck.Vision.cs)
+        foreach (var c in VisionChecks()) yield return c;
     }
 }

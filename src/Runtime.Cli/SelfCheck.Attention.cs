@@ -1,0 +1,9 @@
+namespace Runtime.Cli;
+
+internal static partial class SelfCheckCommand
+{
+    private static IEnumerable<Check> AttentionChecks()
+    {
+        yield break;
+    }
+}
