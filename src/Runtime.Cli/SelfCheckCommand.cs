@@ -283,6 +283,25 @@ internal static partial class SelfCheckCommand
         yield return new Check("one_hot", g => [Idx(g, 10, 40)], t => t[0].OneHot(10));
         yield return new Check("nonzero", g => [Mask(g, 10, 20)], t => t[0].Nonzero());
 
+        // convolution (im2col / col2im / depthwise kernels and the GEMM compositions)
+        yield return new Check("conv2d_3x3", g => [N(g, 2, 8, 19, 23), N(g, 12, 8, 3, 3), N(g, 12)], t => t[0].Conv2d(t[1], t[2], padding: 1));
+        yield return new Check("conv2d_1x1", g => [N(g, 2, 16, 9, 11), N(g, 24, 16, 1, 1)], t => t[0].Conv2d(t[1]));
+        yield return new Check("conv2d_7x7_s2", g => [N(g, 1, 3, 40, 37), N(g, 8, 3, 7, 7)], t => t[0].Conv2d(t[1], null, stride: 2, padding: 3));
+        yield return new Check("conv2d_dilated", g => [N(g, 2, 6, 21, 17), N(g, 6, 6, 3, 3), N(g, 6)], t => t[0].Conv2d(t[1], t[2], padding: 2, dilation: 2));
+        yield return new Check("conv2d_grouped", g => [N(g, 2, 8, 13, 15), N(g, 12, 2, 3, 3)], t => t[0].Conv2d(t[1], null, padding: 1, groups: 4));
+        yield return new Check("conv2d_depthwise", g => [N(g, 2, 10, 17, 14), N(g, 10, 1, 3, 3), N(g, 10)], t => t[0].Conv2d(t[1], t[2], stride: 2, padding: 1, groups: 10));
+        yield return new Check("conv_transpose2d", g => [N(g, 2, 6, 9, 8), N(g, 6, 4, 4, 4), N(g, 4)], t => t[0].ConvTranspose2d(t[1], t[2], stride: 2, padding: 1));
+        yield return new Check("conv2d_f64", g => [N64(g, 1, 4, 11, 9), N64(g, 5, 4, 3, 3)], t => t[0].Conv2d(t[1], null, padding: 1));
+
+        // pooling and resampling
+        yield return new Check("max_pool2d", g => [N(g, 2, 5, 33, 29)], t => t[0].MaxPool2d(3, 2, 1));
+        yield return new Check("max_pool2d_ceil", g => [N(g, 2, 5, 33, 29)], t => t[0].MaxPool2d((2, 3), (2, 2), (1, 1), (1, 2), ceilMode: true));
+        yield return new Check("avg_pool2d", g => [N(g, 2, 5, 33, 29)], t => t[0].AvgPool2d(3, 2, 1, countIncludePad: false));
+        yield return new Check("adaptive_avg_pool2d", g => [N(g, 2, 5, 33, 29)], t => t[0].AdaptiveAvgPool2d((7, 5)));
+        yield return new Check("interpolate_nearest", g => [N(g, 2, 5, 17, 13)], t => t[0].Interpolate((2.0, 2.0)));
+        yield return new Check("interpolate_bilinear", g => [N(g, 2, 5, 17, 13)], t => t[0].Interpolate((40, 31), InterpolationMode.Bilinear));
+        yield return new Check("interpolate_aligned", g => [N(g, 2, 5, 17, 13)], t => t[0].Interpolate((9, 30), InterpolationMode.Bilinear, alignCorners: true));
+
         // vision operators (SelfCheck.Vision.cs)
         foreach (var c in VisionChecks()) yield return c;
     }
