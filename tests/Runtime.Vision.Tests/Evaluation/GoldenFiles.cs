@@ -2,22 +2,25 @@ using System.Text.Json;
 
 namespace Runtime.Vision.Tests.Evaluation;
 
-/// <summary>Reads the JSON goldens written by golden/eval/make_eval_goldens.py (copied next to the test assembly).</summary>
+/// <summary>
+/// Reads the JSON goldens under golden/ (copied next to the test assembly): golden/eval/ from
+/// make_eval_goldens.py by default, or another folder (golden/ops/ for the operator goldens).
+/// </summary>
 internal static class GoldenFiles
 {
     private static readonly Dictionary<string, JsonElement> Cache = new();
     private static readonly object Gate = new();
 
-    public static JsonElement Load(string name)
+    public static JsonElement Load(string name, string folder = "eval")
     {
         lock (Gate)
         {
-            if (!Cache.TryGetValue(name, out JsonElement e))
+            string path = Path.Combine(AppContext.BaseDirectory, "golden", folder, name);
+            if (!Cache.TryGetValue(path, out JsonElement e))
             {
-                string path = Path.Combine(AppContext.BaseDirectory, "golden", "eval", name);
                 using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
                 e = doc.RootElement.Clone();
-                Cache[name] = e;
+                Cache[path] = e;
             }
             return e;
         }

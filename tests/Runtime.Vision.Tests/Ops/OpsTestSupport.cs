@@ -40,29 +40,13 @@ public static class OpsDevices
 }
 
 /// <summary>
-/// Reads the torchvision/scipy goldens under golden/ops/ (written by the make_ops_*.py scripts there,
+/// Reads the torchvision/scipy goldens under golden/ops/ (written by the make_<part>.py scripts there,
 /// copied next to the test assembly). Tensors are stored as {"shape": [...], "data": [...]}, dtype
 /// given by the reader.
 /// </summary>
 public static class OpsGolden
 {
-    private static readonly Dictionary<string, JsonElement> Cache = new();
-    private static readonly object Gate = new();
-
-    public static JsonElement Load(string file)
-    {
-        lock (Gate)
-        {
-            if (!Cache.TryGetValue(file, out var e))
-            {
-                string path = Path.Combine(AppContext.BaseDirectory, "golden", "ops", file);
-                using var doc = JsonDocument.Parse(File.ReadAllText(path));
-                e = doc.RootElement.Clone();
-                Cache[file] = e;
-            }
-            return e;
-        }
-    }
+    public static JsonElement Load(string file) => Evaluation.GoldenFiles.Load(file, "ops");
 
     public static int[] Shape(JsonElement t) => t.GetProperty("shape").EnumerateArray().Select(x => x.GetInt32()).ToArray();
 
