@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Runtime.Vision.Ops;
 
@@ -13,9 +15,9 @@ namespace Runtime.Vision.Ops;
 /// (which dual feasibility keeps non-negative), then moves the dual potentials <c>u</c>, <c>v</c> by the
 /// search distances so the path's edges become tight, and flips the path. Each row costs O(rows*cols),
 /// so the whole solve is O(rows^2 * cols); the wide side is always the columns (a tall matrix is solved
-/// transposed). Ties between equally short columns are broken as scipy's solver breaks them: the first
-/// found in the scan order, preferring an unassigned column, so tied problems usually come out with
-/// scipy's indices too.
+/// transposed). When several assignments share the optimal total (ties, as in integer matrices), the
+/// one returned can differ from scipy's, whose search visits the columns in another order; the total is
+/// the same.
 /// <para>
 /// Errors follow scipy: NaN and -inf entries (+inf when maximising, which negates the matrix) are
 /// invalid; +inf (-inf when maximising) marks a forbidden pair, and a matrix in which no complete
@@ -113,76 +115,64 @@ public static class LinearSumAssignment
     /// The shortest augmenting path solver for <paramref name="nr"/> &lt;= <paramref name="nc"/> on a
     /// validated row-major matrix; fills <paramref name="col4row"/>. False when infeasible.
     /// </summary>
+    /// <remarks>
+    /// Each step of a search scans one row over all columns at once (SIMD): columns already taken into
+    /// the search tree carry a penalty of +inf in <c>pen</c>, which keeps them out of both the
+    /// distance update and the minimum, so no index list has to be walked. The nearest column is the
+    /// first (lowest index) at the minimal distance that is unassigned, else the first at that distance.
+    /// Every vector width computes the same values in the same order, so results do not depend on the
+    /// machine.
+    /// </remarks>
     private static unsafe bool SolveWide(double[] cost, int nr, int nc, int[] col4row)
     {
         var u = new double[nr];
         var v = new double[nc];
-        var spc = new double[nc];       // shortest path cost to each column in this search
-        var path = new int[nc];         // the row each column is reached from
+        var spc = new double[nc];        // distance to each column in this search
+        var pen = new double[nc];        // 0 for columns still open in this search, +inf once scanned
+        var path = new int[nc];          // the row each column is reached from
         var row4col = new int[nc];
-        var remaining = new int[nc];    // columns not yet scanned in this search (first `left` entries)
-        var rowSeen = new bool[nr];
-        var colSeen = new bool[nc];
+        var seenRows = new int[nr];      // rows scanned in this search (the first `nRows`)
+        var seenCols = new int[nc];      // columns scanned in this search (the first `nCols`)
         Array.Fill(col4row, -1);
         Array.Fill(row4col, -1);
 
-        fixed (double* pc = cost, pu = u, pv = v, ps = spc)
-        fixed (int* pPath = path, pRow4 = row4col, pCol4 = col4row, pRem = remaining)
-        fixed (bool* pSR = rowSeen, pSC = colSeen)
+        fixed (double* pc = cost, pu = u, pv = v, ps = spc, pp = pen)
+        fixed (int* pPath = path, pRow4 = row4col, pCol4 = col4row, pSeenR = seenRows, pSeenC = seenCols)
         {
             for (int cur = 0; cur < nr; cur++)
             {
                 // ---- Dijkstra search from row `cur` for the nearest free column.
-                for (int it = 0; it < nc; it++)
-                {
-                    pRem[it] = nc - it - 1;
-                    ps[it] = double.PositiveInfinity;
-                    pSC[it] = false;
-                }
-                new Span<bool>(pSR, nr).Clear();
-                int left = nc;
+                new Span<double>(ps, nc).Fill(double.PositiveInfinity);
+                int nRows = 0, nCols = 0;
                 double minVal = 0;
                 int sink = -1;
                 int i = cur;
                 while (sink == -1)
                 {
-                    pSR[i] = true;
-                    double* row = pc + (long)i * nc;
-                    double ui = pu[i];
-                    double lowest = double.PositiveInfinity;
-                    int index = -1;
-                    for (int it = 0; it < left; it++)
-                    {
-                        int j = pRem[it];
-                        double r = minVal + row[j] - ui - pv[j];
-                        double sj = ps[j];
-                        if (r < sj)
-                        {
-                            pPath[j] = i;
-                            ps[j] = r;
-                            sj = r;
-                        }
-                        if (sj < lowest || (sj == lowest && pRow4[j] == -1))
-                        {
-                            lowest = sj;
-                            index = it;
-                        }
-                    }
+                    pSeenR[nRows++] = i;
+                    double lowest = ScanRow(pc + (long)i * nc, pv, ps, pp, pPath, nc, minVal - pu[i], i);
+                    if (double.IsPositiveInfinity(lowest)) return false;
                     minVal = lowest;
-                    if (double.IsPositiveInfinity(minVal)) return false;
-                    int jj = pRem[index];
+                    int jj = Nearest(ps, pp, pRow4, nc, lowest);
+                    pp[jj] = double.PositiveInfinity;
+                    pSeenC[nCols++] = jj;
                     if (pRow4[jj] == -1) sink = jj;
                     else i = pRow4[jj];
-                    pSC[jj] = true;
-                    pRem[index] = pRem[--left];
                 }
 
                 // ---- Move the potentials so the path's edges are tight and the rest stay feasible.
                 pu[cur] += minVal;
-                for (int r = 0; r < nr; r++)
-                    if (pSR[r] && r != cur) pu[r] += minVal - ps[pCol4[r]];
-                for (int j = 0; j < nc; j++)
-                    if (pSC[j]) pv[j] -= minVal - ps[j];
+                for (int k = 1; k < nRows; k++)
+                {
+                    int r = pSeenR[k];
+                    pu[r] += minVal - ps[pCol4[r]];
+                }
+                for (int k = 0; k < nCols; k++)
+                {
+                    int j = pSeenC[k];
+                    pv[j] -= minVal - ps[j];
+                    pp[j] = 0;
+                }
 
                 // ---- Flip the alternating path back to `cur`.
                 int jt = sink;
@@ -196,5 +186,124 @@ public static class LinearSumAssignment
             }
         }
         return true;
+    }
+
+    /// <summary>
+    /// One search step from row <paramref name="i"/>: <c>spc[j] = min(spc[j], h + c[i,j] - v[j])</c> for
+    /// the open columns (recording <paramref name="i"/> in <c>path</c> where it improves), and returns the
+    /// least distance among the open columns (+inf when none is reachable). <c>h = minVal - u[i]</c>.
+    /// </summary>
+    private static unsafe double ScanRow(double* row, double* v, double* spc, double* pen, int* path, int nc, double h, int i)
+    {
+        int j = 0;
+        double lowest = double.PositiveInfinity;
+        if (Vector512.IsHardwareAccelerated && nc >= Vector512<double>.Count)
+        {
+            var vh = Vector512.Create(h);
+            var low = Vector512.Create(double.PositiveInfinity);
+            for (; j <= nc - Vector512<double>.Count; j += Vector512<double>.Count)
+            {
+                var p = Vector512.Load(pen + j);
+                var r = Vector512.Load(row + j) - Vector512.Load(v + j) + vh + p;
+                var s = Vector512.Load(spc + j);
+                var lt = Vector512.LessThan(r, s);
+                if (lt != Vector512<double>.Zero)
+                {
+                    s = Vector512.ConditionalSelect(lt, r, s);
+                    s.Store(spc + j);
+                    ulong bits = lt.ExtractMostSignificantBits();
+                    while (bits != 0)
+                    {
+                        path[j + BitOperations.TrailingZeroCount(bits)] = i;
+                        bits &= bits - 1;
+                    }
+                }
+                low = Vector512.MinNative(low, s + p);
+            }
+            for (int k = 0; k < Vector512<double>.Count; k++) lowest = Math.Min(lowest, low.GetElement(k));
+        }
+        else if (Vector256.IsHardwareAccelerated && nc >= Vector256<double>.Count)
+        {
+            var vh = Vector256.Create(h);
+            var low = Vector256.Create(double.PositiveInfinity);
+            for (; j <= nc - Vector256<double>.Count; j += Vector256<double>.Count)
+            {
+                var p = Vector256.Load(pen + j);
+                var r = Vector256.Load(row + j) - Vector256.Load(v + j) + vh + p;
+                var s = Vector256.Load(spc + j);
+                var lt = Vector256.LessThan(r, s);
+                if (lt != Vector256<double>.Zero)
+                {
+                    s = Vector256.ConditionalSelect(lt, r, s);
+                    s.Store(spc + j);
+                    uint bits = lt.ExtractMostSignificantBits();
+                    while (bits != 0)
+                    {
+                        path[j + BitOperations.TrailingZeroCount(bits)] = i;
+                        bits &= bits - 1;
+                    }
+                }
+                low = Vector256.MinNative(low, s + p);
+            }
+            for (int k = 0; k < Vector256<double>.Count; k++) lowest = Math.Min(lowest, low.GetElement(k));
+        }
+        for (; j < nc; j++)
+        {
+            double p = pen[j];
+            double r = row[j] - v[j] + h + p;
+            double s = spc[j];
+            if (r < s)
+            {
+                spc[j] = r;
+                path[j] = i;
+                s = r;
+            }
+            double sp = s + p;
+            if (sp < lowest) lowest = sp;
+        }
+        return lowest;
+    }
+
+    /// <summary>The first open column at distance <paramref name="lowest"/> that is unassigned, else the first open one at that distance.</summary>
+    private static unsafe int Nearest(double* spc, double* pen, int* row4col, int nc, double lowest)
+    {
+        int first = -1, j = 0;
+        if (Vector512.IsHardwareAccelerated && nc >= Vector512<double>.Count)
+        {
+            var vl = Vector512.Create(lowest);
+            for (; j <= nc - Vector512<double>.Count; j += Vector512<double>.Count)
+            {
+                ulong bits = Vector512.Equals(Vector512.Load(spc + j) + Vector512.Load(pen + j), vl).ExtractMostSignificantBits();
+                while (bits != 0)
+                {
+                    int jj = j + BitOperations.TrailingZeroCount(bits);
+                    if (row4col[jj] == -1) return jj;
+                    if (first < 0) first = jj;
+                    bits &= bits - 1;
+                }
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated && nc >= Vector256<double>.Count)
+        {
+            var vl = Vector256.Create(lowest);
+            for (; j <= nc - Vector256<double>.Count; j += Vector256<double>.Count)
+            {
+                uint bits = Vector256.Equals(Vector256.Load(spc + j) + Vector256.Load(pen + j), vl).ExtractMostSignificantBits();
+                while (bits != 0)
+                {
+                    int jj = j + BitOperations.TrailingZeroCount(bits);
+                    if (row4col[jj] == -1) return jj;
+                    if (first < 0) first = jj;
+                    bits &= bits - 1;
+                }
+            }
+        }
+        for (; j < nc; j++)
+        {
+            if (spc[j] + pen[j] != lowest) continue;
+            if (row4col[j] == -1) return j;
+            if (first < 0) first = j;
+        }
+        return first;
     }
 }
