@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Runtime.Vision.Ops;
@@ -15,9 +16,9 @@ namespace Runtime.Vision.Ops;
 /// (which dual feasibility keeps non-negative), then moves the dual potentials <c>u</c>, <c>v</c> by the
 /// search distances so the path's edges become tight, and flips the path. Each row costs O(rows*cols),
 /// so the whole solve is O(rows^2 * cols); the wide side is always the columns (a tall matrix is solved
-/// transposed). When several assignments share the optimal total (ties, as in integer matrices), the
-/// one returned can differ from scipy's, whose search visits the columns in another order; the total is
-/// the same.
+/// transposed). The distances are computed with scipy's arithmetic and equally near columns are chosen
+/// by scipy's rule (see <see cref="Nearest"/>), so when several assignments share the optimal total
+/// (ties, as in integer matrices) the one returned is scipy's too.
 /// <para>
 /// Errors follow scipy: NaN and -inf entries (+inf when maximising, which negates the matrix) are
 /// invalid; +inf (-inf when maximising) marks a forbidden pair, and a matrix in which no complete
@@ -118,10 +119,11 @@ public static class LinearSumAssignment
     /// <remarks>
     /// Each step of a search scans one row over all columns at once (SIMD): columns already taken into
     /// the search tree carry a penalty of +inf in <c>pen</c>, which keeps them out of both the
-    /// distance update and the minimum, so no index list has to be walked. The nearest column is the
-    /// first (lowest index) at the minimal distance that is unassigned, else the first at that distance.
-    /// Every vector width computes the same values in the same order, so results do not depend on the
-    /// machine.
+    /// distance update and the minimum, so no index list has to be walked. scipy's solver walks such a
+    /// list (<c>rem</c>, columns in descending order, a taken one replaced by the last), and its order
+    /// decides between equally near columns, so the list is kept here too (with each column's place in
+    /// <c>pos</c>) for <see cref="Nearest"/> to read. Every vector width computes the same values, so
+    /// results do not depend on the machine.
     /// </remarks>
     private static unsafe bool SolveWide(double[] cost, int nr, int nc, int[] col4row)
     {
@@ -133,16 +135,24 @@ public static class LinearSumAssignment
         var row4col = new int[nc];
         var seenRows = new int[nr];      // rows scanned in this search (the first `nRows`)
         var seenCols = new int[nc];      // columns scanned in this search (the first `nCols`)
+        var rem = new int[nc];           // scipy's list of open columns (the first `left`)
+        var pos = new int[nc];           // each open column's place in `rem`
         Array.Fill(col4row, -1);
         Array.Fill(row4col, -1);
 
         fixed (double* pc = cost, pu = u, pv = v, ps = spc, pp = pen)
-        fixed (int* pPath = path, pRow4 = row4col, pCol4 = col4row, pSeenR = seenRows, pSeenC = seenCols)
+        fixed (int* pPath = path, pRow4 = row4col, pCol4 = col4row, pSeenR = seenRows, pSeenC = seenCols, pRem = rem, pPos = pos)
         {
             for (int cur = 0; cur < nr; cur++)
             {
                 // ---- Dijkstra search from row `cur` for the nearest free column.
                 new Span<double>(ps, nc).Fill(double.PositiveInfinity);
+                for (int it = 0; it < nc; it++)
+                {
+                    pRem[it] = nc - 1 - it;
+                    pPos[nc - 1 - it] = it;
+                }
+                int left = nc;
                 int nRows = 0, nCols = 0;
                 double minVal = 0;
                 int sink = -1;
@@ -150,11 +160,14 @@ public static class LinearSumAssignment
                 while (sink == -1)
                 {
                     pSeenR[nRows++] = i;
-                    double lowest = ScanRow(pc + (long)i * nc, pv, ps, pp, pPath, nc, minVal - pu[i], i);
+                    double lowest = ScanRow(pc + (long)i * nc, pv, ps, pp, pPath, nc, minVal, pu[i], i);
                     if (double.IsPositiveInfinity(lowest)) return false;
                     minVal = lowest;
-                    int jj = Nearest(ps, pp, pRow4, nc, lowest);
+                    int jj = Nearest(ps, pp, pRow4, pPos, nc, lowest);
                     pp[jj] = double.PositiveInfinity;
+                    int at = pPos[jj], last = pRem[--left];
+                    pRem[at] = last;
+                    pPos[last] = at;
                     pSeenC[nCols++] = jj;
                     if (pRow4[jj] == -1) sink = jj;
                     else i = pRow4[jj];
@@ -189,22 +202,24 @@ public static class LinearSumAssignment
     }
 
     /// <summary>
-    /// One search step from row <paramref name="i"/>: <c>spc[j] = min(spc[j], h + c[i,j] - v[j])</c> for
-    /// the open columns (recording <paramref name="i"/> in <c>path</c> where it improves), and returns the
-    /// least distance among the open columns (+inf when none is reachable). <c>h = minVal - u[i]</c>.
+    /// One search step from row <paramref name="i"/>: <c>spc[j] = min(spc[j], minVal + c[i,j] - u[i] - v[j])</c>
+    /// (evaluated left to right, as scipy does) for the open columns, recording <paramref name="i"/> in
+    /// <c>path</c> where it improves, and returns the least distance among the open columns (+inf when
+    /// none is reachable).
     /// </summary>
-    private static unsafe double ScanRow(double* row, double* v, double* spc, double* pen, int* path, int nc, double h, int i)
+    private static unsafe double ScanRow(double* row, double* v, double* spc, double* pen, int* path, int nc, double minVal, double ui, int i)
     {
         int j = 0;
         double lowest = double.PositiveInfinity;
         if (Vector512.IsHardwareAccelerated && nc >= Vector512<double>.Count)
         {
-            var vh = Vector512.Create(h);
+            var vm = Vector512.Create(minVal);
+            var vu = Vector512.Create(ui);
             var low = Vector512.Create(double.PositiveInfinity);
             for (; j <= nc - Vector512<double>.Count; j += Vector512<double>.Count)
             {
                 var p = Vector512.Load(pen + j);
-                var r = Vector512.Load(row + j) - Vector512.Load(v + j) + vh + p;
+                var r = vm + Vector512.Load(row + j) - vu - Vector512.Load(v + j) + p;
                 var s = Vector512.Load(spc + j);
                 var lt = Vector512.LessThan(r, s);
                 if (lt != Vector512<double>.Zero)
@@ -224,12 +239,13 @@ public static class LinearSumAssignment
         }
         else if (Vector256.IsHardwareAccelerated && nc >= Vector256<double>.Count)
         {
-            var vh = Vector256.Create(h);
+            var vm = Vector256.Create(minVal);
+            var vu = Vector256.Create(ui);
             var low = Vector256.Create(double.PositiveInfinity);
             for (; j <= nc - Vector256<double>.Count; j += Vector256<double>.Count)
             {
                 var p = Vector256.Load(pen + j);
-                var r = Vector256.Load(row + j) - Vector256.Load(v + j) + vh + p;
+                var r = vm + Vector256.Load(row + j) - vu - Vector256.Load(v + j) + p;
                 var s = Vector256.Load(spc + j);
                 var lt = Vector256.LessThan(r, s);
                 if (lt != Vector256<double>.Zero)
@@ -250,7 +266,7 @@ public static class LinearSumAssignment
         for (; j < nc; j++)
         {
             double p = pen[j];
-            double r = row[j] - v[j] + h + p;
+            double r = minVal + row[j] - ui - v[j] + p;
             double s = spc[j];
             if (r < s)
             {
@@ -264,10 +280,13 @@ public static class LinearSumAssignment
         return lowest;
     }
 
-    /// <summary>The first open column at distance <paramref name="lowest"/> that is unassigned, else the first open one at that distance.</summary>
-    private static unsafe int Nearest(double* spc, double* pen, int* row4col, int nc, double lowest)
+    /// <summary>
+    /// The open column at distance <paramref name="lowest"/> that scipy's scan would pick: of the tied
+    /// columns, the unassigned one latest in its list (<paramref name="pos"/>), else the earliest one.
+    /// </summary>
+    private static unsafe int Nearest(double* spc, double* pen, int* row4col, int* pos, int nc, double lowest)
     {
-        int first = -1, j = 0;
+        int free = -1, freeAt = -1, first = -1, firstAt = int.MaxValue, j = 0;
         if (Vector512.IsHardwareAccelerated && nc >= Vector512<double>.Count)
         {
             var vl = Vector512.Create(lowest);
@@ -276,9 +295,7 @@ public static class LinearSumAssignment
                 ulong bits = Vector512.Equals(Vector512.Load(spc + j) + Vector512.Load(pen + j), vl).ExtractMostSignificantBits();
                 while (bits != 0)
                 {
-                    int jj = j + BitOperations.TrailingZeroCount(bits);
-                    if (row4col[jj] == -1) return jj;
-                    if (first < 0) first = jj;
+                    Tie(j + BitOperations.TrailingZeroCount(bits), row4col, pos, ref free, ref freeAt, ref first, ref firstAt);
                     bits &= bits - 1;
                 }
             }
@@ -291,19 +308,24 @@ public static class LinearSumAssignment
                 uint bits = Vector256.Equals(Vector256.Load(spc + j) + Vector256.Load(pen + j), vl).ExtractMostSignificantBits();
                 while (bits != 0)
                 {
-                    int jj = j + BitOperations.TrailingZeroCount(bits);
-                    if (row4col[jj] == -1) return jj;
-                    if (first < 0) first = jj;
+                    Tie(j + BitOperations.TrailingZeroCount(bits), row4col, pos, ref free, ref freeAt, ref first, ref firstAt);
                     bits &= bits - 1;
                 }
             }
         }
         for (; j < nc; j++)
+            if (spc[j] + pen[j] == lowest) Tie(j, row4col, pos, ref free, ref freeAt, ref first, ref firstAt);
+        return free >= 0 ? free : first;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tie(int j, int* row4col, int* pos, ref int free, ref int freeAt, ref int first, ref int firstAt)
+    {
+        int at = pos[j];
+        if (row4col[j] == -1)
         {
-            if (spc[j] + pen[j] != lowest) continue;
-            if (row4col[j] == -1) return j;
-            if (first < 0) first = j;
+            if (at > freeAt) { free = j; freeAt = at; }
         }
-        return first;
+        else if (at < firstAt) { first = j; firstAt = at; }
     }
 }

@@ -78,9 +78,11 @@ public class LinearSumAssignmentTests
             if (tied) tiedCases++;
             cases++;
         }
-        Assert.True(cases >= 30, $"only {cases} golden cases");
-        // Every untied case has scipy's indices (asserted above); so do most of the tied ones.
-        Assert.True(sameIndices >= cases - tiedCases && tiedCases >= 9, $"{sameIndices} of {cases} with scipy's indices, {tiedCases} tied");
+        Assert.True(cases >= 60, $"only {cases} golden cases");
+        // The solver picks between equally near columns as scipy's does, so the tied cases come out
+        // with scipy's indices too.
+        Assert.True(tiedCases >= 39, $"{tiedCases} tied cases");
+        Assert.Equal(cases, sameIndices);
     }
 
     [Fact]
@@ -207,8 +209,8 @@ public class LinearSumAssignmentTests
         var c = OpsGolden.Load(File).GetProperty("lsa").EnumerateArray().First(x => x.GetProperty("name").GetString() == "int_ties_5x12");
         var (cost, rows, cols) = CaseMatrix(c);
         double total = c.GetProperty("total").GetDouble();
-        // Tied costs: the reference is this solver on the span; every dtype, device and layout must agree with it.
-        int[] ec = LinearSumAssignment.Solve(cost, rows, cols).ColumnIndices;
+        // A tied case: scipy's indices from every dtype, device and layout.
+        int[] ec = c.GetProperty("cols").EnumerateArray().Select(x => x.GetInt32()).ToArray();
         Assert.Equal(total, LinearSumAssignment.TotalCost(cost, cols, Enumerable.Range(0, rows).ToArray(), ec), 9);
         foreach (var dt in new[] { DType.Float32, DType.Float64, DType.Int32, DType.Int64 })
         {

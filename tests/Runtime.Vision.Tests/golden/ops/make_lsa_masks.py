@@ -69,6 +69,9 @@ for (r, c) in ((3, 7), (7, 3), (6, 11), (11, 6), (17, 30), (30, 17)):
     add(f"float_rect_{r}x{c}", rng.standard_normal((r, c)) * 10)
 for (r, c) in ((6, 6), (9, 9), (5, 12), (12, 5), (16, 16)):
     add(f"int_ties_{r}x{c}", rng.integers(0, 4, (r, c)).astype(np.float64))
+for k in range(30):
+    r, c = (int(v) for v in rng.integers(1, 11, 2))
+    add(f"int_ties_many_{k}_{r}x{c}", rng.integers(0, 3, (r, c)).astype(np.float64), maximize=bool(k % 4 == 3))
 add("all_equal_5x5", np.ones((5, 5)))
 add("all_equal_3x6", np.full((3, 6), 2.0))
 add("all_equal_6x3", np.full((6, 3), 2.0))
