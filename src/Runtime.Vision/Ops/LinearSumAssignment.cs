@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Globalization;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Runtime.Vision.Ops;
@@ -41,22 +43,24 @@ public static class LinearSumAssignment
 
         bool transpose = rows > cols;
         int nr = transpose ? cols : rows, nc = transpose ? rows : cols;
-        var work = new double[cost.Length];
-        for (int r = 0; r < rows; r++)
-        {
-            ReadOnlySpan<double> src = cost.Slice(r * cols, cols);
-            for (int c = 0; c < cols; c++)
-            {
-                double x = maximize ? -src[c] : src[c];
-                if (double.IsNaN(x) || double.IsNegativeInfinity(x))
-                    throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-                        $"linear_sum_assignment: the cost matrix contains an invalid entry {src[c]} at ({r}, {c}) (NaN and {(maximize ? "+inf when maximizing" : "-inf")} are not allowed)"), nameof(cost));
-                work[transpose ? c * rows + r : r * cols + c] = x;
-            }
-        }
+        int bad = FirstInvalid(cost, maximize);
+        if (bad >= 0)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"linear_sum_assignment: the cost matrix contains an invalid entry {cost[bad]} at ({bad / cols}, {bad % cols}) (NaN and {(maximize ? "+inf when maximizing" : "-inf")} are not allowed)"), nameof(cost));
 
+        double[] work = ArrayPool<double>.Shared.Rent(cost.Length);
         var col4row = new int[nr];
-        if (!SolveWide(work, nr, nc, col4row)) throw new ArgumentException("linear_sum_assignment: cost matrix is infeasible", nameof(cost));
+        bool feasible;
+        try
+        {
+            Prepare(cost, rows, cols, maximize, transpose, work);
+            feasible = SolveWide(work, nr, nc, col4row);
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(work);
+        }
+        if (!feasible) throw new ArgumentException("linear_sum_assignment: cost matrix is infeasible", nameof(cost));
 
         if (!transpose)
         {
@@ -79,6 +83,71 @@ public static class LinearSumAssignment
             k++;
         }
         return (rowsOut, colsOut);
+    }
+
+    /// <summary>The index of the first NaN or -inf entry (+inf when <paramref name="maximize"/>), or -1.</summary>
+    private static int FirstInvalid(ReadOnlySpan<double> cost, bool maximize)
+    {
+        // Valid entries are those strictly above -inf (below +inf when maximising); NaN compares false.
+        double bound = maximize ? double.PositiveInfinity : double.NegativeInfinity;
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vb = Vector256.Create(bound);
+            ref double c0 = ref MemoryMarshal.GetReference(cost);
+            for (; k <= cost.Length - Vector256<double>.Count; k += Vector256<double>.Count)
+            {
+                var x = Vector256.LoadUnsafe(ref c0, (nuint)k);
+                var ok = maximize ? Vector256.LessThan(x, vb) : Vector256.GreaterThan(x, vb);
+                if (ok != Vector256<double>.AllBitsSet) break; // the scalar loop finds which
+            }
+        }
+        for (; k < cost.Length; k++)
+        {
+            double x = cost[k];
+            if (!(maximize ? x < bound : x > bound)) return k;
+        }
+        return -1;
+    }
+
+    /// <summary>Copies the validated cost into <paramref name="work"/>: negated when maximising, transposed when tall.</summary>
+    private static void Prepare(ReadOnlySpan<double> cost, int rows, int cols, bool maximize, bool transpose, double[] work)
+    {
+        if (!transpose)
+        {
+            Span<double> w = work.AsSpan(0, cost.Length);
+            if (!maximize)
+            {
+                cost.CopyTo(w);
+                return;
+            }
+            int k = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                ref double c0 = ref MemoryMarshal.GetReference(cost);
+                ref double w0 = ref MemoryMarshal.GetReference(w);
+                for (; k <= cost.Length - Vector256<double>.Count; k += Vector256<double>.Count)
+                    (-Vector256.LoadUnsafe(ref c0, (nuint)k)).StoreUnsafe(ref w0, (nuint)k);
+            }
+            for (; k < cost.Length; k++) w[k] = -cost[k];
+            return;
+        }
+        // Tall: work is cols x rows. Blocks of 32 x 32 keep both sides in cache.
+        const int B = 32;
+        double sign = maximize ? -1 : 1;
+        for (int r0 = 0; r0 < rows; r0 += B)
+        {
+            int r1 = Math.Min(rows, r0 + B);
+            for (int c0 = 0; c0 < cols; c0 += B)
+            {
+                int c1 = Math.Min(cols, c0 + B);
+                for (int r = r0; r < r1; r++)
+                {
+                    ReadOnlySpan<double> src = cost.Slice(r * cols, cols);
+                    for (int c = c0; c < c1; c++) work[c * rows + r] = sign * src[c];
+                }
+            }
+        }
     }
 
     /// <summary>Solves the assignment for a <c>[rows, cols]</c> array.</summary>
@@ -135,23 +204,25 @@ public static class LinearSumAssignment
         var row4col = new int[nc];
         var seenRows = new int[nr];      // rows scanned in this search (the first `nRows`)
         var seenCols = new int[nc];      // columns scanned in this search (the first `nCols`)
-        var rem = new int[nc];           // scipy's list of open columns (the first `left`)
-        var pos = new int[nc];           // each open column's place in `rem`
+        // scipy's list of open columns (the first `left` places) and each column's place in it, stored
+        // only where they differ from the initial order (place k holds column nc-1-k): an entry counts
+        // in search `cur` when its stamp is cur + 1, so no list has to be rebuilt per search.
+        var rem = new int[nc];
+        var remStamp = new int[nc];
+        var pos = new int[nc];
+        var posStamp = new int[nc];
         Array.Fill(col4row, -1);
         Array.Fill(row4col, -1);
 
         fixed (double* pc = cost, pu = u, pv = v, ps = spc, pp = pen)
-        fixed (int* pPath = path, pRow4 = row4col, pCol4 = col4row, pSeenR = seenRows, pSeenC = seenCols, pRem = rem, pPos = pos)
+        fixed (int* pPath = path, pRow4 = row4col, pCol4 = col4row, pSeenR = seenRows, pSeenC = seenCols, pRem = rem, pRemS = remStamp, pPos = pos, pPosS = posStamp)
         {
             for (int cur = 0; cur < nr; cur++)
             {
                 // ---- Dijkstra search from row `cur` for the nearest free column.
                 new Span<double>(ps, nc).Fill(double.PositiveInfinity);
-                for (int it = 0; it < nc; it++)
-                {
-                    pRem[it] = nc - 1 - it;
-                    pPos[nc - 1 - it] = it;
-                }
+                int stamp = cur + 1;
+                var order = new Order(pRem, pRemS, pPos, pPosS, nc, stamp);
                 int left = nc;
                 int nRows = 0, nCols = 0;
                 double minVal = 0;
@@ -163,11 +234,9 @@ public static class LinearSumAssignment
                     double lowest = ScanRow(pc + (long)i * nc, pv, ps, pp, pPath, nc, minVal, pu[i], i);
                     if (double.IsPositiveInfinity(lowest)) return false;
                     minVal = lowest;
-                    int jj = Nearest(ps, pp, pRow4, pPos, nc, lowest);
+                    int jj = Nearest(ps, pp, pRow4, order, nc, lowest);
                     pp[jj] = double.PositiveInfinity;
-                    int at = pPos[jj], last = pRem[--left];
-                    pRem[at] = last;
-                    pPos[last] = at;
+                    order.Remove(jj, --left);
                     pSeenC[nCols++] = jj;
                     if (pRow4[jj] == -1) sink = jj;
                     else i = pRow4[jj];
@@ -284,7 +353,7 @@ public static class LinearSumAssignment
     /// The open column at distance <paramref name="lowest"/> that scipy's scan would pick: of the tied
     /// columns, the unassigned one latest in its list (<paramref name="pos"/>), else the earliest one.
     /// </summary>
-    private static unsafe int Nearest(double* spc, double* pen, int* row4col, int* pos, int nc, double lowest)
+    private static unsafe int Nearest(double* spc, double* pen, int* row4col, Order pos, int nc, double lowest)
     {
         int free = -1, freeAt = -1, first = -1, firstAt = int.MaxValue, j = 0;
         if (Vector512.IsHardwareAccelerated && nc >= Vector512<double>.Count)
@@ -319,13 +388,36 @@ public static class LinearSumAssignment
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tie(int j, int* row4col, int* pos, ref int free, ref int freeAt, ref int first, ref int firstAt)
+    private static unsafe void Tie(int j, int* row4col, Order pos, ref int free, ref int freeAt, ref int first, ref int firstAt)
     {
-        int at = pos[j];
+        int at = pos.PlaceOf(j);
         if (row4col[j] == -1)
         {
             if (at > freeAt) { free = j; freeAt = at; }
         }
         else if (at < firstAt) { first = j; firstAt = at; }
+    }
+
+    /// <summary>
+    /// scipy's list of the open columns of one search: place k starts with column nc-1-k, and taking a
+    /// column moves the last open column into its place. Only moved entries are stored (stamped).
+    /// </summary>
+    private readonly unsafe struct Order(int* rem, int* remStamp, int* pos, int* posStamp, int nc, int stamp)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int PlaceOf(int j) => posStamp[j] == stamp ? pos[j] : nc - 1 - j;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private int ColumnAt(int k) => remStamp[k] == stamp ? rem[k] : nc - 1 - k;
+
+        /// <summary>Takes column <paramref name="j"/> out; <paramref name="lastPlace"/> is the last open place.</summary>
+        public void Remove(int j, int lastPlace)
+        {
+            int at = PlaceOf(j), last = ColumnAt(lastPlace);
+            rem[at] = last;
+            remStamp[at] = stamp;
+            pos[last] = at;
+            posStamp[last] = stamp;
+        }
     }
 }

@@ -114,6 +114,17 @@ public class LinearSumAssignmentTests
         Assert.Contains("at (2, 0)", e.Message);
         e = Assert.Throws<ArgumentException>(() => LinearSumAssignment.Solve(new double[,] { { 1, double.PositiveInfinity } }, maximize: true));
         Assert.Contains("at (0, 1)", e.Message);
+        // Deep inside a larger matrix (past the vectorised part of the check).
+        var big = Lcg(3, 10, 10);
+        big[7 * 10 + 3] = double.NaN;
+        big[8 * 10 + 1] = double.NegativeInfinity;
+        e = Assert.Throws<ArgumentException>(() => LinearSumAssignment.Solve(big, 10, 10));
+        Assert.Contains("at (7, 3)", e.Message);
+        big[7 * 10 + 3] = double.PositiveInfinity;
+        e = Assert.Throws<ArgumentException>(() => LinearSumAssignment.Solve(big, 10, 10));
+        Assert.Contains("-Infinity at (8, 1)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => LinearSumAssignment.Solve(big, 10, 10, maximize: true));
+        Assert.Contains("at (7, 3)", e.Message);
         // +inf is only a forbidden pair when minimising; -inf only when maximising.
         var (r, c) = LinearSumAssignment.Solve(new double[,] { { double.PositiveInfinity, 5 } });
         Assert.Equal([0], r);
