@@ -140,6 +140,7 @@ masks28 = torch.rand(3, 1, 28, 28)
 boxes28 = torch.tensor([[1.5, 2.5, 30.25, 20.75], [20.0, 0.0, 39.9, 31.9], [-10.0, 12.0, 8.0, 40.0]], dtype=torch.float32)
 add_paste("m28_pad1", masks28, boxes28, (32, 40), 1)
 add_paste("m28_float64", masks28.double(), boxes28.double(), (32, 40), 1)
+add_paste("m28_int64_boxes", masks28, torch.tensor([[1, 2, 30, 20], [20, 0, 39, 31], [-10, 12, 8, 40]]), (32, 40), 1)
 
 doc = {"lsa": lsa_cases, "lsa_errors": err_cases, "paste": paste_cases}
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsa_masks.json")
