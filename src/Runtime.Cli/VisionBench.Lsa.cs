@@ -1,6 +1,69 @@
+using System.Diagnostics;
+using System.Globalization;
+using Runtime.Cpu;
+using Runtime.Vision.Ops;
+
 namespace Runtime.Cli;
 
 internal static partial class VisionBench
 {
-    private static int RunLsa(string[] args) => throw new NotSupportedException($"bench {OpName(args)} is not built yet");
+    /// <summary>
+    /// <c>runtime bench lsa [--shape R[,C]] [--seed S] [--maximize] [--repeat K] [--device D] [--threads T] [--json]</c>:
+    /// median time of <see cref="LinearSumAssignment"/> on an R x C float64 matrix (default 200 x 200)
+    /// from the generator below, which benchmarks/scipy_lsa.py repeats so scipy solves the same numbers.
+    /// On a GPU device the matrix lives there and the time includes its copy to the host.
+    /// </summary>
+    private static int RunLsa(string[] args)
+    {
+        var opts = CommandLine.ParseOptions(args, out _, "json", "maximize");
+        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
+        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
+        int[] shape = opts.TryGetValue("shape", out var s) && s != null
+            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
+            : [200];
+        if (shape.Length is not (1 or 2) || shape.Any(v => v < 0)) throw new ArgumentException("--shape is N or R,C (non-negative)");
+        int rows = shape[0], cols = shape[^1];
+        ulong seed = opts.TryGetValue("seed", out var sd) && sd != null ? ulong.Parse(sd, CultureInfo.InvariantCulture) : 1234;
+        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        bool maximize = opts.ContainsKey("maximize");
+
+        double[] cost = LcgMatrix(seed, rows, cols);
+        using var tensor = device == Device.Cpu ? null : Tensor.From<double>(cost, [rows, cols], device);
+        double Once()
+        {
+            var sw = Stopwatch.StartNew();
+            var res = tensor == null ? LinearSumAssignment.Solve(cost, rows, cols, maximize) : LinearSumAssignment.Solve(tensor, maximize);
+            double ms = sw.Elapsed.TotalMilliseconds;
+            GC.KeepAlive(res);
+            return ms;
+        }
+        double first = Once();
+        for (int i = 0; i < 2; i++) Once();
+        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++) times[i] = Once();
+        Array.Sort(times);
+        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        // The solver runs on one thread whatever --threads says.
+        var result = new BenchCommand.Result(maximize ? "lsa_max" : "lsa", $"{rows}x{cols}", DType.Float64.Name(), device.ToString(),
+            1, reps, median, times[0], 1000 / median, "solves/s");
+        Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
+        return 0;
+    }
+
+    /// <summary>
+    /// Row-major values in [0, 1): x = x*6364136223846793005 + 1442695040888963407 (mod 2^64), value =
+    /// (x >> 11) / 2^53. benchmarks/scipy_lsa.py and the tests' golden script use the same formula.
+    /// </summary>
+    private static double[] LcgMatrix(ulong seed, int rows, int cols)
+    {
+        var a = new double[(long)rows * cols];
+        ulong x = seed;
+        for (long k = 0; k < a.Length; k++)
+        {
+            x = unchecked(x * 6364136223846793005UL + 1442695040888963407UL);
+            a[k] = (x >> 11) / 9007199254740992.0;
+        }
+        return a;
+    }
 }
