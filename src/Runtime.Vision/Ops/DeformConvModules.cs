@@ -81,8 +81,8 @@ public sealed class ModulatedDeformConv2d : UnaryModule
         DeformChecks.ResetParameters(w, b, generator);
         var offsetConv = new Conv2d(inChannels, 3 * offsetGroups * kernelSize.H * kernelSize.W, kernelSize, stride, padding, dilation,
             bias: true, dtype: dtype, device: device, generator: generator);
-        offsetConv.Weight.Fill_(0);
-        offsetConv.Bias!.Fill_(0);
+        Init.Zeros_(offsetConv.Weight);
+        Init.Zeros_(offsetConv.Bias!);
         ConvOffset = RegisterModule("conv_offset", offsetConv);
     }
 

@@ -106,7 +106,7 @@ public static class DeformComposition
                 backend.MatMul(a, b, new TensorView(rows, 0, [g.Groups, cog, width], [(long)cog * width, width, 1], dt), false);
                 // rows [Cout, cnt, L] -> y images [cnt, Cout, L].
                 var src = new TensorView(rows, 0, [cnt, g.OutChannels, L], [L, width, 1], dt);
-                backend.Copy(src, Images(y, n0, cnt));
+                backend.Copy(src, new TensorView(y.Storage, y.Offset + (long)n0 * g.OutChannels * L, src.Shape, [(long)g.OutChannels * L, L, 1], dt));
             }
         }
         finally
