@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.Intrinsics.X86;
 using Runtime.Backends;
 
 namespace Runtime.Cpu;
@@ -86,13 +87,18 @@ internal sealed unsafe partial class CpuBackend
 
         public DeformTable(long entries)
         {
+            Entries = entries;
             _index = new Scratch<int>(entries);
             _weights = new Scratch<T>(4 * entries);
         }
 
+        /// <summary>Entries the table holds; the weights are four planes of this length (one per corner).</summary>
+        public long Entries { get; }
+
         public int* Index => _index.Pointer;
 
-        public T* Weights => _weights.Pointer;
+        /// <summary>The weights of corner <paramref name="corner"/> (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right).</summary>
+        public T* Weights(int corner) => _weights.Pointer + corner * Entries;
 
         public void Dispose()
         {
@@ -167,7 +173,8 @@ internal sealed unsafe partial class CpuBackend
                 T* dxp = dyp + L;
                 T* mp = mask == null ? null : mask + gk * L + (long)r0 * OW;
                 int* idx = table.Index + gk * span;
-                T* wt = table.Weights + 4 * gk * span;
+                T* w0 = table.Weights(0) + gk * span, w1 = table.Weights(1) + gk * span;
+                T* w2 = table.Weights(2) + gk * span, w3 = table.Weights(3) + gk * span;
                 for (int r = r0; r < r1; r++)
                 {
                     T yBase = T.CreateTruncating(r * g.StrideH - g.PadH + i * g.DilationH);
@@ -176,11 +183,10 @@ internal sealed unsafe partial class CpuBackend
                         long q = (long)(r - r0) * OW + ox;
                         T y = yBase + dyp[q];
                         T x = T.CreateTruncating(ox * g.StrideW - g.PadW + j * g.DilationW) + dxp[q];
-                        T* wq = wt + 4 * q;
                         if (!(y > minus1 && y < hT && x > minus1 && x < wT))
                         {
                             idx[q] = 0;
-                            wq[0] = wq[1] = wq[2] = wq[3] = T.Zero;
+                            w0[q] = w1[q] = w2[q] = w3[q] = T.Zero;
                             continue;
                         }
                         T fy = T.Floor(y), fx = T.Floor(x);
@@ -189,10 +195,10 @@ internal sealed unsafe partial class CpuBackend
                         // Top-left corner (fy, fx) sits at bordered (fy + 1, fx + 1).
                         idx[q] = (int.CreateTruncating(fy) + 1) * wp + int.CreateTruncating(fx) + 1;
                         T mh = m * hy, ml = m * ly;
-                        wq[0] = mh * hx;
-                        wq[1] = mh * lx;
-                        wq[2] = ml * hx;
-                        wq[3] = ml * lx;
+                        w0[q] = mh * hx;
+                        w1[q] = mh * lx;
+                        w2[q] = ml * hx;
+                        w3[q] = ml * lx;
                     }
                 }
             }
@@ -217,18 +223,45 @@ internal sealed unsafe partial class CpuBackend
                 long og = c / cpg;
                 for (int k = 0; k < K; k++)
                 {
-                    int* idx = table.Index + (og * K + k) * span;
-                    T* wt = table.Weights + 4 * (og * K + k) * span;
+                    long e0 = (og * K + k) * span;
+                    int* idx = table.Index + e0;
+                    T* w0 = table.Weights(0) + e0, w1 = table.Weights(1) + e0, w2 = table.Weights(2) + e0, w3 = table.Weights(3) + e0;
                     T* dst = col + (c * K + k) * ld;
-                    for (long q = 0; q < span; q++)
+                    long q = 0;
+                    if (typeof(T) == typeof(float) && Avx2.IsSupported)
+                        q = GatherRowAvx2((float*)src, idx, (float*)w0, (float*)w1, (float*)w2, (float*)w3, (float*)dst, span, wp);
+                    for (; q < span; q++)
                     {
                         T* p = src + idx[q];
-                        T* w = wt + 4 * q;
-                        dst[q] = w[0] * p[0] + w[1] * p[1] + w[2] * p[wp] + w[3] * p[wp + 1];
+                        dst[q] = w0[q] * p[0] + w1[q] * p[1] + w2[q] * p[wp] + w3[q] * p[wp + 1];
                     }
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// dst[q] = the four-corner weighted sum of src around idx[q], eight positions at a time with AVX2 gathers; returns
+    /// how many positions it did (the caller finishes the rest). Same products and sum order as the scalar loop.
+    /// </summary>
+    private static long GatherRowAvx2(float* src, int* idx, float* w0, float* w1, float* w2, float* w3, float* dst, long span, int wp)
+    {
+        long q = 0;
+        float* below = src + wp;
+        for (; q + 8 <= span; q += 8)
+        {
+            var i = Avx.LoadVector256(idx + q);
+            var a = Avx2.GatherVector256(src, i, 4);
+            var b = Avx2.GatherVector256(src + 1, i, 4);
+            var c = Avx2.GatherVector256(below, i, 4);
+            var d = Avx2.GatherVector256(below + 1, i, 4);
+            var v = Avx.Multiply(Avx.LoadVector256(w0 + q), a);
+            v = Avx.Add(v, Avx.Multiply(Avx.LoadVector256(w1 + q), b));
+            v = Avx.Add(v, Avx.Multiply(Avx.LoadVector256(w2 + q), c));
+            v = Avx.Add(v, Avx.Multiply(Avx.LoadVector256(w3 + q), d));
+            Avx.Store(dst + q, v);
+        }
+        return q;
     }
 
     /// <summary>
@@ -250,18 +283,18 @@ internal sealed unsafe partial class CpuBackend
                 long og = c / cpg;
                 for (int k = 0; k < K; k++)
                 {
-                    int* idx = table.Index + (og * K + k) * span;
-                    T* wt = table.Weights + 4 * (og * K + k) * span;
+                    long e0 = (og * K + k) * span;
+                    int* idx = table.Index + e0;
+                    T* w0 = table.Weights(0) + e0, w1 = table.Weights(1) + e0, w2 = table.Weights(2) + e0, w3 = table.Weights(3) + e0;
                     T* src = col + (c * K + k) * ld;
                     for (long q = 0; q < span; q++)
                     {
                         T v = src[q];
                         T* p = dst + idx[q];
-                        T* w = wt + 4 * q;
-                        p[0] += w[0] * v;
-                        p[1] += w[1] * v;
-                        p[wp] += w[2] * v;
-                        p[wp + 1] += w[3] * v;
+                        p[0] += w0[q] * v;
+                        p[1] += w1[q] * v;
+                        p[wp] += w2[q] * v;
+                        p[wp + 1] += w3[q] * v;
                     }
                 }
             }
