@@ -265,6 +265,41 @@ internal sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
+    /// One channel's contribution to the offset/mask accumulators of a block, eight positions at a time with AVX2
+    /// gathers (the scalar loop of <see cref="CoordTile{T}"/>, same products in the same order); returns how many
+    /// positions it did.
+    /// </summary>
+    private static int CoordRowAvx2(float* src, float* gc, int* idx, float* used, float* inside, float* ly, float* lx, float* hy, float* hx,
+        float* accY, float* accX, float* accM, int n, int wp)
+    {
+        int t = 0;
+        float* below = src + wp;
+        for (; t + 8 <= n; t += 8)
+        {
+            var i = Avx.LoadVector256(idx + t);
+            var a = Avx2.GatherVector256(src, i, 4);
+            var b = Avx2.GatherVector256(src + 1, i, 4);
+            var c = Avx2.GatherVector256(below, i, 4);
+            var d = Avx2.GatherVector256(below + 1, i, 4);
+            var v = Avx.Multiply(Avx.LoadVector256(gc + t), Avx.LoadVector256(used + t));
+            var fy = Avx.LoadVector256(ly + t);
+            var fx = Avx.LoadVector256(lx + t);
+            var gy = Avx.LoadVector256(hy + t);
+            var gx = Avx.LoadVector256(hx + t);
+            var sy = Avx.Add(Avx.Multiply(fx, Avx.Subtract(d, b)), Avx.Multiply(gx, Avx.Subtract(c, a)));
+            Avx.Store(accY + t, Avx.Add(Avx.LoadVector256(accY + t), Avx.Multiply(v, sy)));
+            var sx = Avx.Add(Avx.Multiply(fy, Avx.Subtract(d, c)), Avx.Multiply(gy, Avx.Subtract(b, a)));
+            Avx.Store(accX + t, Avx.Add(Avx.LoadVector256(accX + t), Avx.Multiply(v, sx)));
+            var top = Avx.Add(Avx.Multiply(gx, a), Avx.Multiply(fx, b));
+            var bottom = Avx.Add(Avx.Multiply(gx, c), Avx.Multiply(fx, d));
+            var bil = Avx.Add(Avx.Multiply(gy, top), Avx.Multiply(fy, bottom));
+            var vm = Avx.Multiply(v, Avx.LoadVector256(inside + t));
+            Avx.Store(accM + t, Avx.Add(Avx.LoadVector256(accM + t), Avx.Multiply(vm, bil)));
+        }
+        return t;
+    }
+
+    /// <summary>
     /// The adjoint of <see cref="FillColumns{T}"/>: adds each column entry, times its weights, to the corners of the
     /// bordered gradient planes gxp. Each channel plane is owned by one work item, which adds taps and positions in
     /// order, so the sums do not depend on threading.
@@ -317,9 +352,12 @@ internal sealed unsafe partial class CpuBackend
         Run(parallel, (long)dg.OffsetGroups * K * blocks, 1, (s, e) =>
         {
             int* idx = stackalloc int[CoordBlock];
-            bool* inside = stackalloc bool[CoordBlock];
+            T* used = stackalloc T[CoordBlock];
+            T* inside = stackalloc T[CoordBlock];
             T* ly = stackalloc T[CoordBlock];
             T* lx = stackalloc T[CoordBlock];
+            T* hy = stackalloc T[CoordBlock];
+            T* hx = stackalloc T[CoordBlock];
             T* m = stackalloc T[CoordBlock];
             T* accY = stackalloc T[CoordBlock];
             T* accX = stackalloc T[CoordBlock];
@@ -343,38 +381,42 @@ internal sealed unsafe partial class CpuBackend
                     m[t] = mp == null ? T.One : mp[t];
                     accY[t] = accX[t] = accM[t] = T.Zero;
                     // The slope uses the floor and floor + 1 pixels, out-of-image ones zero: it is non-zero for
-                    // floors in [-1, H-1] x [-1, W-1], which the bordered planes hold.
+                    // floors in [-1, H-1] x [-1, W-1], which the bordered planes hold. Other samples get weight 0
+                    // (used) and read the plane's first element harmlessly.
                     T fy = T.Floor(y), fx = T.Floor(x);
                     if (fy >= minus1 && fy < hT && fx >= minus1 && fx < wT)
                     {
                         idx[t] = (int.CreateTruncating(fy) + 1) * wp + int.CreateTruncating(fx) + 1;
+                        used[t] = T.One;
                         ly[t] = y - fy;
                         lx[t] = x - fx;
                         // The sample itself (for the mask gradient) is zero on the -1 lines, as the forward pass reads it.
-                        inside[t] = y > minus1 && x > minus1;
+                        inside[t] = y > minus1 && x > minus1 ? T.One : T.Zero;
                     }
                     else
                     {
-                        idx[t] = -1;
-                        ly[t] = lx[t] = T.Zero;
-                        inside[t] = false;
+                        idx[t] = 0;
+                        used[t] = inside[t] = ly[t] = lx[t] = T.Zero;
                     }
+                    hy[t] = T.One - ly[t];
+                    hx[t] = T.One - lx[t];
                 }
                 for (int c = og * cpg; c < (og + 1) * cpg; c++)
                 {
                     T* src = xp + c * plane;
                     T* gc = col + ((long)c * K + k) * ld + q0;
-                    for (int t = 0; t < n; t++)
+                    int t = 0;
+                    if (typeof(T) == typeof(float) && Avx2.IsSupported)
+                        t = CoordRowAvx2((float*)src, (float*)gc, idx, (float*)used, (float*)inside, (float*)ly, (float*)lx, (float*)hy, (float*)hx,
+                            (float*)accY, (float*)accX, (float*)accM, n, wp);
+                    for (; t < n; t++)
                     {
-                        if (idx[t] < 0) continue;
-                        T v = gc[t];
+                        T v = gc[t] * used[t];
                         T* p = src + idx[t];
                         T a = p[0], b = p[1], cc = p[wp], d = p[wp + 1];
-                        T fy = ly[t], fx = lx[t];
-                        accY[t] += v * (fx * (d - b) + (T.One - fx) * (cc - a));
-                        accX[t] += v * (fy * (d - cc) + (T.One - fy) * (b - a));
-                        if (inside[t])
-                            accM[t] += v * ((T.One - fy) * ((T.One - fx) * a + fx * b) + fy * ((T.One - fx) * cc + fx * d));
+                        accY[t] += v * (lx[t] * (d - b) + hx[t] * (cc - a));
+                        accX[t] += v * (ly[t] * (d - cc) + hy[t] * (b - a));
+                        accM[t] += v * inside[t] * (hy[t] * (hx[t] * a + lx[t] * b) + ly[t] * (hx[t] * cc + lx[t] * d));
                     }
                 }
                 T* gyo = gOff + ((long)og * 2 * K + 2 * k) * L + pos0;
