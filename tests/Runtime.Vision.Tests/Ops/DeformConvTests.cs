@@ -184,6 +184,49 @@ public class DeformConvTests
             Assert.Equal(a[i].Select(BitConverter.SingleToInt32Bits), b[i].Select(BitConverter.SingleToInt32Bits));
     }
 
+    /// <summary>
+    /// The CPU gives the same bits on one thread as on three (images on separate threads, bands of rows, the weight
+    /// gradient summed over the same split of the images).
+    /// </summary>
+    [Fact]
+    public void CpuThreadCountDoesNotChangeBits()
+    {
+        var gen = new Generator(21);
+        using var x = Tensor.Randn([3, 64, 34, 34], gen);
+        using var off0 = Tensor.Randn([3, 2 * 9, 34, 34], gen);
+        using var off = off0 * 1.5;
+        using var w = Tensor.Randn([8, 64, 3, 3], gen);
+        using var m = Tensor.Rand([3, 9, 34, 34], gen);
+        float[][] Once()
+        {
+            foreach (var t in new[] { x, off, w, m })
+            {
+                t.Grad?.Dispose();
+                t.Grad = null;
+                t.RequiresGrad = true;
+            }
+            using var y = DeformConvOps.DeformConv2d(x, off, w, null, 1, 1, 1, m);
+            using var l = y.Sum();
+            l.Backward();
+            return [y.ToArray<float>(), x.Grad!.ToArray<float>(), off.Grad!.ToArray<float>(), w.Grad!.ToArray<float>(), m.Grad!.ToArray<float>()];
+        }
+        int saved = Runtime.Cpu.CpuParallel.Threads;
+        float[][] one, three;
+        try
+        {
+            Runtime.Cpu.CpuParallel.Threads = 1;
+            one = Once();
+            Runtime.Cpu.CpuParallel.Threads = 3;
+            three = Once();
+        }
+        finally
+        {
+            Runtime.Cpu.CpuParallel.Threads = saved;
+        }
+        for (int i = 0; i < one.Length; i++)
+            Assert.Equal(one[i].Select(BitConverter.SingleToInt32Bits), three[i].Select(BitConverter.SingleToInt32Bits));
+    }
+
     /// <summary>A fresh pack layer samples the regular grid with mask 0.5: 0.5 x (plain conv without bias) + bias.</summary>
     [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
     public void PackLayerStartsAsHalfConv(string device)
