@@ -15,6 +15,9 @@ public abstract partial class GpuBackend
     private readonly record struct DeformGeom(long N, long C, long H, long W, long OH, long OW,
         long KH, long KW, long SH, long SW, long PH, long PW, long DH, long DW, long OffsetGroups);
 
+    /// <summary>Work-items deform_im2col aims for when a group's channels are cut into runs (enough to fill a large GPU).</summary>
+    private const long ImColumnItems = 1L << 20;
+
     private static DeformGeom Geometry(DeformGeometry dg)
     {
         var g = dg.Conv;
@@ -36,9 +39,15 @@ public abstract partial class GpuBackend
             var k = DeformKernel(x.DType, "deform_im2col");
             // Without a mask the offset stands in as a buffer that is never read.
             var m = mask ?? offset;
-            LaunchItems(k, (long)g.MaskChannels * g.Conv.Batch * g.Conv.OutPlane, Args()
+            // Runs of channels per work-item: the whole group when there are enough samples to fill the device, else cut
+            // so that about ImColumnItems work-items run (each recomputes its sample's weights, which is cheap).
+            long samples = (long)g.MaskChannels * g.Conv.Batch * g.Conv.OutPlane;
+            int cpg = g.ChannelsPerOffsetGroup;
+            long runs = Math.Clamp(ImColumnItems / Math.Max(1, samples), 1, cpg);
+            long chunk = (cpg + runs - 1) / runs;
+            LaunchItems(k, samples * ((cpg + chunk - 1) / chunk), Args()
                 .Buffer(Buf(x)).I64(x.Offset).Buffer(Buf(offset)).I64(offset.Offset).Buffer(Buf(m)).I64(m.Offset).I32(mask is null ? 0 : 1)
-                .Buffer(Buf(columns)).I64(columns.Offset).Add(Geometry(g)));
+                .Buffer(Buf(columns)).I64(columns.Offset).Add(Geometry(g)).I64(chunk));
         }
     }
 
