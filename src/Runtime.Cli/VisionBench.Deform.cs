@@ -1,6 +1,106 @@
+using System.Diagnostics;
+using System.Globalization;
+using Runtime.Autograd;
+using Runtime.Cpu;
+using Runtime.Vision.Ops;
+
 namespace Runtime.Cli;
 
 internal static partial class VisionBench
 {
-    private static int RunDeform(string[] args) => throw new NotSupportedException($"bench {OpName(args)} is not built yet");
+    /// <summary>
+    /// <c>runtime bench deform_conv2d [--shape N,C,H,W] [--out Cout] [--kernel k] [--stride s] [--padding p] [--dilation d]
+    /// [--groups g] [--offset-groups G] [--no-mask] [--backward] [--device X] [--threads T] [--repeat R] [--json]</c>:
+    /// the modulated deformable convolution (offsets ~ N(0, 1), mask ~ U(0, 1)) and, interleaved with it run by run,
+    /// the plain <c>conv2d</c> of the same shape, so the two medians share the machine's state. GFLOP/s counts the
+    /// GEMM work as <c>bench conv2d</c> does (twice the multiply-adds, three times that with --backward).
+    /// </summary>
+    private static int RunDeform(string[] args)
+    {
+        var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "no-mask");
+        int Int(string name, int fallback) =>
+            opts.TryGetValue(name, out var v) && v != null ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
+        var dtype = opts.TryGetValue("dtype", out var dt) && dt != null
+            ? dt switch { "float32" => DType.Float32, "float64" => DType.Float64, _ => throw new ArgumentException($"unsupported --dtype '{dt}'") }
+            : DType.Float32;
+        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
+        int[] sh = opts.TryGetValue("shape", out var s) && s != null
+            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
+            : [2, 256, 64, 64];
+        if (sh.Length != 4) throw new ArgumentException("deform_conv2d --shape is N,C,H,W");
+        int k = Int("kernel", 3), stride = Int("stride", 1), pad = Int("padding", k / 2), dil = Int("dilation", 1);
+        int groups = Int("groups", 1), og = Int("offset-groups", 1), cout = Int("out", sh[1]);
+        int? repeat = opts.ContainsKey("repeat") ? Int("repeat", 10) : null;
+        bool backward = opts.ContainsKey("backward"), useMask = !opts.ContainsKey("no-mask");
+        int oh = (sh[2] + 2 * pad - dil * (k - 1) - 1) / stride + 1, ow = (sh[3] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+
+        var gen = new Generator(1234);
+        using var x = Tensor.Randn(sh, gen, dtype, device);
+        using var w = Tensor.Randn([cout, sh[1] / groups, k, k], gen, dtype, device);
+        using var b = Tensor.Randn([cout], gen, dtype, device);
+        using var off = Tensor.Randn([sh[0], 2 * og * k * k, oh, ow], gen, dtype, device);
+        using var mask = useMask ? Tensor.Rand([sh[0], og * k * k, oh, ow], gen, dtype, device) : null;
+        var leaves = new List<Tensor> { x, w, b, off };
+        if (mask is not null) leaves.Add(mask);
+        foreach (var t in leaves) t.RequiresGrad = backward;
+
+        var backend = Backends.BackendRegistry.For(device);
+        double Time(Func<Tensor> f)
+        {
+            var sw = Stopwatch.StartNew();
+            using (GradMode.NoGradScope? scope = backward ? null : GradMode.NoGrad())
+            using (var y = f())
+            {
+                if (backward)
+                {
+                    using var loss = y.Sum();
+                    loss.Backward();
+                }
+                backend.Synchronize();
+            }
+            if (backward)
+                foreach (var t in leaves)
+                {
+                    t.Grad?.Dispose();
+                    t.Grad = null;
+                }
+            return sw.Elapsed.TotalMilliseconds;
+        }
+        Tensor Deform() => DeformConvOps.DeformConv2d(x, off, w, b, stride, pad, dil, mask);
+        Tensor Conv() => x.Conv2d(w, b, stride, pad, dil, groups);
+
+        double first = Time(Deform) + Time(Conv);
+        for (int i = 0; i < 2; i++) { Time(Deform); Time(Conv); }
+        int reps = repeat ?? (int)Math.Clamp(2000 / Math.Max(first, 0.01), 5, 100);
+        var td = new double[reps];
+        var tc = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            td[i] = Time(Deform);
+            tc[i] = Time(Conv);
+        }
+        double macs = (double)sh[0] * cout * oh * ow * (sh[1] / groups) * k * k;
+        double work = (backward ? 3 : 1) * 2.0 * macs / 1e9;
+        string geo = $"{sh[0]}x{sh[1]}x{sh[2]}x{sh[3]}>{cout}k{k}x{k}s{stride}p{pad}" + (dil != 1 ? $"d{dil}" : "") + (groups != 1 ? $"g{groups}" : "");
+        string suffix = backward ? "+bwd" : "";
+        var rows = new[]
+        {
+            Summarise("deform_conv2d", geo + $"og{og}" + (useMask ? "+mask" : "") + suffix, td),
+            Summarise("conv2d", geo + suffix, tc),
+        };
+        foreach (var r in rows) Console.WriteLine(opts.ContainsKey("json") ? r.ToJson() : r.ToRow());
+        if (!opts.ContainsKey("json"))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deform_conv2d / conv2d median time: {rows[0].MedianMs / rows[1].MedianMs:F2}x"));
+        return 0;
+
+        BenchCommand.Result Summarise(string op, string text, double[] times)
+        {
+            var sorted = (double[])times.Clone();
+            Array.Sort(sorted);
+            int n = sorted.Length;
+            double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+            return new BenchCommand.Result(op, text, dtype.Name(), device.ToString(), CpuParallel.Threads, n, median, sorted[0], work / (median / 1000), "GFLOP/s");
+        }
+    }
 }

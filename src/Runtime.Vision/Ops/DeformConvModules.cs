@@ -1,0 +1,156 @@
+using Runtime.Nn;
+
+namespace Runtime.Vision.Ops;
+
+/// <summary>
+/// torchvision.ops.DeformConv2d: parameters weight [Cout, Cin/groups, kH, kW] and bias [Cout], initialised as
+/// torchvision's reset_parameters (kaiming_uniform_ with a = sqrt(5); bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))); the
+/// offset (and optional mask) come from the caller.
+/// </summary>
+public sealed class DeformConv2d : Module
+{
+    public DeformConv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, int dilation = 1, int groups = 1,
+        bool bias = true, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+        : this(inChannels, outChannels, (kernelSize, kernelSize), (stride, stride), (padding, padding), (dilation, dilation), groups, bias, dtype, device, generator) { }
+
+    public DeformConv2d(int inChannels, int outChannels, (int H, int W) kernelSize, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation,
+        int groups = 1, bool bias = true, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+    {
+        DeformChecks.Layer(inChannels, outChannels, kernelSize, stride, padding, dilation, groups, 1);
+        InChannels = inChannels;
+        OutChannels = outChannels;
+        KernelSize = kernelSize;
+        Stride = stride;
+        Padding = padding;
+        Dilation = dilation;
+        Groups = groups;
+        var w = RegisterParameter("weight", Tensor.Zeros([outChannels, inChannels / groups, kernelSize.H, kernelSize.W], dtype, device));
+        var b = bias ? RegisterParameter("bias", Tensor.Zeros([outChannels], dtype, device)) : null;
+        if (!bias) RegisterParameter("bias", null, allowNull: true);
+        DeformChecks.ResetParameters(w, b, generator);
+    }
+
+    public int InChannels { get; }
+    public int OutChannels { get; }
+    public (int H, int W) KernelSize { get; }
+    public (int H, int W) Stride { get; }
+    public (int H, int W) Padding { get; }
+    public (int H, int W) Dilation { get; }
+    public int Groups { get; }
+    public Tensor Weight => GetParameter("weight")!;
+    public Tensor? Bias => GetParameter("bias");
+
+    /// <summary>The deformable convolution of <paramref name="input"/> with the given offset (and mask, raw: no sigmoid).</summary>
+    public Tensor Forward(Tensor input, Tensor offset, Tensor? mask = null) =>
+        DeformConvOps.DeformConv2d(input, offset, Weight, Bias, Stride, Padding, Dilation, mask);
+
+    public override string ToString() =>
+        $"DeformConv2d({InChannels}, {OutChannels}, kernel={KernelSize}, stride={Stride}, padding={Padding}, dilation={Dilation}, groups={Groups}, bias={Bias != null})";
+}
+
+/// <summary>
+/// The DCNv2 layer that predicts its own offsets and mask ("ModulatedDeformConv2dPack"): a plain convolution
+/// <c>conv_offset</c> with the same kernel, stride, padding and dilation maps the input to <c>3*G*kH*kW</c> channels,
+/// split in three along channels into <c>o1, o2, m</c>; the offset is <c>cat(o1, o2)</c> and the mask <c>sigmoid(m)</c>.
+/// conv_offset starts at zero (weight and bias), so a fresh layer samples the regular grid with mask 0.5. The layer's
+/// own weight and bias are initialised as <see cref="DeformConv2d"/>'s.
+/// </summary>
+public sealed class ModulatedDeformConv2d : UnaryModule
+{
+    public ModulatedDeformConv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, int dilation = 1, int groups = 1,
+        int offsetGroups = 1, bool bias = true, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+        : this(inChannels, outChannels, (kernelSize, kernelSize), (stride, stride), (padding, padding), (dilation, dilation), groups, offsetGroups,
+            bias, dtype, device, generator) { }
+
+    public ModulatedDeformConv2d(int inChannels, int outChannels, (int H, int W) kernelSize, (int H, int W) stride, (int H, int W) padding,
+        (int H, int W) dilation, int groups = 1, int offsetGroups = 1, bool bias = true, DType dtype = DType.Float32, Device? device = null,
+        Generator? generator = null)
+    {
+        DeformChecks.Layer(inChannels, outChannels, kernelSize, stride, padding, dilation, groups, offsetGroups);
+        InChannels = inChannels;
+        OutChannels = outChannels;
+        KernelSize = kernelSize;
+        Stride = stride;
+        Padding = padding;
+        Dilation = dilation;
+        Groups = groups;
+        OffsetGroups = offsetGroups;
+        var w = RegisterParameter("weight", Tensor.Zeros([outChannels, inChannels / groups, kernelSize.H, kernelSize.W], dtype, device));
+        var b = bias ? RegisterParameter("bias", Tensor.Zeros([outChannels], dtype, device)) : null;
+        if (!bias) RegisterParameter("bias", null, allowNull: true);
+        DeformChecks.ResetParameters(w, b, generator);
+        var offsetConv = new Conv2d(inChannels, 3 * offsetGroups * kernelSize.H * kernelSize.W, kernelSize, stride, padding, dilation,
+            bias: true, dtype: dtype, device: device, generator: generator);
+        Init.Zeros_(offsetConv.Weight);
+        Init.Zeros_(offsetConv.Bias!);
+        ConvOffset = RegisterModule("conv_offset", offsetConv);
+    }
+
+    public int InChannels { get; }
+    public int OutChannels { get; }
+    public (int H, int W) KernelSize { get; }
+    public (int H, int W) Stride { get; }
+    public (int H, int W) Padding { get; }
+    public (int H, int W) Dilation { get; }
+    public int Groups { get; }
+    public int OffsetGroups { get; }
+    public Tensor Weight => GetParameter("weight")!;
+    public Tensor? Bias => GetParameter("bias");
+
+    /// <summary>The offset-predicting convolution (3*G*kH*kW output channels, zero at start).</summary>
+    public Conv2d ConvOffset { get; }
+
+    public override Tensor Forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.Rank != 4 || input.Shape[1] != InChannels)
+            throw new ArgumentException($"ModulatedDeformConv2d: expected input [batch, {InChannels}, height, width], got {Shapes.Format(input.Shape)}", nameof(input));
+        using var predicted = ConvOffset.Forward(input);
+        var parts = predicted.Chunk(3, 1);
+        try
+        {
+            using var offset = Tensor.Cat([parts[0], parts[1]], 1);
+            using var mask = parts[2].Sigmoid();
+            return DeformConvOps.DeformConv2d(input, offset, Weight, Bias, Stride, Padding, Dilation, mask);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    public override string ToString() =>
+        $"ModulatedDeformConv2d({InChannels}, {OutChannels}, kernel={KernelSize}, stride={Stride}, padding={Padding}, dilation={Dilation}, groups={Groups}, offset_groups={OffsetGroups}, bias={Bias != null})";
+}
+
+internal static class DeformChecks
+{
+    public static void Layer(int inChannels, int outChannels, (int H, int W) kernelSize, (int H, int W) stride, (int H, int W) padding,
+        (int H, int W) dilation, int groups, int offsetGroups)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inChannels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outChannels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groups);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(offsetGroups);
+        if (inChannels % groups != 0)
+            throw new ArgumentException($"inChannels ({inChannels}) must be divisible by groups ({groups})", nameof(inChannels));
+        if (outChannels % groups != 0)
+            throw new ArgumentException($"outChannels ({outChannels}) must be divisible by groups ({groups})", nameof(outChannels));
+        if (inChannels % offsetGroups != 0)
+            throw new ArgumentException($"inChannels ({inChannels}) must be divisible by offsetGroups ({offsetGroups})", nameof(offsetGroups));
+        if (kernelSize.H <= 0 || kernelSize.W <= 0) throw new ArgumentOutOfRangeException(nameof(kernelSize), kernelSize, "kernel size must be positive");
+        if (stride.H <= 0 || stride.W <= 0) throw new ArgumentOutOfRangeException(nameof(stride), stride, "stride must be positive");
+        if (padding.H < 0 || padding.W < 0) throw new ArgumentOutOfRangeException(nameof(padding), padding, "padding must be non-negative");
+        if (dilation.H <= 0 || dilation.W <= 0) throw new ArgumentOutOfRangeException(nameof(dilation), dilation, "dilation must be positive");
+    }
+
+    /// <summary>torchvision's DeformConv2d.reset_parameters.</summary>
+    public static void ResetParameters(Tensor weight, Tensor? bias, Generator? generator)
+    {
+        Init.KaimingUniform_(weight, a: Math.Sqrt(5), generator: generator);
+        if (bias is null) return;
+        var (fanIn, _) = Init.CalculateFanInAndFanOut(weight);
+        double bound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
+        Init.Uniform_(bias, -bound, bound, generator);
+    }
+}
