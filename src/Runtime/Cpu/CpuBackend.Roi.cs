@@ -4,11 +4,12 @@ using Runtime.Backends;
 namespace Runtime.Cpu;
 
 // RoIAlign and RoIPool (torchvision 0.14 semantics, see IBackend.Roi.cs). RoIAlign first turns each
-// roi into a table of its bilinear samples (four corner positions and weights, samples outside the map
-// left out, grouped by bin) and reuses it for every channel. The forward pass runs over (roi, channel)
-// pairs in contiguous pieces, a table being rebuilt only when the roi changes. The backward passes run
-// over (image, channel) planes: each thread owns whole input-gradient planes and adds the rois of the
-// image in index order, so the result does not depend on the number of threads.
+// roi into tables of its bilinear samples (corner rows and columns with their fractions, samples outside
+// the map left out, grouped by bin), built once per call and reused for every channel. All four passes
+// run over (image, channel) planes, each plane handled by one thread for every roi of its image: the
+// plane stays in cache while the rois read it, and in the backward passes each thread owns whole
+// input-gradient planes and adds the rois in index order, so the result does not depend on the number
+// of threads (deterministic).
 internal sealed unsafe partial class CpuBackend
 {
     /// <summary>The sampling grid of one roi on the feature map, in the element type as torchvision computes it.</summary>
@@ -63,66 +64,61 @@ internal sealed unsafe partial class CpuBackend
         return true;
     }
 
-    /// <summary>The bilinear samples of one roi, grouped by bin: corner positions (h*W + w) and weights.</summary>
-    private sealed class RoiTable<T> where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// The bilinear samples of one roi, axis by axis (a sample's corners and weights are products of its
+    /// row and column parts): for bin row i, the valid samples yStart[i] .. yStart[i + 1] with their low
+    /// and high rows (times W) and fractions; the same for bin columns. Samples outside the map are left out.
+    /// </summary>
+    private sealed class RoiSamples<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public int[] BinStart = [];
-        public int[] Pos = [];   // 4 per sample
-        public T[] Weight = [];  // 4 per sample
+        public int Batch = -1;
+        public T Count;
+        public int[] YStart = [], YLow = [], YHigh = [], XStart = [], XLow = [], XHigh = [];
+        public T[] Ly = [], Lx = [];
 
-        public void Build(in RoiBox<T> box, RoiGeometry g, int h, int w)
+        public static RoiSamples<T> Of(T* r, RoiGeometry g, int images, int h, int w)
         {
-            int bins = g.PooledH * g.PooledW;
-            if (BinStart.Length < bins + 1) BinStart = new int[bins + 1];
-            int gh = Math.Max(box.GridH, 0), gw = Math.Max(box.GridW, 0);
-            long most = (long)bins * gh * gw * 4;
-            if (most > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(box), $"RoiAlign: a roi has {gh}x{gw} samples per bin, too many to hold");
-            if (Pos.Length < most)
+            var box = new RoiBox<T>(r, g, images);
+            var t = new RoiSamples<T> { Batch = box.Batch, Count = box.Count };
+            if (box.Batch < 0) return t;
+            (t.YStart, t.YLow, t.YHigh, t.Ly) = Axis(box.StartH, box.BinH, g.PooledH, box.GridH, h, w);
+            (t.XStart, t.XLow, t.XHigh, t.Lx) = Axis(box.StartW, box.BinW, g.PooledW, box.GridW, w, 1);
+            return t;
+        }
+
+        private static (int[], int[], int[], T[]) Axis(T start, T bin, int bins, int grid, int size, int stride)
+        {
+            int gr = Math.Max(grid, 0);
+            var first = new int[bins + 1];
+            var low = new List<int>(bins * gr);
+            var high = new List<int>(bins * gr);
+            var frac = new List<T>(bins * gr);
+            for (int i = 0; i < bins; i++)
             {
-                Pos = new int[most];
-                Weight = new T[most];
-            }
-            // The per-axis corners, then their products per sample (torchvision's w1..w4 order).
-            Span<int> yl = gh <= 256 ? stackalloc int[gh] : new int[gh], yh = gh <= 256 ? stackalloc int[gh] : new int[gh];
-            Span<int> xl = gw <= 256 ? stackalloc int[gw] : new int[gw], xh = gw <= 256 ? stackalloc int[gw] : new int[gw];
-            var ly = new T[gh];
-            var lx = new T[gw];
-            var okY = new bool[gh];
-            var okX = new bool[gw];
-            int n = 0;
-            for (int i = 0; i < g.PooledH; i++)
-            {
-                for (int a = 0; a < gh; a++)
-                    okY[a] = Corners(RoiBox<T>.Sample(box.StartH, box.BinH, i, a, box.GridH), h, out yl[a], out yh[a], out ly[a]);
-                for (int j = 0; j < g.PooledW; j++)
+                first[i] = low.Count;
+                for (int a = 0; a < gr; a++)
                 {
-                    BinStart[i * g.PooledW + j] = n;
-                    for (int b = 0; b < gw; b++)
-                        okX[b] = Corners(RoiBox<T>.Sample(box.StartW, box.BinW, j, b, box.GridW), w, out xl[b], out xh[b], out lx[b]);
-                    for (int a = 0; a < gh; a++)
-                    {
-                        if (!okY[a]) continue;
-                        T hy = T.One - ly[a];
-                        for (int b = 0; b < gw; b++)
-                        {
-                            if (!okX[b]) continue;
-                            T hx = T.One - lx[b];
-                            int q = n * 4;
-                            Pos[q] = yl[a] * w + xl[b];
-                            Pos[q + 1] = yl[a] * w + xh[b];
-                            Pos[q + 2] = yh[a] * w + xl[b];
-                            Pos[q + 3] = yh[a] * w + xh[b];
-                            Weight[q] = hy * hx;
-                            Weight[q + 1] = hy * lx[b];
-                            Weight[q + 2] = ly[a] * hx;
-                            Weight[q + 3] = ly[a] * lx[b];
-                            n++;
-                        }
-                    }
+                    if (!Corners(RoiBox<T>.Sample(start, bin, i, a, grid), size, out int lo, out int hi, out T f)) continue;
+                    low.Add(lo * stride);
+                    high.Add(hi * stride);
+                    frac.Add(f);
                 }
             }
-            BinStart[bins] = n;
+            first[bins] = low.Count;
+            return (first, low.ToArray(), high.ToArray(), frac.ToArray());
         }
+    }
+
+    /// <summary>The sample tables of every roi, built in parallel.</summary>
+    private static RoiSamples<T>[] AllSamples<T>(T* rois, int k, RoiGeometry g, int images, int h, int w) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var all = new RoiSamples<T>[k];
+        nint pr = (nint)rois;
+        CpuParallel.For(k, 16, (s, e) =>
+        {
+            for (long r = s; r < e; r++) all[r] = RoiSamples<T>.Of((T*)pr + r * 5, g, images, h, w);
+        });
+        return all;
     }
 
     public void RoiAlign(TensorView x, TensorView rois, TensorView y, RoiGeometry geometry)
@@ -131,45 +127,49 @@ internal sealed unsafe partial class CpuBackend
         else RoiAlignFor<double>(x, rois, y, geometry);
     }
 
+    /// <summary>
+    /// Runs over (image, channel) planes: a plane stays in cache while every roi of its image reads it.
+    /// The sums follow torchvision's order (sample rows, then columns; w1*v1 + w2*v2 + w3*v3 + w4*v4).
+    /// </summary>
     private static void RoiAlignFor<T>(TensorView x, TensorView rois, TensorView y, RoiGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3], k = rois.Shape[0];
-        int bins = g.PooledH * g.PooledW;
+        int ph = g.PooledH, pw = g.PooledW, bins = ph * pw;
         long plane = (long)h * w;
-        nint px = Ptr(x), pr = Ptr(rois), py = Ptr(y);
-        // Work per (roi, channel): about four reads per sample; the grid of the first roi stands for all.
-        long perChannel = 4L * bins * Math.Max(1, g.SamplingRatio > 0 ? g.SamplingRatio * g.SamplingRatio : 4);
-        CpuParallel.For((long)k * c, Math.Max(1, (1L << 15) / perChannel), (s, e) =>
+        nint px = Ptr(x), py = Ptr(y);
+        var samples = AllSamples((T*)Ptr(rois), k, g, n, h, w);
+        var byImage = RoisByImage((T*)Ptr(rois), k, n);
+        for (int r = 0; r < k; r++)
+            if (samples[r].Batch < 0) new Span<T>((T*)py + (long)r * c * bins, c * bins).Clear();
+        CpuParallel.For((long)n * c, 1, (s, e) =>
         {
-            var table = new RoiTable<T>();
-            int built = -1;
-            RoiBox<T> box = default;
-            for (long t = s; t < e; t++)
+            for (long p = s; p < e; p++)
             {
-                int r = (int)(t / c), ch = (int)(t % c);
-                if (r != built)
+                int img = (int)(p / c), ch = (int)(p % c);
+                T* xp = (T*)px + p * plane;
+                foreach (int r in byImage[img])
                 {
-                    box = new RoiBox<T>((T*)pr + r * 5L, g, n);
-                    if (box.Batch >= 0) table.Build(box, g, h, w);
-                    built = r;
-                }
-                T* yo = (T*)py + t * bins;
-                if (box.Batch < 0)
-                {
-                    new Span<T>(yo, bins).Clear();
-                    continue;
-                }
-                T* xp = (T*)px + ((long)box.Batch * c + ch) * plane;
-                fixed (int* pos = table.Pos)
-                fixed (T* wt = table.Weight)
-                fixed (int* start = table.BinStart)
-                {
-                    for (int b = 0; b < bins; b++)
+                    var t = samples[r];
+                    T* yo = (T*)py + ((long)r * c + ch) * bins;
+                    fixed (int* ys = t.YStart, yl = t.YLow, yh = t.YHigh, xs = t.XStart, xl = t.XLow, xh = t.XHigh)
+                    fixed (T* ly = t.Ly, lx = t.Lx)
                     {
-                        T acc = T.Zero;
-                        for (int q = start[b] * 4, end = start[b + 1] * 4; q < end; q += 4)
-                            acc += wt[q] * xp[pos[q]] + wt[q + 1] * xp[pos[q + 1]] + wt[q + 2] * xp[pos[q + 2]] + wt[q + 3] * xp[pos[q + 3]];
-                        yo[b] = acc / box.Count;
+                        for (int i = 0; i < ph; i++)
+                            for (int j = 0; j < pw; j++)
+                            {
+                                T acc = T.Zero;
+                                for (int a = ys[i]; a < ys[i + 1]; a++)
+                                {
+                                    T* lo = xp + yl[a], hi = xp + yh[a];
+                                    T fy = ly[a], gy = T.One - fy;
+                                    for (int b = xs[j]; b < xs[j + 1]; b++)
+                                    {
+                                        T fx = lx[b], gx = T.One - fx;
+                                        acc += gy * gx * lo[xl[b]] + gy * fx * lo[xh[b]] + fy * gx * hi[xl[b]] + fy * fx * hi[xh[b]];
+                                    }
+                                }
+                                yo[i * pw + j] = acc / t.Count;
+                            }
                     }
                 }
             }
@@ -195,49 +195,49 @@ internal sealed unsafe partial class CpuBackend
         else RoiAlignBackwardFor<double>(gradOutput, rois, gradInput, geometry);
     }
 
+    /// <summary>Each (image, channel) plane of the gradient is owned by one thread, which adds the rois of the image in index order.</summary>
     private static void RoiAlignBackwardFor<T>(TensorView gradOutput, TensorView rois, TensorView gradInput, RoiGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = gradInput.Shape[0], c = gradInput.Shape[1], h = gradInput.Shape[2], w = gradInput.Shape[3], k = rois.Shape[0];
-        int bins = g.PooledH * g.PooledW;
+        int ph = g.PooledH, pw = g.PooledW, bins = ph * pw;
         long plane = (long)h * w;
-        nint pg = Ptr(gradOutput), pr = Ptr(rois), px = Ptr(gradInput);
-        var byImage = RoisByImage((T*)pr, k, n);
-        // Pieces of whole (image, channel) planes; within a piece, per image, each roi's table serves all its channels.
+        nint pg = Ptr(gradOutput), px = Ptr(gradInput);
+        var samples = AllSamples((T*)Ptr(rois), k, g, n, h, w);
+        var byImage = RoisByImage((T*)Ptr(rois), k, n);
         CpuParallel.For((long)n * c, 1, (s, e) =>
         {
-            var table = new RoiTable<T>();
-            new Span<T>((T*)px + s * plane, checked((int)((e - s) * plane))).Clear();
-            for (long p = s; p < e;)
+            for (long p = s; p < e; p++)
             {
-                int img = (int)(p / c), c0 = (int)(p % c);
-                int c1 = (int)Math.Min(c, e - (long)img * c);
+                int img = (int)(p / c), ch = (int)(p % c);
+                T* gx = (T*)px + p * plane;
+                new Span<T>(gx, checked((int)plane)).Clear();
                 foreach (int r in byImage[img])
                 {
-                    var box = new RoiBox<T>((T*)pr + r * 5L, g, n);
-                    table.Build(box, g, h, w);
-                    fixed (int* pos = table.Pos)
-                    fixed (T* wt = table.Weight)
-                    fixed (int* start = table.BinStart)
+                    var t = samples[r];
+                    T* go = (T*)pg + ((long)r * c + ch) * bins;
+                    fixed (int* ys = t.YStart, yl = t.YLow, yh = t.YHigh, xs = t.XStart, xl = t.XLow, xh = t.XHigh)
+                    fixed (T* ly = t.Ly, lx = t.Lx)
                     {
-                        for (int ch = c0; ch < c1; ch++)
-                        {
-                            T* gx = (T*)px + ((long)img * c + ch) * plane;
-                            T* gy = (T*)pg + ((long)r * c + ch) * bins;
-                            for (int b = 0; b < bins; b++)
+                        for (int i = 0; i < ph; i++)
+                            for (int j = 0; j < pw; j++)
                             {
-                                T gb = gy[b];
-                                for (int q = start[b] * 4, end = start[b + 1] * 4; q < end; q += 4)
+                                T gb = go[i * pw + j];
+                                for (int a = ys[i]; a < ys[i + 1]; a++)
                                 {
-                                    gx[pos[q]] += gb * wt[q] / box.Count;
-                                    gx[pos[q + 1]] += gb * wt[q + 1] / box.Count;
-                                    gx[pos[q + 2]] += gb * wt[q + 2] / box.Count;
-                                    gx[pos[q + 3]] += gb * wt[q + 3] / box.Count;
+                                    T* lo = gx + yl[a], hi = gx + yh[a];
+                                    T fy = ly[a], gy = T.One - fy;
+                                    for (int b = xs[j]; b < xs[j + 1]; b++)
+                                    {
+                                        T fx = lx[b], hx = T.One - fx;
+                                        lo[xl[b]] += gb * (gy * hx) / t.Count;
+                                        lo[xh[b]] += gb * (gy * fx) / t.Count;
+                                        hi[xl[b]] += gb * (fy * hx) / t.Count;
+                                        hi[xh[b]] += gb * (fy * fx) / t.Count;
+                                    }
                                 }
                             }
-                        }
                     }
                 }
-                p = (long)img * c + c1;
             }
         });
     }
@@ -269,52 +269,52 @@ internal sealed unsafe partial class CpuBackend
         int bins = g.PooledH * g.PooledW;
         long plane = (long)h * w;
         nint px = Ptr(x), pr = Ptr(rois), py = Ptr(y), pa = Ptr(argmax);
+        // The bins of every roi, then (image, channel) planes as RoIAlign.
+        var binsOf = new (int H0, int H1, int W0, int W1)[(long)k * bins];
+        for (int r = 0; r < k; r++)
+            for (int i = 0; i < g.PooledH; i++)
+                for (int j = 0; j < g.PooledW; j++)
+                    binsOf[(long)r * bins + i * g.PooledW + j] = PoolBin((T*)pr + r * 5L, g, i, j, h, w);
+        var byImage = RoisByImage((T*)pr, k, n);
+        var listed = new bool[k];
+        foreach (var l in byImage) foreach (int r in l) listed[r] = true;
+        for (int r = 0; r < k; r++)
+            if (!listed[r])
+            {
+                new Span<T>((T*)py + (long)r * c * bins, c * bins).Clear();
+                new Span<int>((int*)pa + (long)r * c * bins, c * bins).Fill(-1);
+            }
         // torchvision starts a non-empty bin's maximum at -FLT_MAX, whatever the dtype.
         T lowest = T.CreateTruncating(-float.MaxValue);
-        CpuParallel.For((long)k * c, Math.Max(1, (1L << 15) / Math.Max(1, plane / Math.Max(1, bins))), (s, e) =>
+        CpuParallel.For((long)n * c, 1, (s, e) =>
         {
-            var binsOf = new (int H0, int H1, int W0, int W1)[bins];
-            int built = -1, batch = -1;
-            for (long t = s; t < e; t++)
+            for (long p = s; p < e; p++)
             {
-                int r = (int)(t / c), ch = (int)(t % c);
-                T* rp = (T*)pr + r * 5L;
-                if (r != built)
+                int img = (int)(p / c), ch = (int)(p % c);
+                T* xp = (T*)px + p * plane;
+                foreach (int r in byImage[img])
                 {
-                    double b = double.CreateTruncating(rp[0]);
-                    batch = b >= 0 && b < n ? (int)b : -1;
-                    for (int i = 0; i < g.PooledH; i++)
-                        for (int j = 0; j < g.PooledW; j++)
-                            binsOf[i * g.PooledW + j] = PoolBin(rp, g, i, j, h, w);
-                    built = r;
-                }
-                T* yo = (T*)py + t * bins;
-                int* ao = (int*)pa + t * bins;
-                if (batch < 0)
-                {
-                    new Span<T>(yo, bins).Clear();
-                    new Span<int>(ao, bins).Fill(-1);
-                    continue;
-                }
-                T* xp = (T*)px + ((long)batch * c + ch) * plane;
-                for (int b = 0; b < bins; b++)
-                {
-                    var (h0, h1, w0, w1) = binsOf[b];
-                    bool empty = h1 <= h0 || w1 <= w0;
-                    T best = empty ? T.Zero : lowest;
-                    int at = -1;
-                    for (int yy = h0; yy < h1; yy++)
-                        for (int xx = w0; xx < w1; xx++)
-                        {
-                            int q = yy * w + xx;
-                            if (xp[q] > best)
+                    T* yo = (T*)py + ((long)r * c + ch) * bins;
+                    int* ao = (int*)pa + ((long)r * c + ch) * bins;
+                    for (int b = 0; b < bins; b++)
+                    {
+                        var (h0, h1, w0, w1) = binsOf[(long)r * bins + b];
+                        bool empty = h1 <= h0 || w1 <= w0;
+                        T best = empty ? T.Zero : lowest;
+                        int at = -1;
+                        for (int yy = h0; yy < h1; yy++)
+                            for (int xx = w0; xx < w1; xx++)
                             {
-                                best = xp[q];
-                                at = q;
+                                int q = yy * w + xx;
+                                if (xp[q] > best)
+                                {
+                                    best = xp[q];
+                                    at = q;
+                                }
                             }
-                        }
-                    yo[b] = best;
-                    ao[b] = at;
+                        yo[b] = best;
+                        ao[b] = at;
+                    }
                 }
             }
         });
