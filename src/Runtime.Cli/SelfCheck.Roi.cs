@@ -49,6 +49,32 @@ internal static partial class SelfCheckCommand
         return maps.ToArray();
     }
 
+    /// <summary>
+    /// How many elements of the features' gradient differ in their bits between two identical backward
+    /// passes on the inputs' device (0 when the backward pass is deterministic). Compared exactly; the
+    /// check runs with grad mode on (its result, an Int32, has no gradient of its own).
+    /// </summary>
+    private static Tensor BackwardBitDifferences(Tensor[] t, bool pool)
+    {
+        float[] Grad()
+        {
+            using var x = t[0].Detach();
+            x.RequiresGrad = true;
+            using var y = pool ? RoiOps.RoiPool(x, t[1], (7, 7), 0.25) : RoiOps.RoiAlign(x, t[1], (7, 7), 0.25, 2);
+            using var gy = Tensor.Randn(y.Shape.ToArray(), new Generator(99), DType.Float32, y.Device);
+            y.Backward(gy);
+            var g = x.Grad!.ToArray<float>();
+            x.Grad.Dispose();
+            return g;
+        }
+        var a = Grad();
+        var b = Grad();
+        int differ = 0;
+        for (int i = 0; i < a.Length; i++)
+            if (BitConverter.SingleToInt32Bits(a[i]) != BitConverter.SingleToInt32Bits(b[i])) differ++;
+        return Tensor.From<int>([differ], [1], t[0].Device);
+    }
+
     private static IEnumerable<Check> RoiChecks()
     {
         yield return new Check("roi_align", g => RoiInputs(g, DType.Float32, 2, 16, 40, 48, 64, 0.25),
@@ -65,6 +91,10 @@ internal static partial class SelfCheckCommand
             t => RoiOps.RoiPool(t[0], t[1], (7, 7), 0.25));
         yield return new Check("roi_pool_f64", g => RoiInputs(g, DType.Float64, 2, 8, 20, 24, 30, 1.0),
             t => RoiOps.RoiPool(t[0], t[1], (3, 3), 1.0));
+        yield return new Check("roi_align_bwd_bits", g => RoiInputs(g, DType.Float32, 2, 32, 64, 64, 200, 0.25),
+            t => BackwardBitDifferences(t, pool: false));
+        yield return new Check("roi_pool_bwd_bits", g => RoiInputs(g, DType.Float32, 2, 32, 64, 64, 200, 0.25),
+            t => BackwardBitDifferences(t, pool: true));
         yield return new Check("multiscale_roi_align", FpnInputs, t =>
         {
             using var m = new MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2, canonicalScale: 112);
