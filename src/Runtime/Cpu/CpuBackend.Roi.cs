@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Runtime.Backends;
 
 namespace Runtime.Cpu;
@@ -288,6 +290,8 @@ internal sealed unsafe partial class CpuBackend
         T lowest = T.CreateTruncating(-float.MaxValue);
         CpuParallel.For((long)n * c, 1, (s, e) =>
         {
+            var colMax = new float[w];
+            var colRow = new int[w];
             for (long p = s; p < e; p++)
             {
                 int img = (int)(p / c), ch = (int)(p % c);
@@ -296,6 +300,13 @@ internal sealed unsafe partial class CpuBackend
                 {
                     T* yo = (T*)py + ((long)r * c + ch) * bins;
                     int* ao = (int*)pa + ((long)r * c + ch) * bins;
+                    if (typeof(T) == typeof(float) && Avx.IsSupported)
+                    {
+                        fixed (float* cm = colMax)
+                        fixed (int* cr = colRow)
+                            PoolRoiF32((float*)xp, w, binsOf.AsSpan((int)((long)r * bins), bins), g.PooledH, g.PooledW, (float*)yo, ao, cm, cr);
+                        continue;
+                    }
                     for (int b = 0; b < bins; b++)
                     {
                         var (h0, h1, w0, w1) = binsOf[(long)r * bins + b];
@@ -318,6 +329,77 @@ internal sealed unsafe partial class CpuBackend
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// RoIPool of one float32 roi over one plane, bin row by bin row: first the maximum of every column
+    /// of the roi over the bin row's rows, with the first row that reaches it (8 columns per AVX step;
+    /// the ordered compare is false for NaN, so NaN never wins), then each bin takes the best of its
+    /// columns, the smallest row and then column among equal values. That is the first maximum in
+    /// row-major scan order, as the scalar loop finds it; nothing above -FLT_MAX gives (-FLT_MAX, -1).
+    /// </summary>
+    private static void PoolRoiF32(float* xp, int w, ReadOnlySpan<(int H0, int H1, int W0, int W1)> bins, int ph, int pw, float* yo, int* ao, float* colMax, int* colRow)
+    {
+        for (int i = 0; i < ph; i++)
+        {
+            int h0 = bins[i * pw].H0, h1 = bins[i * pw].H1;
+            int c0 = bins[i * pw].W0, c1 = bins[i * pw + pw - 1].W1;
+            for (int j = 0; j < pw; j++)
+            {
+                c0 = Math.Min(c0, bins[i * pw + j].W0);
+                c1 = Math.Max(c1, bins[i * pw + j].W1);
+            }
+            for (int q = c0; q < c1; q++)
+            {
+                colMax[q] = -float.MaxValue;
+                colRow[q] = -1;
+            }
+            for (int yy = h0; yy < h1; yy++)
+            {
+                float* row = xp + (long)yy * w;
+                int q = c0;
+                var rowIndex = Vector256.Create(yy).AsSingle();
+                for (; q + 8 <= c1; q += 8)
+                {
+                    var v = Avx.LoadVector256(row + q);
+                    var m = Avx.LoadVector256(colMax + q);
+                    var take = Avx.CompareGreaterThan(v, m);
+                    Avx.Store(colMax + q, Avx.BlendVariable(m, v, take));
+                    Avx.Store((float*)(colRow + q), Avx.BlendVariable(Avx.LoadVector256((float*)(colRow + q)), rowIndex, take));
+                }
+                for (; q < c1; q++)
+                    if (row[q] > colMax[q])
+                    {
+                        colMax[q] = row[q];
+                        colRow[q] = yy;
+                    }
+            }
+            for (int j = 0; j < pw; j++)
+            {
+                var (b0, b1, w0, w1) = bins[i * pw + j];
+                int o = i * pw + j;
+                if (b1 <= b0 || w1 <= w0)
+                {
+                    yo[o] = 0;
+                    ao[o] = -1;
+                    continue;
+                }
+                float best = -float.MaxValue;
+                int bestRow = -1, bestCol = -1;
+                for (int q = w0; q < w1; q++)
+                {
+                    if (colRow[q] < 0) continue;
+                    if (colMax[q] > best || (colMax[q] == best && colRow[q] < bestRow))
+                    {
+                        best = colMax[q];
+                        bestRow = colRow[q];
+                        bestCol = q;
+                    }
+                }
+                yo[o] = best;
+                ao[o] = bestRow < 0 ? -1 : bestRow * w + bestCol;
+            }
+        }
     }
 
     public void RoiPoolBackward(TensorView gradOutput, TensorView rois, TensorView argmax, TensorView gradInput, RoiGeometry geometry)

@@ -247,6 +247,35 @@ public class RoiTests
         Assert.Contains("'5'", e.Message);
     }
 
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void RoiPoolTiesAndNaNMatchTheScalarRule(string device)
+    {
+        // Small whole numbers (many ties) and some NaN: float32 (the CPU's vector path) and float64 (the
+        // scalar loop) must pick the same first maximum in scan order; NaN never wins.
+        var dev = Device.Parse(device);
+        using var scope = new TensorScope();
+        var v = Tensor.Rand([2, 3, 30, 41], new Generator(8), DType.Float64).ToArray<double>();
+        for (int i = 0; i < v.Length; i++) v[i] = i % 17 == 0 ? double.NaN : Math.Floor(v[i] * 4);
+        var x64 = Tensor.From<double>(v, [2, 3, 30, 41]);
+        var rois64 = RandomRois(40, 2, 41, 30, 9, Device.Cpu).To(DType.Float64);
+        var (y64, a64) = RoiOps.RoiPoolWithArgmax(x64, rois64, (3, 4), 1.0);
+        var (y32, a32) = RoiOps.RoiPoolWithArgmax(x64.To(DType.Float32).To(dev), rois64.To(DType.Float32).To(dev), (3, 4), 1.0);
+        Assert.Equal(a64.ToArray<int>(), a32.ToArray<int>());
+        TestUtil.AssertClose(y64.ToDoubleArray(), y32, 0, 0);
+        // Every pick is the value at its position.
+        var xs = v;
+        var picks = a64.ToArray<int>();
+        var vals = y64.ToArray<double>();
+        var rr = rois64.ToArray<double>();
+        for (int o = 0; o < picks.Length; o++)
+        {
+            if (picks[o] < 0) continue;
+            int roi = o / (3 * 3 * 4), ch = o / 12 % 3;
+            int img = (int)rr[roi * 5];
+            Assert.Equal(xs[(img * 3 + ch) * 30 * 41 + picks[o]], vals[o]);
+        }
+    }
+
     [Fact]
     public void LevelMapperFollowsTheFpnRule()
     {
