@@ -20,7 +20,7 @@ public class CudaDialectTests
         __device__ float __int_as_float(int);
         #define MATH1(f) __device__ float f(float); __device__ double f(double);
         MATH1(exp) MATH1(log) MATH1(log1p) MATH1(sqrt) MATH1(sin) MATH1(cos) MATH1(tanh) MATH1(erf) MATH1(erfc)
-        MATH1(floor) MATH1(ceil) MATH1(rint) MATH1(fabs)
+        MATH1(floor) MATH1(ceil) MATH1(rint) MATH1(round) MATH1(trunc) MATH1(fabs)
         #define MATH2(f) __device__ float f(float, float); __device__ double f(double, double);
         MATH2(fmin) MATH2(fmax) MATH2(pow)
         __device__ float expf(float); __device__ float logf(float);
@@ -59,17 +59,29 @@ public class CudaDialectTests
                 yield return ["index", d];
                 yield return ["matmul", d + "#define BM 128\n#define BN 128\n#define BK 8\n#define TM 8\n#define TN 8\n"];
             }
+            // Every other kernel file is a floating-point program built with the type defines alone.
             if (t.IsFloating())
-            {
-                yield return ["softmax", d];
-                yield return ["pool", d];
-                yield return ["conv", d];
-                yield return ["deform", d];
-            }
+                foreach (var name in FloatingPrograms()) yield return [name, d];
             foreach (var to in types) yield return ["copy", GpuDialect.CopyDefines(t, to)];
         }
         foreach (var size in new[] { 1, 4, 8 }) yield return ["bits", GpuDialect.BitsDefines(size)];
     }
+
+    /// <summary>The embedded kernel files not listed in <see cref="Programs"/> by name: softmax, pool, conv, and each later one.</summary>
+    private static IEnumerable<string> FloatingPrograms()
+    {
+        const string prefix = "Runtime.Gpu.Kernels.";
+        string[] special = ["common", "elementwise", "reduce", "sort", "index", "matmul", "copy", "bits"];
+        return typeof(KernelSource).Assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith(prefix, StringComparison.Ordinal) && n.EndsWith(".k", StringComparison.Ordinal))
+            .Select(n => n[prefix.Length..^2])
+            .Where(n => !special.Contains(n))
+            .Order(StringComparer.Ordinal);
+    }
+
+    [Fact]
+    public void EveryKernelFile_IsChecked() =>
+        Assert.Superset(new HashSet<string>(["softmax", "pool", "conv", "deform", "roi"]), FloatingPrograms().ToHashSet());
 
     [Fact]
     public void EveryProgram_ParsesAsCudaCpp()
