@@ -1,0 +1,157 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using Runtime.Backends;
+
+namespace Runtime.Cpu;
+
+// Non-maximum suppression. The boxes come sorted by decreasing score. The candidates still alive are
+// kept as packed columns (x1, y1, x2, y2, area, position): the first one is kept, its IoU with all
+// the others is computed a vector at a time, and the survivors are compacted to the front; so each
+// kept box costs one pass over the boxes it has not yet lost to, and a suppressed box is never
+// looked at again. With classes, each class is suppressed on its own (same columns, one bucket per
+// class, in score order) and the kept positions are merged back into score order.
+internal sealed unsafe partial class CpuBackend
+{
+    public long Nms(TensorView boxes, TensorView? classes, TensorView keep, double iouThreshold)
+    {
+        int n = boxes.Shape[0];
+        if (n == 0) return 0;
+        long* kept = (long*)Ptr(keep);
+        if (classes is not TensorView cls)
+            return boxes.DType == DType.Float32
+                ? NmsRun<float>((float*)Ptr(boxes), null, n, NmsThreshold.Below(iouThreshold), kept)
+                : NmsRun<double>((double*)Ptr(boxes), null, n, iouThreshold, kept);
+
+        // Bucket the positions by class (a stable counting pass), so each class runs alone.
+        long* c = (long*)Ptr(cls);
+        var buckets = new Dictionary<long, List<int>>();
+        for (int i = 0; i < n; i++)
+        {
+            if (!buckets.TryGetValue(c[i], out var list)) buckets[c[i]] = list = new List<int>();
+            list.Add(i);
+        }
+        var isKept = new bool[n];
+        var scratch = new long[n];
+        fixed (long* s = scratch)
+        {
+            foreach (var members in buckets.Values)
+            {
+                var pos = members.ToArray();
+                long count;
+                fixed (int* p = pos)
+                {
+                    count = boxes.DType == DType.Float32
+                        ? NmsRun<float>((float*)Ptr(boxes), p, pos.Length, NmsThreshold.Below(iouThreshold), s)
+                        : NmsRun<double>((double*)Ptr(boxes), p, pos.Length, iouThreshold, s);
+                }
+                for (long k = 0; k < count; k++) isKept[s[k]] = true;
+            }
+        }
+        long total = 0;
+        for (int i = 0; i < n; i++)
+            if (isKept[i]) kept[total++] = i;
+        return total;
+    }
+
+    /// <summary>
+    /// Greedy NMS of the boxes at <paramref name="positions"/> (null: 0..n-1), in that order; writes the
+    /// kept positions (in order) and returns their count.
+    /// </summary>
+    private static long NmsRun<T>(T* boxes, int* positions, int n, T threshold, long* kept) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector256<T>.Count;
+        int cap = n + lanes;
+        var buffer = new T[5 * cap];
+        var posBuffer = new int[cap];
+        fixed (T* cols = buffer)
+        fixed (int* pos = posBuffer)
+        {
+            T* x1 = cols, y1 = cols + cap, x2 = cols + 2 * cap, y2 = cols + 3 * cap, area = cols + 4 * cap;
+            for (int i = 0; i < n; i++)
+            {
+                int p = positions == null ? i : positions[i];
+                T* b = boxes + 4L * p;
+                x1[i] = b[0];
+                y1[i] = b[1];
+                x2[i] = b[2];
+                y2[i] = b[3];
+                area[i] = (b[2] - b[0]) * (b[3] - b[1]);
+                pos[i] = p;
+            }
+            long count = 0;
+            int alive = n;
+            bool simd = Vector256.IsHardwareAccelerated;
+            while (alive > 0)
+            {
+                kept[count++] = pos[0];
+                T bx1 = x1[0], by1 = y1[0], bx2 = x2[0], by2 = y2[0], ba = area[0];
+                int w = 0, r = 1;
+                if (simd)
+                {
+                    var vx1 = Vector256.Create(bx1);
+                    var vy1 = Vector256.Create(by1);
+                    var vx2 = Vector256.Create(bx2);
+                    var vy2 = Vector256.Create(by2);
+                    var va = Vector256.Create(ba);
+                    var vt = Vector256.Create(threshold);
+                    for (; r + lanes <= alive; r += lanes)
+                    {
+                        var cx1 = Vector256.Load(x1 + r);
+                        var cy1 = Vector256.Load(y1 + r);
+                        var cx2 = Vector256.Load(x2 + r);
+                        var cy2 = Vector256.Load(y2 + r);
+                        var ca = Vector256.Load(area + r);
+                        var iw = Vector256.Max(Vector256.Min(vx2, cx2) - Vector256.Max(vx1, cx1), Vector256<T>.Zero);
+                        var ih = Vector256.Max(Vector256.Min(vy2, cy2) - Vector256.Max(vy1, cy1), Vector256<T>.Zero);
+                        var inter = iw * ih;
+                        var iou = inter / (va + ca - inter);
+                        // Survivors: not (iou > t), so a NaN IoU survives as in the scalar loop.
+                        uint survive = ~Vector256.GreaterThan(iou, vt).ExtractMostSignificantBits() & ((1u << lanes) - 1);
+                        if (survive == (1u << lanes) - 1 && w + 1 == r)
+                        {
+                            // All survive and nothing was dropped before them: shift the block down by one.
+                            cx1.Store(x1 + w);
+                            cy1.Store(y1 + w);
+                            cx2.Store(x2 + w);
+                            cy2.Store(y2 + w);
+                            ca.Store(area + w);
+                            for (int l = 0; l < lanes; l++) pos[w + l] = pos[r + l];
+                            w += lanes;
+                            continue;
+                        }
+                        while (survive != 0)
+                        {
+                            int l = BitOperations.TrailingZeroCount(survive);
+                            survive &= survive - 1;
+                            int src = r + l;
+                            x1[w] = x1[src];
+                            y1[w] = y1[src];
+                            x2[w] = x2[src];
+                            y2[w] = y2[src];
+                            area[w] = area[src];
+                            pos[w] = pos[src];
+                            w++;
+                        }
+                    }
+                }
+                for (; r < alive; r++)
+                {
+                    T iw = T.Max(T.Min(bx2, x2[r]) - T.Max(bx1, x1[r]), T.Zero);
+                    T ih = T.Max(T.Min(by2, y2[r]) - T.Max(by1, y1[r]), T.Zero);
+                    T inter = iw * ih;
+                    T iou = inter / (ba + area[r] - inter);
+                    if (iou > threshold) continue;
+                    x1[w] = x1[r];
+                    y1[w] = y1[r];
+                    x2[w] = x2[r];
+                    y2[w] = y2[r];
+                    area[w] = area[r];
+                    pos[w] = pos[r];
+                    w++;
+                }
+                alive = w;
+            }
+            return count;
+        }
+    }
+}
