@@ -4,12 +4,19 @@ using Runtime.Backends;
 
 namespace Runtime.Cpu;
 
-// Non-maximum suppression. The boxes come sorted by decreasing score. The candidates still alive are
-// kept as packed columns (x1, y1, x2, y2, area, position): the first one is kept, its IoU with all
-// the others is computed a vector at a time, and the survivors are compacted to the front; so each
-// kept box costs one pass over the boxes it has not yet lost to, and a suppressed box is never
-// looked at again. With classes, each class is suppressed on its own (same columns, one bucket per
-// class, in score order) and the kept positions are merged back into score order.
+// Non-maximum suppression. The boxes come sorted by decreasing score and are copied into packed
+// columns (x1, y1, x2, y2, area, position). Two exact algorithms, chosen by size:
+// - Compaction (small sets, negative thresholds, non-finite coordinates): the first alive box is
+//   kept, its IoU with all the others is computed a vector at a time, and the survivors are compacted
+//   to the front; each kept box costs one pass over the boxes it has not yet lost to.
+// - Grid (at least GridMinBoxes boxes, threshold >= 0, finite coordinates): an IoU above a
+//   non-negative threshold needs a positive intersection, so two boxes can only interact if their
+//   extents share a cell of a uniform grid (cell ~ the mean box size). Boxes are visited in score
+//   order and compared only with the kept boxes registered in the cells they cover (a box covering
+//   many cells is compared with every kept box, and when kept it is compared with every later box).
+//   Same pairs, same IoU formula, so the same kept set, at a cost near N x (kept boxes nearby).
+// With classes, each class is suppressed on its own (one bucket per class, in score order) and the
+// kept positions are merged back into score order.
 internal sealed unsafe partial class CpuBackend
 {
     public long Nms(TensorView boxes, TensorView? classes, TensorView keep, double iouThreshold)
@@ -78,6 +85,8 @@ internal sealed unsafe partial class CpuBackend
                 area[i] = (b[2] - b[0]) * (b[3] - b[1]);
                 pos[i] = p;
             }
+            if (n >= GridMinBoxes && threshold >= T.Zero && AllFinite(cols, n, cap))
+                return GridNms(x1, y1, x2, y2, area, pos, n, threshold, kept);
             long count = 0;
             int alive = n;
             bool simd = Vector256.IsHardwareAccelerated;
@@ -152,6 +161,100 @@ internal sealed unsafe partial class CpuBackend
                 alive = w;
             }
             return count;
+        }
+    }
+
+    /// <summary>Fewest boxes for which the grid pays for its set-up.</summary>
+    private const int GridMinBoxes = 512;
+
+    /// <summary>A box covering more grid cells than this is compared with every box instead.</summary>
+    private const int GridBigCells = 16;
+
+    private static bool AllFinite<T>(T* cols, int n, int cap) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < n; i++)
+                if (!T.IsFinite(cols[(long)c * cap + i])) return false;
+        return true;
+    }
+
+    private static long GridNms<T>(T* x1, T* y1, T* x2, T* y2, T* area, int* pos, int n, T threshold, long* kept) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double minX = double.PositiveInfinity, minY = double.PositiveInfinity, maxX = double.NegativeInfinity, maxY = double.NegativeInfinity, sizes = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double a = double.CreateTruncating(x1[i]), b = double.CreateTruncating(y1[i]), c = double.CreateTruncating(x2[i]), d = double.CreateTruncating(y2[i]);
+            minX = Math.Min(minX, Math.Min(a, c));
+            maxX = Math.Max(maxX, Math.Max(a, c));
+            minY = Math.Min(minY, Math.Min(b, d));
+            maxY = Math.Max(maxY, Math.Max(b, d));
+            sizes += Math.Max(Math.Max(c - a, d - b), 0);
+        }
+        double spanX = maxX - minX, spanY = maxY - minY;
+        double cell = sizes / n;
+        if (!(cell > 0) || double.IsInfinity(cell)) cell = Math.Max(Math.Max(spanX, spanY), 1);
+        // At most about 2n cells.
+        while ((spanX / cell + 1) * (spanY / cell + 1) > 2.0 * n + 16) cell *= 2;
+        int gw = (int)(spanX / cell) + 1, gh = (int)(spanY / cell) + 1;
+        double inv = 1 / cell;
+        // Monotone in the coordinate, so a < b gives Cell(a) <= Cell(b).
+        int CellX(T v) => Math.Clamp((int)Math.Floor((double.CreateTruncating(v) - minX) * inv), 0, gw - 1);
+        int CellY(T v) => Math.Clamp((int)Math.Floor((double.CreateTruncating(v) - minY) * inv), 0, gh - 1);
+
+        var head = new int[gw * gh];
+        Array.Fill(head, -1);
+        var next = new List<int>(4 * n);
+        var entry = new List<int>(4 * n);
+        var keptAt = new List<int>();  // every kept box (column index)
+        var bigKept = new List<int>(); // kept boxes covering many cells
+        long count = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int cx0 = CellX(x1[i]), cx1 = CellX(x2[i]), cy0 = CellY(y1[i]), cy1 = CellY(y2[i]);
+            long cells = cx1 < cx0 || cy1 < cy0 ? 0 : (long)(cx1 - cx0 + 1) * (cy1 - cy0 + 1);
+            bool suppressed = false;
+            foreach (int j in bigKept)
+                if (Suppresses(j, i)) { suppressed = true; break; }
+            if (!suppressed)
+            {
+                if (cells > GridBigCells)
+                {
+                    foreach (int j in keptAt)
+                        if (Suppresses(j, i)) { suppressed = true; break; }
+                }
+                else
+                {
+                    for (int cy = cy0; cy <= cy1 && !suppressed; cy++)
+                        for (int cx = cx0; cx <= cx1 && !suppressed; cx++)
+                            for (int e = head[cy * gw + cx]; e >= 0; e = next[e])
+                                if (Suppresses(entry[e], i)) { suppressed = true; break; }
+                }
+            }
+            if (suppressed) continue;
+            kept[count++] = pos[i];
+            keptAt.Add(i);
+            if (cells > GridBigCells) bigKept.Add(i);
+            else
+            {
+                for (int cy = cy0; cy <= cy1; cy++)
+                    for (int cx = cx0; cx <= cx1; cx++)
+                    {
+                        int c = cy * gw + cx;
+                        next.Add(head[c]);
+                        entry.Add(i);
+                        head[c] = next.Count - 1;
+                    }
+            }
+        }
+        return count;
+
+        // The kept box j suppresses box i: the IoU of the contract (kept box's area first), in T.
+        bool Suppresses(int j, int i)
+        {
+            T iw = T.Max(T.Min(x2[j], x2[i]) - T.Max(x1[j], x1[i]), T.Zero);
+            T ih = T.Max(T.Min(y2[j], y2[i]) - T.Max(y1[j], y1[i]), T.Zero);
+            T inter = iw * ih;
+            return inter / (area[j] + area[i] - inter) > threshold;
         }
     }
 }

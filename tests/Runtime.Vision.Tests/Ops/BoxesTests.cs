@@ -182,6 +182,24 @@ public class BoxesTests
         using var scores = Tensor.From<float>(sc, n).To(d);
         using var keep = Boxes.Nms(boxes, scores, 0.45);
         Assert.Equal(ReferenceNms(data, sc, 0.45), keep.ToArray<long>());
+        // One infinite coordinate sends the CPU to its other (vector compaction) algorithm: same answer.
+        float saved = data[4 * 17 + 2];
+        data[4 * 17 + 2] = float.PositiveInfinity;
+        using var boxesInf = Tensor.From<float>(data, n, 4).To(d);
+        using var keepInf = Boxes.Nms(boxesInf, scores, 0.45);
+        Assert.Equal(ReferenceNms(data, sc, 0.45), keepInf.ToArray<long>());
+        // Classes: each class alone, merged back in score order.
+        var cls = Enumerable.Range(0, n).Select(i => (long)(i % 3)).ToArray();
+        using var idxs = Tensor.From<long>(cls, n).To(d);
+        using var keepCls = Boxes.BatchedNms(boxes, scores, idxs, 0.3);
+        data[4 * 17 + 2] = saved;
+        var expected = Enumerable.Range(0, 3).SelectMany(c =>
+        {
+            var members = Enumerable.Range(0, n).Where(i => i % 3 == c).ToArray();
+            var sub = members.SelectMany(i => data.Skip(4 * i).Take(4)).ToArray();
+            return ReferenceNms(sub, members.Select(i => sc[i]).ToArray(), 0.3).Select(k => members[k]);
+        }).OrderByDescending(i => sc[i]).ThenBy(i => i).Select(i => (long)i).ToArray();
+        Assert.Equal(expected, keepCls.ToArray<long>());
     }
 
     // Stable score order, suppress when IoU (float32, same formula) > threshold.
