@@ -86,7 +86,10 @@ internal sealed unsafe partial class CpuBackend
                 pos[i] = p;
             }
             if (n >= GridMinBoxes && threshold >= T.Zero && AllFinite(cols, n, cap))
-                return GridNms(x1, y1, x2, y2, area, pos, n, threshold, kept);
+            {
+                long found = GridNms(x1, y1, x2, y2, area, pos, n, threshold, kept);
+                if (found >= 0) return found;
+            }
             long count = 0;
             int alive = n;
             bool simd = Vector256.IsHardwareAccelerated;
@@ -178,6 +181,7 @@ internal sealed unsafe partial class CpuBackend
         return true;
     }
 
+    /// <summary>The grid algorithm (see the top of the file); -1 when the boxes span more than a double can hold.</summary>
     private static long GridNms<T>(T* x1, T* y1, T* x2, T* y2, T* area, int* pos, int n, T threshold, long* kept) where T : unmanaged, IFloatingPointIeee754<T>
     {
         double minX = double.PositiveInfinity, minY = double.PositiveInfinity, maxX = double.NegativeInfinity, maxY = double.NegativeInfinity, sizes = 0;
@@ -191,6 +195,7 @@ internal sealed unsafe partial class CpuBackend
             sizes += Math.Max(Math.Max(c - a, d - b), 0);
         }
         double spanX = maxX - minX, spanY = maxY - minY;
+        if (!double.IsFinite(spanX) || !double.IsFinite(spanY)) return -1; // extents beyond double: the caller compacts instead
         double cell = sizes / n;
         if (!(cell > 0) || double.IsInfinity(cell)) cell = Math.Max(Math.Max(spanX, spanY), 1);
         // At most about 2n cells.
