@@ -1,6 +1,92 @@
+using System.Diagnostics;
+using System.Globalization;
+using Runtime.Autograd;
+using Runtime.Cpu;
+using Runtime.Vision.Ops;
+
 namespace Runtime.Cli;
 
+// runtime bench nms | batched_nms [--boxes N] [--classes K] [--iou t] [--device d] [--threads n] [--repeat n] [--json]
 internal static partial class VisionBench
 {
-    private static int RunNms(string[] args) => throw new NotSupportedException($"bench {OpName(args)} is not built yet");
+    private static int RunNms(string[] args)
+    {
+        var opts = CommandLine.ParseOptions(args, out var positional, "json");
+        string op = OpName(args)!;
+        if (positional.Count != 1) throw new ArgumentException($"usage: runtime bench {op} [--boxes N] [--classes K] [--iou t] [--device d] [--threads n] [--repeat n] [--json]");
+        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
+        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
+        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        int n = opts.TryGetValue("boxes", out var b) && b != null ? int.Parse(b, CultureInfo.InvariantCulture) : 10000;
+        int classes = opts.TryGetValue("classes", out var c) && c != null ? int.Parse(c, CultureInfo.InvariantCulture) : 10;
+        double iou = opts.TryGetValue("iou", out var t) && t != null ? double.Parse(t, CultureInfo.InvariantCulture) : 0.5;
+        var result = MeasureNms(op == "batched_nms", n, classes, iou, device, repeat);
+        Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
+        return 0;
+    }
+
+    internal static BenchCommand.Result MeasureNms(bool batched, int n, int classes, double iou, Device device, int? repeat)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
+        var (boxData, scoreData, classData) = NmsBenchBoxes(n, classes);
+        using var boxes = Tensor.From<float>(boxData, n, 4).To(device);
+        using var scores = Tensor.From<float>(scoreData, n).To(device);
+        using var idxs = Tensor.From<long>(classData, n).To(device);
+        using var noGrad = GradMode.NoGrad();
+        var backend = Backends.BackendRegistry.For(device);
+        double Once()
+        {
+            var sw = Stopwatch.StartNew();
+            using (var keep = batched ? Boxes.BatchedNms(boxes, scores, idxs, iou) : Boxes.Nms(boxes, scores, iou)) backend.Synchronize();
+            return sw.Elapsed.TotalMilliseconds;
+        }
+        double first = Once();
+        for (int i = 0; i < 2; i++) Once();
+        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++) times[i] = Once();
+        Array.Sort(times);
+        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        string shape = batched ? $"{n}x4c{classes}iou{iou.ToString(CultureInfo.InvariantCulture)}" : $"{n}x4iou{iou.ToString(CultureInfo.InvariantCulture)}";
+        return new BenchCommand.Result(batched ? "batched_nms" : "nms", shape, "float32", device.ToString(), CpuParallel.Threads, reps,
+            median, times[0], n / (median / 1000) / 1e3, "kbox/s");
+    }
+
+    /// <summary>
+    /// The benchmark boxes, the same formula as benchmarks/torch_boxes.py (integer hashing, so both sides get
+    /// bit-identical inputs): u(k) = (splitmix64(k) &gt;&gt; 40) / 2^24; C = max(1, N / 100) clusters with centre
+    /// (1000 u(2^30 + 2c), 1000 u(2^30 + 2c + 1)); box i of cluster c = i % C has centre = cluster centre +
+    /// 60 (u(8i) - 0.5, u(8i+1) - 0.5), size (16 + 64 u(8i+2), 16 + 64 u(8i+3)), score u(8i+4) and class
+    /// floor(K u(8i+5)); corners computed in double, then stored as float32.
+    /// </summary>
+    internal static (float[] Boxes, float[] Scores, long[] Classes) NmsBenchBoxes(int n, int classes)
+    {
+        static ulong Mix(ulong z)
+        {
+            z += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+        static double U(ulong k) => (Mix(k) >> 40) / 16777216.0;
+        int clusters = Math.Max(1, n / 100);
+        var boxes = new float[4 * n];
+        var scores = new float[n];
+        var cls = new long[n];
+        for (int i = 0; i < n; i++)
+        {
+            ulong c = (ulong)(i % clusters), k = 8UL * (ulong)i;
+            double cx = 1000 * U((1UL << 30) + 2 * c) + 60 * (U(k) - 0.5);
+            double cy = 1000 * U((1UL << 30) + 2 * c + 1) + 60 * (U(k + 1) - 0.5);
+            double w = 16 + 64 * U(k + 2), h = 16 + 64 * U(k + 3);
+            boxes[4 * i] = (float)(cx - w / 2);
+            boxes[4 * i + 1] = (float)(cy - h / 2);
+            boxes[4 * i + 2] = (float)(cx + w / 2);
+            boxes[4 * i + 3] = (float)(cy + h / 2);
+            scores[i] = (float)U(k + 4);
+            cls[i] = (long)Math.Floor(classes * U(k + 5));
+        }
+        return (boxes, scores, cls);
+    }
 }
