@@ -24,6 +24,9 @@ public class CudaDialectTests
         #define MATH2(f) __device__ float f(float, float); __device__ double f(double, double);
         MATH2(fmin) MATH2(fmax) MATH2(pow)
         __device__ float expf(float); __device__ float logf(float);
+        #define ROUNDED(f, t) __device__ t f(t, t);
+        ROUNDED(__fadd_rn, float) ROUNDED(__fsub_rn, float) ROUNDED(__fmul_rn, float) ROUNDED(__fdiv_rn, float)
+        ROUNDED(__dadd_rn, double) ROUNDED(__dsub_rn, double) ROUNDED(__dmul_rn, double) ROUNDED(__ddiv_rn, double)
 
         """;
 
