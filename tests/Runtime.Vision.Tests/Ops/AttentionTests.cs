@@ -1,0 +1,220 @@
+using System.Text.Json;
+using Runtime.Cpu;
+using Runtime.Nn;
+using Runtime.Tests;
+using Runtime.Vision.Ops;
+
+namespace Runtime.Vision.Tests.Ops;
+
+public class AttentionTests
+{
+    private static JsonElement Golden => OpsGolden.Load("attention.json");
+
+    private static IEnumerable<JsonElement> Cases(string group) => Golden.GetProperty(group).EnumerateArray();
+
+    private static Tensor Load(JsonElement c, string name, DType dtype, Device dev) => OpsGolden.Tensor(c.GetProperty(name), dtype, dev);
+
+    private static double[] Data(JsonElement c, string name) => OpsGolden.Data(c.GetProperty(name));
+
+    private static Tensor? LoadMask(JsonElement c, DType dtype, Device dev, string name = "mask")
+    {
+        if (!c.TryGetProperty(name, out var m)) return null;
+        bool isBool = c.GetProperty(name + "_bool").GetBoolean();
+        using var f = OpsGolden.Tensor(m, isBool ? DType.Float64 : dtype, dev);
+        return isBool ? f.To(DType.Bool) : f.Alias(register: true);
+    }
+
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void SdpaMatchesTorchGoldens(string device)
+    {
+        var dev = Device.Parse(device);
+        foreach (var dtype in new[] { DType.Float64, DType.Float32 })
+        {
+            double tol = dtype == DType.Float64 ? 1e-9 : 2e-5;
+            foreach (var c in Cases("sdpa"))
+            {
+                using var scope = new TensorScope();
+                string name = c.GetProperty("name").GetString()!;
+                var q = Load(c, "q", dtype, dev).RequiresGrad_();
+                var k = Load(c, "k", dtype, dev).RequiresGrad_();
+                var v = Load(c, "v", dtype, dev).RequiresGrad_();
+                var mask = LoadMask(c, dtype, dev);
+                double? scale = c.TryGetProperty("scale", out var s) ? s.GetDouble() : null;
+                var y = Attention.ScaledDotProductAttention(q, k, v, mask, c.GetProperty("causal").GetBoolean(), scale);
+                Assert.Equal(OpsGolden.Shape(c.GetProperty("out")), y.ShapeArray);
+                TestUtil.AssertClose(Data(c, "out"), y.To(Device.Cpu), tol, tol);
+                var dout = Load(c, "dout", dtype, dev);
+                (y * dout).Sum().Backward();
+                TestUtil.AssertClose(Data(c, "dq"), q.Grad!.To(Device.Cpu), tol, tol);
+                TestUtil.AssertClose(Data(c, "dk"), k.Grad!.To(Device.Cpu), tol, tol);
+                TestUtil.AssertClose(Data(c, "dv"), v.Grad!.To(Device.Cpu), tol, tol);
+                _ = name;
+            }
+        }
+    }
+
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void SdpaGradCheck(string device)
+    {
+        var dev = Device.Parse(device);
+        var gen = new Generator(11);
+        using var q = Tensor.Randn([1, 2, 5, 3], gen, DType.Float64);
+        using var k = Tensor.Randn([1, 2, 6, 3], gen, DType.Float64);
+        using var v = Tensor.Randn([1, 2, 6, 4], gen, DType.Float64);
+        using var bmaskCpu = Tensor.Rand([5, 6], gen, DType.Float64).Gt(0.3);
+        using var amaskCpu = Tensor.Randn([1, 2, 1, 6], gen, DType.Float64);
+        using var bmask = bmaskCpu.To(dev);
+        using var amask = amaskCpu.To(dev);
+        Tensor On(Tensor t) => t.To(dev);
+        TestUtil.GradCheck(a => Attention.ScaledDotProductAttention(On(a[0]), On(a[1]), On(a[2])).To(Device.Cpu), [q, k, v]);
+        TestUtil.GradCheck(a => Attention.ScaledDotProductAttention(On(a[0]), On(a[1]), On(a[2]), bmask).To(Device.Cpu), [q, k, v]);
+        TestUtil.GradCheck(a => Attention.ScaledDotProductAttention(On(a[0]), On(a[1]), On(a[2]), amask, isCausal: true, scale: 0.7).To(Device.Cpu), [q, k, v]);
+        // Non-contiguous inputs: q and v as transposed views.
+        using var qt = Tensor.Randn([1, 2, 3, 5], gen, DType.Float64);
+        using var vt = Tensor.Randn([1, 2, 4, 6], gen, DType.Float64);
+        TestUtil.GradCheck(a => Attention.ScaledDotProductAttention(On(a[0]).Transpose(-2, -1), On(a[1]), On(a[2]).Transpose(-2, -1), bmask).To(Device.Cpu), [qt, k, vt]);
+    }
+
+    [Fact]
+    public void LongSequenceOnCpuUsesLinearMemory()
+    {
+        const int n = 4096, d = 32;
+        var gen = new Generator(5);
+        using var q = Tensor.Randn([1, 1, n, d], gen);
+        using var k = Tensor.Randn([1, 1, n, d], gen);
+        using var v = Tensor.Randn([1, 1, n, d], gen);
+        q.RequiresGrad = true;
+        k.RequiresGrad = true;
+        v.RequiresGrad = true;
+        using var dout = Tensor.Randn([1, 1, n, d], gen);
+        long scoresBytes = (long)n * n * 4;
+        using (var warm = Attention.ScaledDotProductAttention(q, k, v)) { }
+        long pool0 = BufferPool.BytesInUse, gc0 = GC.GetTotalAllocatedBytes(precise: true);
+        var y = Attention.ScaledDotProductAttention(q, k, v);
+        long poolFwd = BufferPool.BytesInUse - pool0, gcFwd = GC.GetTotalAllocatedBytes(precise: true) - gc0;
+        // The output [n, d] and logsumexp [n] (saved for the backward) are all that stays: far below n*n*4.
+        Assert.True(poolFwd <= 2L * n * d * 4, $"forward kept {poolFwd} pool bytes");
+        Assert.True(gcFwd < scoresBytes / 64, $"forward allocated {gcFwd} managed bytes (scores would be {scoresBytes})");
+
+        // Rows checked against a blockwise float64 reference.
+        var qa = q.ToArray<float>();
+        var ka = k.ToArray<float>();
+        var va = v.ToArray<float>();
+        var ya = y.ToArray<float>();
+        double scale = 1 / Math.Sqrt(d);
+        foreach (int row in new[] { 0, 1, 2047, 4095 })
+        {
+            double m = double.NegativeInfinity, l = 0;
+            var acc = new double[d];
+            for (int j0 = 0; j0 < n; j0 += 500)
+            {
+                for (int j = j0; j < Math.Min(n, j0 + 500); j++)
+                {
+                    double s = 0;
+                    for (int c = 0; c < d; c++) s += (double)qa[row * d + c] * ka[j * d + c];
+                    s *= scale;
+                    double mn = Math.Max(m, s), alpha = Math.Exp(m - mn), p = Math.Exp(s - mn);
+                    l = l * alpha + p;
+                    for (int c = 0; c < d; c++) acc[c] = acc[c] * alpha + p * va[j * d + c];
+                    m = mn;
+                }
+            }
+            for (int c = 0; c < d; c++) Assert.Equal(acc[c] / l, ya[row * d + c], 1e-5);
+        }
+
+        long pool1 = BufferPool.BytesInUse, gc1 = GC.GetTotalAllocatedBytes(precise: true);
+        using (var prod = y * dout)
+        using (var loss = prod.Sum())
+            loss.Backward();
+        long gcBwd = GC.GetTotalAllocatedBytes(precise: true) - gc1;
+        long poolBwd = BufferPool.BytesInUse - pool1;
+        Assert.True(gcBwd < scoresBytes / 64, $"backward allocated {gcBwd} managed bytes");
+        // Gradients of q, k, v plus the product's temporaries: linear in n.
+        Assert.True(poolBwd < scoresBytes / 8, $"backward kept {poolBwd} pool bytes");
+        y.Dispose();
+        Assert.All(q.Grad!.ToArray<float>(), x => Assert.True(float.IsFinite(x)));
+    }
+
+    [Fact]
+    public void GpuBackwardIsDeterministic()
+    {
+        foreach (var dev in OpsDevices.Gpus)
+        {
+            var gen = new Generator(3);
+            using var scope = new TensorScope();
+            var qc = Tensor.Randn([2, 2, 90, 16], gen);
+            var kc = Tensor.Randn([2, 2, 140, 16], gen);
+            var vc = Tensor.Randn([2, 2, 140, 8], gen);
+            var dout = Tensor.Randn([2, 2, 90, 8], gen).To(dev);
+            var mask = (Tensor.Rand([90, 140], gen).Gt(0.2)).To(dev);
+            float[][] Run()
+            {
+                var q = qc.To(dev).RequiresGrad_();
+                var k = kc.To(dev).RequiresGrad_();
+                var v = vc.To(dev).RequiresGrad_();
+                (Attention.ScaledDotProductAttention(q, k, v, mask, isCausal: true) * dout).Sum().Backward();
+                return [q.Grad!.ToArray<float>(), k.Grad!.ToArray<float>(), v.Grad!.ToArray<float>()];
+            }
+            var a = Run();
+            var b = Run();
+            for (int i = 0; i < 3; i++) Assert.Equal(a[i], b[i]);
+            // And the same values as the CPU.
+            var qx = qc.RequiresGrad_();
+            var kx = kc.RequiresGrad_();
+            var vx = vc.RequiresGrad_();
+            (Attention.ScaledDotProductAttention(qx, kx, vx, mask.To(Device.Cpu), isCausal: true) * dout.To(Device.Cpu)).Sum().Backward();
+            TestUtil.AssertClose(qx.Grad!.ToDoubleArray(), Tensor.From<float>(a[0], [2, 2, 90, 16]), 1e-4, 1e-4);
+            TestUtil.AssertClose(kx.Grad!.ToDoubleArray(), Tensor.From<float>(a[1], [2, 2, 140, 16]), 1e-4, 1e-4);
+            TestUtil.AssertClose(vx.Grad!.ToDoubleArray(), Tensor.From<float>(a[2], [2, 2, 140, 8]), 1e-4, 1e-4);
+        }
+    }
+
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void SdpaEdgeCases(string device)
+    {
+        var dev = Device.Parse(device);
+        using var scope = new TensorScope();
+        // No keys: every row is fully masked, so zeros and zero gradients.
+        var q = Tensor.Randn([1, 1, 3, 4], new Generator(1), DType.Float64).To(dev).RequiresGrad_();
+        var k = Tensor.Zeros([1, 1, 0, 4], DType.Float64, dev).RequiresGrad_();
+        var v = Tensor.Zeros([1, 1, 0, 2], DType.Float64, dev).RequiresGrad_();
+        var y = Attention.ScaledDotProductAttention(q, k, v);
+        Assert.Equal([1, 1, 3, 2], y.ShapeArray);
+        Assert.All(y.ToDoubleArray(), x => Assert.Equal(0.0, x));
+        y.Sum().Backward();
+        Assert.All(q.Grad!.ToDoubleArray(), x => Assert.Equal(0.0, x));
+        // A hand-derived case: two keys with equal scores average their values.
+        var q1 = Tensor.From<double>([1, 0], [1, 2]).To(dev);
+        var k1 = Tensor.From<double>([0, 1, 0, -1], [2, 2]).To(dev);
+        var v1 = Tensor.From<double>([2, 4], [2, 1]).To(dev);
+        TestUtil.AssertClose([3.0], Attention.ScaledDotProductAttention(q1, k1, v1).To(Device.Cpu), 1e-12, 1e-12);
+    }
+
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void SdpaRejectsBadInput(string device)
+    {
+        var dev = Device.Parse(device);
+        using var scope = new TensorScope();
+        var q = Tensor.Zeros([2, 3, 4], DType.Float32, dev);
+        var k = Tensor.Zeros([2, 5, 4], DType.Float32, dev);
+        var v = Tensor.Zeros([2, 5, 6], DType.Float32, dev);
+        void Bad(string param, string text, Action a)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(a);
+            Assert.Equal(param, e.ParamName);
+            Assert.Contains(text, e.Message, StringComparison.OrdinalIgnoreCase);
+        }
+        Bad("query", "[1, 1, 1, 2, 3, 4]", () => Attention.ScaledDotProductAttention(Tensor.Zeros([1, 1, 1, 2, 3, 4], DType.Float32, dev), k, v));
+        Bad("query", "Int64", () => Attention.ScaledDotProductAttention(Tensor.Zeros([2, 3, 4], DType.Int64, dev), k, v));
+        Bad("key", "Float64", () => Attention.ScaledDotProductAttention(q, Tensor.Zeros([2, 5, 4], DType.Float64, dev), v));
+        Bad("key", "[2, 5, 3]", () => Attention.ScaledDotProductAttention(q, Tensor.Zeros([2, 5, 3], DType.Float32, dev), v));
+        Bad("key", "[3, 5, 4]", () => Attention.ScaledDotProductAttention(q, Tensor.Zeros([3, 5, 4], DType.Float32, dev), v));
+        Bad("value", "[2, 4, 6]", () => Attention.ScaledDotProductAttention(q, k, Tensor.Zeros([2, 4, 6], DType.Float32, dev)));
+        Bad("mask", "[3, 4]", () => Attention.ScaledDotProductAttention(q, k, v, Tensor.Zeros([3, 4], DType.Bool, dev)));
+        Bad("mask", "Int32", () => Attention.ScaledDotProductAttention(q, k, v, Tensor.Zeros([3, 5], DType.Int32, dev)));
+        Bad("mask", "gradient", () => Attention.ScaledDotProductAttention(q, k, v, Tensor.Zeros([3, 5], DType.Float32, dev).RequiresGrad_()));
+        Bad("scale", "finite", () => Attention.ScaledDotProductAttention(q, k, v, scale: double.NaN));
+        if (dev != Device.Cpu)
+            Bad("key", "one device", () => Attention.ScaledDotProductAttention(q, Tensor.Zeros([2, 5, 4], DType.Float32), v));
+    }
+}
