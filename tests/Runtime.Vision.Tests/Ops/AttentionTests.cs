@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Runtime.Autograd;
 using Runtime.Cpu;
 using Runtime.Nn;
 using Runtime.Tests;
@@ -216,5 +217,146 @@ public class AttentionTests
         Bad("scale", "finite", () => Attention.ScaledDotProductAttention(q, k, v, scale: double.NaN));
         if (dev != Device.Cpu)
             Bad("key", "one device", () => Attention.ScaledDotProductAttention(q, Tensor.Zeros([2, 5, 4], DType.Float32), v));
+    }
+
+    private static Dictionary<string, Tensor> State(JsonElement c, DType dtype, Device dev)
+    {
+        var d = new Dictionary<string, Tensor>();
+        foreach (var p in c.GetProperty("state").EnumerateObject())
+            d[p.Name] = p.Name.EndsWith("num_batches_tracked", StringComparison.Ordinal)
+                ? Tensor.Zeros([], DType.Int64, dev)
+                : OpsGolden.Tensor(p.Value, dtype, dev);
+        return d;
+    }
+
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void MultiheadAttentionMatchesTorch(string device)
+    {
+        var dev = Device.Parse(device);
+        foreach (var dtype in new[] { DType.Float64, DType.Float32 })
+        {
+            double tol = dtype == DType.Float64 ? 1e-9 : 1e-4;
+            foreach (var c in Cases("mha"))
+            {
+                using var scope = new TensorScope();
+                using var m = new MultiheadAttention(c.GetProperty("embed_dim").GetInt32(), c.GetProperty("num_heads").GetInt32(),
+                    bias: c.GetProperty("bias").GetBoolean(), batchFirst: c.GetProperty("batch_first").GetBoolean(), dtype: dtype, device: dev);
+                var state = State(c, dtype, dev);
+                Assert.Equal(state.Keys.OrderBy(x => x), m.StateDict().Keys.OrderBy(x => x));
+                m.LoadStateDict(state);
+                m.Eval();
+                var q = Load(c, "query", dtype, dev).RequiresGrad_();
+                var k = Load(c, "key", dtype, dev).RequiresGrad_();
+                var v = Load(c, "value", dtype, dev).RequiresGrad_();
+                var kpm = LoadMask(c, dtype, dev, "key_padding_mask");
+                var am = LoadMask(c, dtype, dev, "attn_mask");
+                var (y, w) = m.Forward(q, k, v, kpm, needWeights: true, attnMask: am, averageAttnWeights: c.GetProperty("average").GetBoolean());
+                TestUtil.AssertClose(Data(c, "out"), y.To(Device.Cpu), tol, tol);
+                Assert.Equal(OpsGolden.Shape(c.GetProperty("weights")), w!.ShapeArray);
+                TestUtil.AssertClose(Data(c, "weights"), w.To(Device.Cpu), tol, tol);
+                (y * Load(c, "dout", dtype, dev)).Sum().Backward();
+                TestUtil.AssertClose(Data(c, "dquery"), q.Grad!.To(Device.Cpu), tol, tol);
+                TestUtil.AssertClose(Data(c, "dkey"), k.Grad!.To(Device.Cpu), tol, tol);
+                TestUtil.AssertClose(Data(c, "dvalue"), v.Grad!.To(Device.Cpu), tol, tol);
+                var pars = m.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+                foreach (var g in c.GetProperty("grads").EnumerateObject())
+                    TestUtil.AssertClose(OpsGolden.Data(g.Value), pars[g.Name].Grad!.To(Device.Cpu), tol, tol);
+                // Without weights: the same output through the fused path alone.
+                using (GradMode.NoGrad())
+                {
+                    var (y2, w2) = m.Forward(q, k, v, kpm, needWeights: false, attnMask: am);
+                    Assert.Null(w2);
+                    TestUtil.AssertClose(Data(c, "out"), y2.To(Device.Cpu), tol, tol);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void MultiheadAttentionRejectsBadInput()
+    {
+        using var scope = new TensorScope();
+        var e = Assert.Throws<ArgumentException>(() => new MultiheadAttention(6, 4));
+        Assert.Equal("numHeads", e.ParamName);
+        using var m = new MultiheadAttention(8, 2);
+        var x = Tensor.Zeros([3, 2, 8]);
+        e = Assert.Throws<ArgumentException>(() => m.Forward(x, x, Tensor.Zeros([3, 2, 6])));
+        Assert.Contains("[3, 2, 6]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => m.Forward(x, x, x, keyPaddingMask: Tensor.Zeros([2, 4], DType.Bool)));
+        Assert.Equal("keyPaddingMask", e.ParamName);
+        Assert.Contains("[2, 3]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => m.Forward(x, x, x, attnMask: Tensor.Zeros([3, 4])));
+        Assert.Equal("attnMask", e.ParamName);
+    }
+
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void AxialAttentionMatchesReference(string device)
+    {
+        var dev = Device.Parse(device);
+        foreach (var dtype in new[] { DType.Float64, DType.Float32 })
+        {
+            double tol = dtype == DType.Float64 ? 1e-9 : 1e-4;
+            foreach (var c in Cases("axial"))
+            {
+                using var scope = new TensorScope();
+                var axis = c.GetProperty("axis").GetString() == "H" ? AxialAxis.Height : AxialAxis.Width;
+                using var m = new AxialAttention(c.GetProperty("channels").GetInt32(), c.GetProperty("heads").GetInt32(), c.GetProperty("span").GetInt32(), axis, dtype, dev);
+                m.LoadStateDict(State(c, dtype, dev));
+                var x = Load(c, "x", dtype, dev).RequiresGrad_();
+                var y = m.Forward(x);
+                TestUtil.AssertClose(Data(c, "out"), y.To(Device.Cpu), tol, tol);
+                (y * Load(c, "dout", dtype, dev)).Sum().Backward();
+                TestUtil.AssertClose(Data(c, "dx"), x.Grad!.To(Device.Cpu), tol, tol);
+                var pars = m.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+                foreach (var g in c.GetProperty("grads").EnumerateObject())
+                    TestUtil.AssertClose(OpsGolden.Data(g.Value), pars[g.Name].Grad!.To(Device.Cpu), tol, tol);
+            }
+            {
+                using var scope = new TensorScope();
+                var c = Golden.GetProperty("axial_block");
+                using var block = new AxialBlock(c.GetProperty("channels").GetInt32(), c.GetProperty("inner").GetInt32(), c.GetProperty("heads").GetInt32(),
+                    c.GetProperty("span").GetInt32(), dtype, dev);
+                block.LoadStateDict(State(c, dtype, dev));
+                block.Eval();
+                var x = Load(c, "x", dtype, dev).RequiresGrad_();
+                var y = block.Forward(x);
+                TestUtil.AssertClose(Data(c, "out"), y.To(Device.Cpu), tol, tol);
+                (y * Load(c, "dout", dtype, dev)).Sum().Backward();
+                TestUtil.AssertClose(Data(c, "dx"), x.Grad!.To(Device.Cpu), tol, tol);
+            }
+        }
+    }
+
+    [Fact]
+    public void AxialAttentionGradCheck()
+    {
+        foreach (var axis in new[] { AxialAxis.Height, AxialAxis.Width })
+        {
+            using var m = new AxialAttention(4, 2, 4, axis, DType.Float64, generator: new Generator(9));
+            using var x = Tensor.Randn([1, 4, 3, 4], new Generator(2), DType.Float64);
+            TestUtil.GradCheck(a => m.Forward(a[0]), [x]);
+            // A non-contiguous input.
+            using var xt = Tensor.Randn([1, 4, 4, 3], new Generator(4), DType.Float64);
+            TestUtil.GradCheck(a => m.Forward(a[0].Transpose(2, 3)), [xt]);
+        }
+        // Every weight through the functional form.
+        var gen = new Generator(6);
+        using var x0 = Tensor.Randn([1, 4, 2, 3], gen, DType.Float64);
+        using var w = Tensor.Randn([8, 4], gen, DType.Float64);
+        using var rq = Tensor.Randn([5, 1], gen, DType.Float64);
+        using var rk = Tensor.Randn([5, 1], gen, DType.Float64);
+        using var rv = Tensor.Randn([5, 2], gen, DType.Float64);
+        TestUtil.GradCheck(a => AxialAttention.Apply(a[0], a[1], a[2], a[3], a[4], 2, 3, AxialAxis.Width), [x0, w, rq, rk, rv]);
+    }
+
+    [Fact]
+    public void AxialAttentionRejectsBadInput()
+    {
+        using var m = new AxialAttention(8, 2, 4, AxialAxis.Height);
+        var e = Assert.Throws<ArgumentException>(() => m.Forward(Tensor.Zeros([1, 6, 4, 4])));
+        Assert.Contains("[1, 6, 4, 4]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => m.Forward(Tensor.Zeros([1, 8, 5, 4])));
+        Assert.Contains("span 4", e.Message);
+        Assert.Throws<ArgumentException>(() => new AxialAttention(6, 2, 4, AxialAxis.Width));
     }
 }

@@ -180,6 +180,7 @@ for bn, n in (("bn1", inner), ("bn2", C)):
     st[bn + ".bias"] = torch.randn(n, dtype=D64) * 0.1
     st[bn + ".running_mean"] = torch.randn(n, dtype=D64) * 0.1
     st[bn + ".running_var"] = torch.rand(n, dtype=D64) + 0.5
+    st[bn + ".num_batches_tracked"] = torch.tensor(0)
 for part in ("height", "width"):
     for n, p in axial_params(inner, heads, span).items():
         st[part + "." + n] = p
