@@ -25,13 +25,15 @@ public abstract partial class GpuBackend
     private static int AttentionTile(AttPass pass, DType t, int d, int dv)
     {
         long budget = AttentionLocalBytes / t.SizeOf();
+        // Counted with every row one element longer (the kernels pad key and value rows to an odd stride).
+        long dp = d + 1L, dvp = dv + 1L;
         for (int tile = 64; tile >= 1; tile /= 2)
         {
             long need = pass switch
             {
-                AttPass.Forward => (long)tile * (2L * d + 2L * dv + tile + 3),
-                AttPass.GradQuery => (long)tile * (3L * d + 2L * dv + tile + 2),
-                _ => (long)tile * (3L * d + 3L * dv + 2L * tile + 2),
+                AttPass.Forward => tile * (2 * dp + 2 * dvp + tile + 3),
+                AttPass.GradQuery => tile * (3 * dp + 2 * dvp + tile + 2),
+                _ => tile * (3 * dp + 3 * dvp + 2L * tile + 2),
             };
             if (need <= budget) return tile;
         }
