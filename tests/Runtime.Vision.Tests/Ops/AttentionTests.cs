@@ -170,6 +170,37 @@ public class AttentionTests
         }
     }
 
+    [Fact]
+    public void CpuResultsDoNotDependOnTheThreadCount()
+    {
+        var gen = new Generator(12);
+        using var scope = new TensorScope();
+        var q = Tensor.Randn([1, 2, 200, 24], gen).RequiresGrad_();
+        var k = Tensor.Randn([1, 2, 300, 24], gen).RequiresGrad_();
+        var v = Tensor.Randn([1, 2, 300, 16], gen).RequiresGrad_();
+        var dout = Tensor.Randn([1, 2, 200, 16], gen);
+        float[][] Run()
+        {
+            foreach (var t in new[] { q, k, v }) t.Grad = null;
+            var y = Attention.ScaledDotProductAttention(q, k, v, isCausal: true);
+            (y * dout).Sum().Backward();
+            return [y.ToArray<float>(), q.Grad!.ToArray<float>(), k.Grad!.ToArray<float>(), v.Grad!.ToArray<float>()];
+        }
+        int threads = CpuParallel.Threads;
+        float[][] one;
+        try
+        {
+            CpuParallel.Threads = 1;
+            one = Run();
+        }
+        finally
+        {
+            CpuParallel.Threads = threads;
+        }
+        var many = Run();
+        for (int i = 0; i < 4; i++) Assert.Equal(one[i], many[i]);
+    }
+
     [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
     public void SdpaEdgeCases(string device)
     {
@@ -270,6 +301,23 @@ public class AttentionTests
                 }
             }
         }
+    }
+
+    [Fact]
+    public void MultiheadAttentionDropoutInTraining()
+    {
+        using var scope = new TensorScope();
+        // Dropout 1 drops every weight: the output is the output projection's bias, the weights zero.
+        using var m = new MultiheadAttention(4, 2, dropout: 1.0, batchFirst: true, generator: new Generator(3));
+        using (GradMode.NoGrad()) m.OutProj.Bias!.CopyFrom(Tensor.From<float>([1, 2, 3, 4], [4]));
+        var x = Tensor.Randn([2, 3, 4], new Generator(4));
+        var (y, w) = m.Forward(x, x, x);
+        TestUtil.AssertClose(Enumerable.Range(0, 6).SelectMany(_ => new double[] { 1, 2, 3, 4 }).ToArray(), y);
+        Assert.All(w!.ToDoubleArray(), v => Assert.Equal(0.0, v));
+        // In eval mode dropout is off: rows of weights sum to one.
+        m.Eval();
+        var (_, we) = m.Forward(x, x, x);
+        TestUtil.AssertClose(Enumerable.Repeat(1.0, 6).ToArray(), we!.Sum(-1), 1e-6, 1e-6);
     }
 
     [Fact]
