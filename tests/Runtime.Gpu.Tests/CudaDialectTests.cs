@@ -64,6 +64,7 @@ public class CudaDialectTests
                 yield return ["softmax", d];
                 yield return ["pool", d];
                 yield return ["conv", d];
+                yield return ["attention", d];
             }
             foreach (var to in types) yield return ["copy", GpuDialect.CopyDefines(t, to)];
         }
