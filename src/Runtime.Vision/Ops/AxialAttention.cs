@@ -18,13 +18,17 @@ public enum AxialAxis
 /// y_o = sum_p softmax_p(q_o.k_p + q_o.rq[p-o] + k_p.rk[p-o]) (v_p + rv[p-o]), per head, with learned
 /// relative embeddings rq, rk [2*span-1, C/(2*heads)] and rv [2*span-1, C/heads] shared by the heads.
 /// q, k (C/2 channels each) and v (C channels) come from one 1x1 projection without bias ("qkv", a
-/// Linear [2C, C]). This is the paper's form without the batch-normalised similarity terms and without a
-/// 1/sqrt(d) scale. The length along the axis must be at most <see cref="Span"/>. Composed of tensor
+/// Linear [2C, C]), without a 1/sqrt(d) scale. By default this is the paper's formula as written; with
+/// <c>batchNorm</c> the three similarity terms are batch-normalised separately before they are summed
+/// ("bn_similarity", BatchNorm2d over the 3*heads maps [qk, qr, kr]) and so are the two output terms
+/// ("bn_output", BatchNorm1d over the 2*C channels [a v, a rv]), as Axial-DeepLab's implementation does.
+/// The length along the axis must be at most <see cref="Span"/>. Composed of tensor
 /// operators, so it runs on every device and differentiates through the core's rules.
 /// </summary>
 public sealed class AxialAttention : UnaryModule
 {
-    public AxialAttention(int channels, int heads, int span, AxialAxis axis, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+    public AxialAttention(int channels, int heads, int span, AxialAxis axis, DType dtype = DType.Float32, Device? device = null, Generator? generator = null,
+        bool batchNorm = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
@@ -44,7 +48,18 @@ public sealed class AxialAttention : UnaryModule
         Init.Normal_(RegisterParameter("relative_q", Tensor.Zeros([2 * span - 1, QkDim], dtype, device)), 0, Math.Sqrt(1.0 / QkDim), generator);
         Init.Normal_(RegisterParameter("relative_k", Tensor.Zeros([2 * span - 1, QkDim], dtype, device)), 0, Math.Sqrt(1.0 / QkDim), generator);
         Init.Normal_(RegisterParameter("relative_v", Tensor.Zeros([2 * span - 1, VDim], dtype, device)), 0, Math.Sqrt(1.0 / VDim), generator);
+        if (batchNorm)
+        {
+            BnSimilarity = RegisterModule("bn_similarity", new BatchNorm2d(3 * heads, dtype: dtype, device: device));
+            BnOutput = RegisterModule("bn_output", new BatchNorm1d(2 * channels, dtype: dtype, device: device));
+        }
     }
+
+    /// <summary>The similarity batch norm (3*heads maps), when built with batchNorm.</summary>
+    public BatchNorm2d? BnSimilarity { get; }
+
+    /// <summary>The output batch norm (2*C channels), when built with batchNorm.</summary>
+    public BatchNorm1d? BnOutput { get; }
 
     public int Channels { get; }
     public int Heads { get; }
@@ -67,14 +82,18 @@ public sealed class AxialAttention : UnaryModule
         ArgumentNullException.ThrowIfNull(input);
         if (input.Rank != 4 || input.Shape[1] != Channels)
             throw new ArgumentException($"AxialAttention: expected input [N, {Channels}, H, W], got shape {Shapes.Format(input.Shape)}", nameof(input));
-        return Apply(input, Qkv.Weight, RelativeQ, RelativeK, RelativeV, Heads, Span, Axis);
+        return Compute(input, Qkv.Weight, RelativeQ, RelativeK, RelativeV, Heads, Span, Axis, BnSimilarity, BnOutput);
     }
 
     /// <summary>
     /// The functional form of <see cref="Forward"/>: input [N, C, H, W], qkvWeight [2C, C], relativeQ and
     /// relativeK [2*span-1, C/(2*heads)], relativeV [2*span-1, C/heads]; differentiable in all five.
     /// </summary>
-    public static Tensor Apply(Tensor input, Tensor qkvWeight, Tensor relativeQ, Tensor relativeK, Tensor relativeV, int heads, int span, AxialAxis axis)
+    public static Tensor Apply(Tensor input, Tensor qkvWeight, Tensor relativeQ, Tensor relativeK, Tensor relativeV, int heads, int span, AxialAxis axis) =>
+        Compute(input, qkvWeight, relativeQ, relativeK, relativeV, heads, span, axis, null, null);
+
+    private static Tensor Compute(Tensor input, Tensor qkvWeight, Tensor relativeQ, Tensor relativeK, Tensor relativeV, int heads, int span, AxialAxis axis,
+        BatchNorm2d? bnSimilarity, BatchNorm1d? bnOutput)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(qkvWeight);
@@ -117,10 +136,21 @@ public sealed class AxialAttention : UnaryModule
         // k_p . rk[o, p]: batched over p.
         var kr = k.Permute(2, 0, 1, 3).Reshape(len, bs * h, dq).MatMul(rk.Permute(1, 2, 0)) // [p, bs*h, o]
             .Reshape(len, bs, h, len).Permute(1, 2, 3, 0);
-        var a = (qk + qr + kr).Softmax(-1);
+        var logits = bnSimilarity == null
+            ? qk + qr + kr
+            : bnSimilarity.Forward(Tensor.Cat([qk, qr, kr], 1)).Reshape(bs, 3, h, len, len).Sum(1);
+        var a = logits.Softmax(-1);
         var av = a.Permute(2, 0, 1, 3).Reshape(len, bs * h, len).MatMul(rv)  // [o, bs*h, dv]
             .Reshape(len, bs, h, dv).Permute(1, 2, 0, 3);
-        var y = (a.MatMul(v) + av).Permute(0, 2, 1, 3).Reshape(n, other, len, c);
+        var sv = a.MatMul(v);                                             // [bs, h, o, dv]
+        Tensor y;
+        if (bnOutput == null) y = (sv + av).Permute(0, 2, 1, 3).Reshape(n, other, len, c);
+        else
+        {
+            // Channels [a v (C), a rv (C)] at each position, normalised, then summed.
+            var both = Tensor.Stack([sv, av], 1).Permute(0, 1, 2, 4, 3).Reshape(bs, 2 * c, len);
+            y = bnOutput.Forward(both).Reshape(bs, 2, c, len).Sum(1).Permute(0, 2, 1).Reshape(n, other, len, c);
+        }
         var result = axis == AxialAxis.Height ? y.Permute(0, 3, 2, 1) : y.Permute(0, 3, 1, 2);
         return scope.MoveOut(result.Contiguous());
     }

@@ -348,8 +348,11 @@ public class AttentionTests
             {
                 using var scope = new TensorScope();
                 var axis = c.GetProperty("axis").GetString() == "H" ? AxialAxis.Height : AxialAxis.Width;
-                using var m = new AxialAttention(c.GetProperty("channels").GetInt32(), c.GetProperty("heads").GetInt32(), c.GetProperty("span").GetInt32(), axis, dtype, dev);
+                bool bn = c.TryGetProperty("bn", out var bnFlag) && bnFlag.GetBoolean();
+                using var m = new AxialAttention(c.GetProperty("channels").GetInt32(), c.GetProperty("heads").GetInt32(), c.GetProperty("span").GetInt32(), axis, dtype, dev,
+                    batchNorm: bn);
                 m.LoadStateDict(State(c, dtype, dev));
+                m.Train(c.TryGetProperty("train", out var tr) && tr.GetBoolean());
                 var x = Load(c, "x", dtype, dev).RequiresGrad_();
                 var y = m.Forward(x);
                 TestUtil.AssertClose(Data(c, "out"), y.To(Device.Cpu), tol, tol);

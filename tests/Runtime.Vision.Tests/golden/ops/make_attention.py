@@ -128,8 +128,10 @@ mha.append(mha_case("batch_first_no_bias_bool_mask", 6, 3, 3, 4, 2, False, True,
 mha.append(mha_case("self_attention_plain", 8, 4, 5, 5, 1, True, True))
 
 
-def axial_ref(x, w, rq, rk, rv, heads, span, axis):
-    """x [N, C, H, W]; w [2C, C] (q: C/2, k: C/2, v: C); r*: [2*span-1, per-head dims]."""
+def axial_ref(x, w, rq, rk, rv, heads, span, axis, bn=None, training=False):
+    """x [N, C, H, W]; w [2C, C] (q: C/2, k: C/2, v: C); r*: [2*span-1, per-head dims].
+    bn: optional {"bn_similarity.*", "bn_output.*"} batch norms of the three similarity terms and the two
+    output terms (Axial-DeepLab's implementation)."""
     N, C, Hh, Ww = x.shape
     seq = x.permute(0, 3, 2, 1) if axis == "H" else x.permute(0, 2, 3, 1)  # [N, other, L, C]
     n_other, L = seq.shape[1], seq.shape[2]
@@ -144,10 +146,25 @@ def axial_ref(x, w, rq, rk, rv, heads, span, axis):
     p = torch.arange(L)[None, :]
     idx = p - o + span - 1
     Rq, Rk, Rv = rq[idx], rk[idx], rv[idx]  # [L, L, d]
-    logits = q @ k.transpose(-2, -1) + torch.einsum("bhoc,opc->bhop", q, Rq) + torch.einsum("bhpc,opc->bhop", k, Rk)
+    qk = q @ k.transpose(-2, -1)
+    qr = torch.einsum("bhoc,opc->bhop", q, Rq)
+    kr = torch.einsum("bhpc,opc->bhop", k, Rk)
+
+    def norm(z, pre):
+        return torch.nn.functional.batch_norm(z, bn[pre + ".running_mean"].clone(), bn[pre + ".running_var"].clone(),
+                                              bn[pre + ".weight"], bn[pre + ".bias"], training, 0.1, 1e-5)
+    if bn is None:
+        logits = qk + qr + kr
+    else:
+        logits = norm(torch.cat([qk, qr, kr], 1), "bn_similarity").reshape(-1, 3, heads, L, L).sum(1)
     a = torch.softmax(logits, -1)
-    y = a @ v + torch.einsum("bhop,opc->bhoc", a, Rv)
-    y = y.permute(0, 2, 1, 3).reshape(N, n_other, L, C)
+    sv = a @ v
+    sve = torch.einsum("bhop,opc->bhoc", a, Rv)
+    if bn is None:
+        y = (sv + sve).permute(0, 2, 1, 3).reshape(N, n_other, L, C)
+    else:
+        both = torch.stack([sv, sve], 1).permute(0, 1, 2, 4, 3).reshape(-1, 2 * C, L)
+        y = norm(both, "bn_output").reshape(-1, 2, C, L).sum(1).permute(0, 2, 1).reshape(N, n_other, L, C)
     return y.permute(0, 3, 2, 1) if axis == "H" else y.permute(0, 3, 1, 2)
 
 
@@ -170,6 +187,27 @@ for axis in ("H", "W"):
     axial.append({"name": "axial_" + axis, "axis": axis, "channels": C, "heads": heads, "span": span,
                   "x": t(x), "out": t(y), "dout": t(g), "dx": t(x.grad),
                   "state": {n: t(p) for n, p in prm.items()}, "grads": {n: t(p.grad) for n, p in prm.items()}})
+
+# With the batch-normalised similarity and output terms, in eval (running statistics) and train mode.
+for axis, training in (("H", False), ("W", True)):
+    C, heads, span = 8, 2, 7
+    prm = {n: p.requires_grad_() for n, p in axial_params(C, heads, span).items()}
+    bn = {}
+    for pre, nf in (("bn_similarity", 3 * heads), ("bn_output", 2 * C)):
+        bn[pre + ".weight"] = (torch.rand(nf, dtype=D64) + 0.5).requires_grad_()
+        bn[pre + ".bias"] = (torch.randn(nf, dtype=D64) * 0.1).requires_grad_()
+        bn[pre + ".running_mean"] = torch.randn(nf, dtype=D64) * 0.1
+        bn[pre + ".running_var"] = torch.rand(nf, dtype=D64) + 0.5
+    x = torch.randn(2, C, 5, 6, dtype=D64, requires_grad=True)
+    y = axial_ref(x, prm["qkv.weight"], prm["relative_q"], prm["relative_k"], prm["relative_v"], heads, span, axis, bn, training)
+    g = torch.randn(y.shape, dtype=D64)
+    y.backward(g)
+    state = {n: t(p) for n, p in list(prm.items()) + list(bn.items())}
+    for pre in ("bn_similarity", "bn_output"):
+        state[pre + ".num_batches_tracked"] = t(torch.tensor(0))
+    grads = {n: t(p.grad) for n, p in list(prm.items()) + list(bn.items()) if p.grad is not None}
+    axial.append({"name": "axial_bn_" + axis, "axis": axis, "channels": C, "heads": heads, "span": span, "bn": True, "train": training,
+                  "x": t(x), "out": t(y), "dout": t(g), "dx": t(x.grad), "state": state, "grads": grads})
 
 # Axial block in eval mode (batch norm from running statistics).
 C, inner, heads, span = 8, 4, 2, 6
