@@ -1,6 +1,153 @@
+using System.Diagnostics;
+using System.Globalization;
+using Runtime.Autograd;
+using Runtime.Cpu;
+using Runtime.Gpu;
+using Runtime.Vision.Ops;
+
 namespace Runtime.Cli;
 
+// runtime bench attention [--shape B,H,L,D] [--backward] [--causal] [--dtype float32|float64] [--device d] [--threads n] [--repeat n] [--json]
+//   fused scaled dot-product attention (S = L, Dv = D), default 1,8,4096,64; GFLOP/s count 4*B*H*L*S*D
+//   for the forward and 3.5 times that with --backward (the backward's five products as 2.5 forwards).
+// runtime bench axial_attention [--shape N,C,H,W] [--heads h] [--backward] ...
+//   a height-axis then a width-axis AxialAttention (span = max(H, W)), default 1,128,33,33 with 8 heads.
+// Each also reports the peak extra memory of one call: on the CPU the pool bytes it still holds plus every
+// managed byte it allocated (an upper bound on its scratch), on a GPU the allocator's peak above what was
+// in use before.
 internal static partial class VisionBench
 {
-    private static int RunAttention(string[] args) => throw new NotSupportedException($"bench {OpName(args)} is not built yet");
+    private static int RunAttention(string[] args)
+    {
+        string op = OpName(args)!;
+        var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "causal");
+        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
+        var dtype = opts.TryGetValue("dtype", out var dt) && dt != null
+            ? dt switch { "float32" => DType.Float32, "float64" => DType.Float64, _ => throw new ArgumentException($"unsupported --dtype '{dt}'") }
+            : DType.Float32;
+        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
+        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        int[]? shape = opts.TryGetValue("shape", out var s) && s != null
+            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
+            : null;
+        bool backward = opts.ContainsKey("backward");
+        var gen = new Generator(1234);
+        using var scope = new TensorScope();
+        Func<Tensor> run;
+        List<Tensor> leaves = [];
+        var modules = new List<IDisposable>();
+        double work;
+        string text;
+        if (op == "attention")
+        {
+            var sh = shape ?? [1, 8, 4096, 64];
+            if (sh.Length != 4) throw new ArgumentException("bench attention --shape is B,H,L,D");
+            bool causal = opts.ContainsKey("causal");
+            var q = Tensor.Randn(sh, gen, dtype, device);
+            var k = Tensor.Randn(sh, gen, dtype, device);
+            var v = Tensor.Randn(sh, gen, dtype, device);
+            leaves.AddRange([q, k, v]);
+            run = () => Attention.ScaledDotProductAttention(q, k, v, isCausal: causal);
+            work = 4.0 * sh[0] * sh[1] * sh[2] * (double)sh[2] * sh[3] * (causal ? 0.5 : 1) * (backward ? 3.5 : 1) / 1e9;
+            text = string.Join("x", sh) + (causal ? "+causal" : "") + (backward ? "+bwd" : "");
+        }
+        else
+        {
+            var sh = shape ?? [1, 128, 33, 33];
+            if (sh.Length != 4) throw new ArgumentException("bench axial_attention --shape is N,C,H,W");
+            int heads = opts.TryGetValue("heads", out var hs) && hs != null ? int.Parse(hs, CultureInfo.InvariantCulture) : 8;
+            int span = Math.Max(sh[2], sh[3]);
+            var height = new AxialAttention(sh[1], heads, span, AxialAxis.Height, dtype, device, gen);
+            var width = new AxialAttention(sh[1], heads, span, AxialAxis.Width, dtype, device, gen);
+            modules.AddRange([height, width]);
+            var x = Tensor.Randn(sh, gen, dtype, device);
+            leaves.Add(x);
+            leaves.AddRange(height.Parameters());
+            leaves.AddRange(width.Parameters());
+            run = () =>
+            {
+                using var y = height.Forward(x);
+                return width.Forward(y);
+            };
+            double n = sh[0], c = sh[1], hh = sh[2], ww = sh[3];
+            // Per axis: the qkv projection 4*N*H*W*C^2 plus 7*N*H*W*len*C for the products with keys,
+            // relative embeddings and values.
+            work = (8 * n * hh * ww * c * c + 7 * n * hh * ww * (hh + ww) * c) * (backward ? 3 : 1) / 1e9;
+            text = string.Join("x", sh) + $"h{heads}" + (backward ? "+bwd" : "");
+        }
+        if (backward)
+            foreach (var t in leaves) t.RequiresGrad = true;
+        var backend = Backends.BackendRegistry.For(device);
+
+        void Once()
+        {
+            using var noGrad = backward ? default(GradMode.NoGradScope?) : GradMode.NoGrad();
+            using var y = run();
+            if (backward)
+            {
+                using var gy = Tensor.OnesLike(y);
+                y.Backward(gy);
+                foreach (var t in leaves)
+                {
+                    t.Grad?.Dispose();
+                    t.Grad = null;
+                }
+            }
+            backend.Synchronize();
+        }
+
+        // Peak extra memory of one call (after a warm-up that compiles kernels and fills caches).
+        Once();
+        long peakExtra;
+        if (backend is GpuBackend gpu)
+        {
+            long before = gpu.BytesInUse;
+            Once();
+            peakExtra = Math.Max(0, gpu.PeakBytesInUse - before);
+        }
+        else
+        {
+            long pool0 = BufferPool.BytesInUse, gc0 = GC.GetTotalAllocatedBytes(precise: true);
+            long poolPeak = 0;
+            using (var noGrad = backward ? default(GradMode.NoGradScope?) : GradMode.NoGrad())
+            using (var y = run())
+            {
+                poolPeak = BufferPool.BytesInUse - pool0;
+                if (backward)
+                {
+                    using var gy = Tensor.OnesLike(y);
+                    y.Backward(gy);
+                    poolPeak = Math.Max(poolPeak, BufferPool.BytesInUse - pool0);
+                    foreach (var t in leaves)
+                    {
+                        t.Grad?.Dispose();
+                        t.Grad = null;
+                    }
+                }
+            }
+            peakExtra = poolPeak + (GC.GetTotalAllocatedBytes(precise: true) - gc0);
+        }
+
+        var sw = Stopwatch.StartNew();
+        Once();
+        double first = sw.Elapsed.TotalMilliseconds;
+        int reps = repeat ?? (int)Math.Clamp(3000 / Math.Max(first, 0.01), 3, 100);
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            sw.Restart();
+            Once();
+            times[i] = sw.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        var result = new BenchCommand.Result(op, text, dtype == DType.Float32 ? "float32" : "float64", device.ToString(), CpuParallel.Threads, reps,
+            median, times[0], work / (median / 1000), "GFLOP/s");
+        if (opts.ContainsKey("json"))
+            Console.WriteLine(result.ToJson()[..^1] + string.Create(CultureInfo.InvariantCulture, $",\"peak_extra_bytes\":{peakExtra}}}"));
+        else
+            Console.WriteLine(result.ToRow() + $"  peak extra {peakExtra / 1048576.0:F1} MiB");
+        foreach (var m in modules) m.Dispose();
+        return 0;
+    }
 }
