@@ -77,66 +77,6 @@ public class AttentionTests
     }
 
     [Fact]
-    public void LongSequenceOnCpuUsesLinearMemory()
-    {
-        const int n = 4096, d = 32;
-        var gen = new Generator(5);
-        using var q = Tensor.Randn([1, 1, n, d], gen);
-        using var k = Tensor.Randn([1, 1, n, d], gen);
-        using var v = Tensor.Randn([1, 1, n, d], gen);
-        q.RequiresGrad = true;
-        k.RequiresGrad = true;
-        v.RequiresGrad = true;
-        using var dout = Tensor.Randn([1, 1, n, d], gen);
-        long scoresBytes = (long)n * n * 4;
-        using (var warm = Attention.ScaledDotProductAttention(q, k, v)) { }
-        long pool0 = BufferPool.BytesInUse, gc0 = GC.GetTotalAllocatedBytes(precise: true);
-        var y = Attention.ScaledDotProductAttention(q, k, v);
-        long poolFwd = BufferPool.BytesInUse - pool0, gcFwd = GC.GetTotalAllocatedBytes(precise: true) - gc0;
-        // The output [n, d] and logsumexp [n] (saved for the backward) are all that stays: far below n*n*4.
-        Assert.True(poolFwd <= 2L * n * d * 4, $"forward kept {poolFwd} pool bytes");
-        Assert.True(gcFwd < scoresBytes / 64, $"forward allocated {gcFwd} managed bytes (scores would be {scoresBytes})");
-
-        // Rows checked against a blockwise float64 reference.
-        var qa = q.ToArray<float>();
-        var ka = k.ToArray<float>();
-        var va = v.ToArray<float>();
-        var ya = y.ToArray<float>();
-        double scale = 1 / Math.Sqrt(d);
-        foreach (int row in new[] { 0, 1, 2047, 4095 })
-        {
-            double m = double.NegativeInfinity, l = 0;
-            var acc = new double[d];
-            for (int j0 = 0; j0 < n; j0 += 500)
-            {
-                for (int j = j0; j < Math.Min(n, j0 + 500); j++)
-                {
-                    double s = 0;
-                    for (int c = 0; c < d; c++) s += (double)qa[row * d + c] * ka[j * d + c];
-                    s *= scale;
-                    double mn = Math.Max(m, s), alpha = Math.Exp(m - mn), p = Math.Exp(s - mn);
-                    l = l * alpha + p;
-                    for (int c = 0; c < d; c++) acc[c] = acc[c] * alpha + p * va[j * d + c];
-                    m = mn;
-                }
-            }
-            for (int c = 0; c < d; c++) Assert.Equal(acc[c] / l, ya[row * d + c], 1e-5);
-        }
-
-        long pool1 = BufferPool.BytesInUse, gc1 = GC.GetTotalAllocatedBytes(precise: true);
-        using (var prod = y * dout)
-        using (var loss = prod.Sum())
-            loss.Backward();
-        long gcBwd = GC.GetTotalAllocatedBytes(precise: true) - gc1;
-        long poolBwd = BufferPool.BytesInUse - pool1;
-        Assert.True(gcBwd < scoresBytes / 64, $"backward allocated {gcBwd} managed bytes");
-        // Gradients of q, k, v plus the product's temporaries: linear in n.
-        Assert.True(poolBwd < scoresBytes / 8, $"backward kept {poolBwd} pool bytes");
-        y.Dispose();
-        Assert.All(q.Grad!.ToArray<float>(), x => Assert.True(float.IsFinite(x)));
-    }
-
-    [Fact]
     public void GpuBackwardIsDeterministic()
     {
         foreach (var dev in OpsDevices.Gpus)
@@ -409,5 +349,79 @@ public class AttentionTests
         e = Assert.Throws<ArgumentException>(() => m.Forward(Tensor.Zeros([1, 8, 5, 4])));
         Assert.Contains("span 4", e.Message);
         Assert.Throws<ArgumentException>(() => new AxialAttention(6, 2, 4, AxialAxis.Width));
+    }
+}
+
+/// <summary>
+/// The memory test reads process-wide counters (pool bytes in use, managed bytes allocated), so no
+/// other test of this assembly may run beside it.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class AttentionMemoryCollection
+{
+    public const string Name = "attention memory (runs alone)";
+}
+
+[Collection(AttentionMemoryCollection.Name)]
+public class AttentionMemoryTests
+{
+    [Fact]
+    public void LongSequenceOnCpuUsesLinearMemory()
+    {
+        const int n = 4096, d = 32;
+        var gen = new Generator(5);
+        using var q = Tensor.Randn([1, 1, n, d], gen);
+        using var k = Tensor.Randn([1, 1, n, d], gen);
+        using var v = Tensor.Randn([1, 1, n, d], gen);
+        q.RequiresGrad = true;
+        k.RequiresGrad = true;
+        v.RequiresGrad = true;
+        using var dout = Tensor.Randn([1, 1, n, d], gen);
+        long scoresBytes = (long)n * n * 4;
+        using (var warm = Attention.ScaledDotProductAttention(q, k, v)) { }
+        long pool0 = BufferPool.BytesInUse, gc0 = GC.GetTotalAllocatedBytes(precise: true);
+        var y = Attention.ScaledDotProductAttention(q, k, v);
+        long poolFwd = BufferPool.BytesInUse - pool0, gcFwd = GC.GetTotalAllocatedBytes(precise: true) - gc0;
+        // The output [n, d] and logsumexp [n] (saved for the backward) are all that stays: far below n*n*4.
+        Assert.True(poolFwd <= 2L * n * d * 4, $"forward kept {poolFwd} pool bytes");
+        Assert.True(gcFwd < scoresBytes / 64, $"forward allocated {gcFwd} managed bytes (scores would be {scoresBytes})");
+
+        // Rows checked against a blockwise float64 reference.
+        var qa = q.ToArray<float>();
+        var ka = k.ToArray<float>();
+        var va = v.ToArray<float>();
+        var ya = y.ToArray<float>();
+        double scale = 1 / Math.Sqrt(d);
+        foreach (int row in new[] { 0, 1, 2047, 4095 })
+        {
+            double m = double.NegativeInfinity, l = 0;
+            var acc = new double[d];
+            for (int j0 = 0; j0 < n; j0 += 500)
+            {
+                for (int j = j0; j < Math.Min(n, j0 + 500); j++)
+                {
+                    double s = 0;
+                    for (int c = 0; c < d; c++) s += (double)qa[row * d + c] * ka[j * d + c];
+                    s *= scale;
+                    double mn = Math.Max(m, s), alpha = Math.Exp(m - mn), p = Math.Exp(s - mn);
+                    l = l * alpha + p;
+                    for (int c = 0; c < d; c++) acc[c] = acc[c] * alpha + p * va[j * d + c];
+                    m = mn;
+                }
+            }
+            for (int c = 0; c < d; c++) Assert.Equal(acc[c] / l, ya[row * d + c], 1e-5);
+        }
+
+        long pool1 = BufferPool.BytesInUse, gc1 = GC.GetTotalAllocatedBytes(precise: true);
+        using (var prod = y * dout)
+        using (var loss = prod.Sum())
+            loss.Backward();
+        long gcBwd = GC.GetTotalAllocatedBytes(precise: true) - gc1;
+        long poolBwd = BufferPool.BytesInUse - pool1;
+        Assert.True(gcBwd < scoresBytes / 64, $"backward allocated {gcBwd} managed bytes");
+        // Gradients of q, k, v plus the product's temporaries: linear in n.
+        Assert.True(poolBwd < scoresBytes / 8, $"backward kept {poolBwd} pool bytes");
+        y.Dispose();
+        Assert.All(q.Grad!.ToArray<float>(), x => Assert.True(float.IsFinite(x)));
     }
 }
