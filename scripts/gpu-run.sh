@@ -4,7 +4,8 @@
 #   2. `runtime selfcheck --device cuda:0`: every operator against the CPU, forward and backward;
 #   3. benchmarks, ours beside PyTorch on the same shapes in the same run: matmul 4096^3 float32 with
 #      TF32 off (and 1024, 2048), elementwise add 16M against PyTorch's add and device-to-device copy
-#      bandwidth, relu/exp/sum/softmax.
+#      bandwidth, relu/exp/sum/softmax; the vision operators (nms, roi_align, roi_pool, deform_conv2d,
+#      attention) beside torchvision/PyTorch on CUDA (benchmarks/torch_*.py, copied by gpu-check.sh).
 # Full logs go to logs/ (or $1); a short table is printed last (also logs/table.md).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +50,11 @@ for spec in ${SPECS:-matmul:4096 matmul:2048 matmul:1024 add sum relu exp softma
   op=${spec%%:*}; shape=${spec#*:}; [ "$shape" = "$spec" ] && shape=""
   args=(bench "$op" --device "$device" --json); [ -n "$shape" ] && args+=(--shape "$shape")
   "$bin" "${args[@]}" >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
+done
+# The vision operators on the device (the PyTorch/torchvision side comes from the benchmarks/ scripts below).
+for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backward" "roi_pool" "deform_conv2d --shape 2,256,64,64 --kernel 3 --out 256" "attention --shape 1,8,4096,64" "attention --shape 1,8,4096,64 --backward"}; do
+  # shellcheck disable=SC2086
+  "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
 cat "$logs/bench_ours.jsonl"
 
@@ -98,6 +104,17 @@ with torch.no_grad():
     emit("softmax", "4096x1024", *timed(lambda: torch.softmax(s, -1)), 2.0 * s.numel() * 4 / 1e9, "GB_per_s")
 PY
 cat "$logs/bench_torch.log"
+if [ -d "$here/benchmarks" ]; then
+  echo "== benchmarks (torchvision / PyTorch, vision operators)"
+  {
+    python3 "$here/benchmarks/torch_boxes.py" --ops nms,batched_nms --device cuda
+    python3 "$here/benchmarks/torch_roi.py" roi_align --device cuda
+    python3 "$here/benchmarks/torch_roi.py" roi_align --backward --device cuda
+    python3 "$here/benchmarks/torch_roi.py" roi_pool --device cuda
+    python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --device cuda
+    python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --backward --device cuda
+  } 2>> "$logs/bench_torch.log" | grep '^{' | tee -a "$logs/bench_torch.jsonl"
+fi
 
 python3 - "$logs/bench_ours.jsonl" "$logs/bench_torch.jsonl" > "$logs/table.md" <<'PY'
 import json, sys
@@ -112,6 +129,8 @@ except FileNotFoundError:
 def rate(r):
     for u in ("GFLOP_per_s", "GB_per_s"):
         if u in r: return r[u], u.replace("_per_", "/")
+    for k, x in r.items():  # the vision benchmarks' own units (kbox_per_s, Mout_per_s, ...)
+        if k.endswith("_per_s"): return x, k.replace("_per_", "/")
     return float("nan"), ""
 print("| op | shape | ours (ms) | PyTorch (ms) | ours | PyTorch | ours / PyTorch |")
 print("|---|---|---|---|---|---|---|")
