@@ -191,15 +191,25 @@ internal static class BenchCommand
             using (var y = run()) backend.Synchronize();
             return sw.Elapsed.TotalMilliseconds;
         }
-        // Warm up (JIT, pool, caches), then time.
-        double first = Once();
-        for (int i = 0; i < 2; i++) Once();
-        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
+        var (reps, median, min) = Time(Once, repeat);
+        foreach (var t in inputs) t.Dispose();
+        return new Result(op, shapeText, dtype.Name(), device.ToString(), CpuParallel.Threads, reps, median, min, work / (median / 1000), unit);
+    }
+
+    /// <summary>
+    /// Times <paramref name="once"/> (one run, returning its milliseconds): the first call and two more
+    /// warm up (JIT, pools, caches, kernel compilation), then <paramref name="repeat"/> runs (by default
+    /// about <paramref name="budgetMs"/> worth, between <paramref name="minReps"/> and <paramref name="maxReps"/>).
+    /// </summary>
+    public static (int Reps, double MedianMs, double MinMs) Time(Func<double> once, int? repeat, double budgetMs = 1000, int minReps = 5, int maxReps = 200, int warmups = 2)
+    {
+        double first = once();
+        for (int i = 0; i < warmups; i++) once();
+        int reps = repeat ?? (int)Math.Clamp(budgetMs / Math.Max(first, 0.01), minReps, maxReps);
         var times = new double[reps];
-        for (int i = 0; i < reps; i++) times[i] = Once();
+        for (int i = 0; i < reps; i++) times[i] = once();
         Array.Sort(times);
         double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
-        foreach (var t in inputs) t.Dispose();
-        return new Result(op, shapeText, dtype.Name(), device.ToString(), CpuParallel.Threads, reps, median, times[0], work / (median / 1000), unit);
+        return (reps, median, times[0]);
     }
 }

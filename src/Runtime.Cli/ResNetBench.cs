@@ -65,14 +65,8 @@ internal static class ResNetBench
             return sw.Elapsed.TotalMilliseconds;
         }
 
-        double first = Once();
-        Once();
-        int reps = repeat ?? (int)Math.Clamp(15000 / Math.Max(first, 1), 3, 30);
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++) times[i] = Once();
-        Array.Sort(times);
-        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        var (reps, median, min) = BenchCommand.Time(Once, repeat, budgetMs: 15000, minReps: 3, maxReps: 30, warmups: 1);
         return new BenchCommand.Result(train ? "resnet50_train" : "resnet50", $"{batch}x3x{size}x{size}", "float32", device.ToString(),
-            CpuParallel.Threads, reps, median, times[0], batch / (median / 1000), "img/s");
+            CpuParallel.Threads, reps, median, min, batch / (median / 1000), "img/s");
     }
 }

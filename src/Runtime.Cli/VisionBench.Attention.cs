@@ -128,21 +128,14 @@ internal static partial class VisionBench
             peakExtra = poolPeak + (GC.GetTotalAllocatedBytes(precise: true) - gc0);
         }
 
-        var sw = Stopwatch.StartNew();
-        Once();
-        double first = sw.Elapsed.TotalMilliseconds;
-        int reps = repeat ?? (int)Math.Clamp(3000 / Math.Max(first, 0.01), 3, 100);
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++)
+        var (reps, median, min) = BenchCommand.Time(() =>
         {
-            sw.Restart();
+            var sw = Stopwatch.StartNew();
             Once();
-            times[i] = sw.Elapsed.TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+            return sw.Elapsed.TotalMilliseconds;
+        }, repeat, budgetMs: 3000, minReps: 3, maxReps: 100, warmups: 0);
         var result = new BenchCommand.Result(op, text, dtype == DType.Float32 ? "float32" : "float64", device.ToString(), CpuParallel.Threads, reps,
-            median, times[0], work / (median / 1000), "GFLOP/s");
+            median, min, work / (median / 1000), "GFLOP/s");
         if (opts.ContainsKey("json"))
             Console.WriteLine(result.ToJson()[..^1] + string.Create(CultureInfo.InvariantCulture, $",\"peak_extra_bytes\":{peakExtra}}}"));
         else

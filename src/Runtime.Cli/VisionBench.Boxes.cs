@@ -41,16 +41,10 @@ internal static partial class VisionBench
             using (var keep = batched ? Boxes.BatchedNms(boxes, scores, idxs, iou) : Boxes.Nms(boxes, scores, iou)) backend.Synchronize();
             return sw.Elapsed.TotalMilliseconds;
         }
-        double first = Once();
-        for (int i = 0; i < 2; i++) Once();
-        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++) times[i] = Once();
-        Array.Sort(times);
-        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        var (reps, median, min) = BenchCommand.Time(Once, repeat);
         string shape = batched ? $"{n}x4c{classes}iou{iou.ToString(CultureInfo.InvariantCulture)}" : $"{n}x4iou{iou.ToString(CultureInfo.InvariantCulture)}";
         return new BenchCommand.Result(batched ? "batched_nms" : "nms", shape, "float32", device.ToString(), CpuParallel.Threads, reps,
-            median, times[0], n / (median / 1000) / 1e3, "kbox/s");
+            median, min, n / (median / 1000) / 1e3, "kbox/s");
     }
 
     /// <summary>

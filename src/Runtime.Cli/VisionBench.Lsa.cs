@@ -37,16 +37,10 @@ internal static partial class VisionBench
             GC.KeepAlive(res);
             return ms;
         }
-        double first = Once();
-        for (int i = 0; i < 2; i++) Once();
-        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++) times[i] = Once();
-        Array.Sort(times);
-        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        var (reps, median, min) = BenchCommand.Time(Once, repeat);
         // The solver runs on one thread whatever --threads says.
         var result = new BenchCommand.Result(maximize ? "lsa_max" : "lsa", $"{rows}x{cols}", DType.Float64.Name(), device.ToString(),
-            1, reps, median, times[0], 1000 / median, "solves/s");
+            1, reps, median, min, 1000 / median, "solves/s");
         Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
         return 0;
     }

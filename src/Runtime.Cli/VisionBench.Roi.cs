@@ -73,18 +73,12 @@ internal static partial class VisionBench
             }
             return sw.Elapsed.TotalMilliseconds;
         }
-        double first = Once();
-        for (int i = 0; i < 2; i++) Once();
-        int reps = repeat ?? (int)Math.Clamp(1000 / Math.Max(first, 0.01), 5, 200);
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++) times[i] = Once();
-        Array.Sort(times);
-        double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        var (reps, median, min) = BenchCommand.Time(Once, repeat);
         // Rate: output elements per second (each one a bin of C x size x size per roi).
         double outputs = (double)k * shape[1] * size * size;
         string grid = align ? "/s" + sampling.ToString(CultureInfo.InvariantCulture) + (aligned ? "a" : "") : "";
         string text = string.Create(CultureInfo.InvariantCulture, $"{string.Join("x", shape)}/k{k}/{size}x{size}{grid}@{scale}{(backward ? "+bwd" : "")}");
-        var result = new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, reps, median, times[0], outputs / 1e6 / (median / 1000), "Mout/s");
+        var result = new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, reps, median, min, outputs / 1e6 / (median / 1000), "Mout/s");
         Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
         return 0;
     }
