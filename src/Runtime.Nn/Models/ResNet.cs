@@ -24,8 +24,7 @@ public abstract class ResidualBlock : UnaryModule
             Tensor? projected = Downsample?.Forward(input);
             using (projected)
             {
-                using var sum = branch + (projected ?? input);
-                return sum.Relu();
+                return branch.AddRelu(projected ?? input);
             }
         }
     }
@@ -34,6 +33,8 @@ public abstract class ResidualBlock : UnaryModule
     protected static Tensor ConvNormRelu(Conv2d conv, UnaryModule norm, Tensor x)
     {
         using var c = conv.Forward(x);
+        if (norm is BatchNorm2d bn)
+            return bn.ForwardRelu(c);
         using var n = norm.Forward(c);
         return n.Relu();
     }

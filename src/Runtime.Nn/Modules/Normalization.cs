@@ -107,6 +107,23 @@ public class BatchNorm2d : ChannelNorm
     /// <summary>The rank the input must have (4 here).</summary>
     protected virtual int ExpectedRank => 4;
 
+    /// <summary>
+    /// <c>Forward(input).Relu()</c>; in eval mode with running statistics the ReLU is applied in the same pass as
+    /// the normalisation (see <see cref="BatchNormFunctions.Affine"/>).
+    /// </summary>
+    internal Tensor ForwardRelu(Tensor input)
+    {
+        if (IsTraining || !TrackRunningStats)
+        {
+            using var y = Forward(input);
+            return y.Relu();
+        }
+        CheckInput(input, NumFeatures, GetType().Name);
+        if (input.Rank != ExpectedRank)
+            throw new ArgumentException($"{GetType().Name} expects a rank-{ExpectedRank} input, got rank {input.Rank}", nameof(input));
+        return BatchNormFunctions.Affine(input, RunningMean!, RunningVar!, Eps, Weight, Bias, relu: true);
+    }
+
     public override Tensor Forward(Tensor input)
     {
         CheckInput(input, NumFeatures, GetType().Name);
@@ -243,20 +260,13 @@ public sealed class GroupNorm : ChannelNorm
 /// </summary>
 internal static class BatchNormFunctions
 {
-    private static Tensor Channel(Tensor v, int rank)
-    {
-        var shape = new int[rank];
-        Array.Fill(shape, 1);
-        shape[1] = v.Size(0);
-        return v.Reshape(shape);
-    }
-
     /// <summary>
     /// x * scale + shift with scale = weight * rsqrt(var + eps) and shift = bias - mean * scale computed on the
-    /// [C] vectors, so the feature map is read twice (one multiply, one add) and rsqrt runs C times.
+    /// [C] vectors, so rsqrt runs C times; then ReLU when <paramref name="relu"/>. With no gradient wanted the map is
+    /// read once (<see cref="Tensor.ChannelAffine"/>), else the multiply, add (and ReLU) run as separate ops.
     /// Differentiable in x, weight and bias.
     /// </summary>
-    public static Tensor Affine(Tensor input, Tensor mean, Tensor var, double eps, Tensor? weight, Tensor? bias)
+    public static Tensor Affine(Tensor input, Tensor mean, Tensor var, double eps, Tensor? weight, Tensor? bias, bool relu = false)
     {
         int rank = input.Rank;
         using var veps = var + eps;
@@ -264,10 +274,7 @@ internal static class BatchNormFunctions
         using var scale = weight != null ? weight * inv : inv.Reshape(inv.Size(0));
         using var shiftPart = mean * scale;
         using var shift = bias != null ? bias - shiftPart : shiftPart.Neg();
-        using var s = Channel(scale, rank);
-        using var b = Channel(shift, rank);
-        using var scaled = input * s;
-        return scaled + b;
+        return input.ChannelAffine(scale, shift, relu);
     }
 
     /// <summary>
