@@ -81,9 +81,10 @@ internal sealed unsafe partial class CpuBackend
             Depthwise = g.InPerGroup == 1 && g.Groups > 1;
             int k = Math.Max(1, g.ColumnRows), plane = Math.Max(1, g.OutPlane);
             long want = Math.Max(TargetColumns, CacheColumns / k);
-            if (g.IsPointwise && plane >= TargetColumns)
+            if (g.IsPointwise && (plane >= TargetColumns || g.Batch <= 1))
             {
-                // Pointwise on whole single images reads them as they are: no unfolding at all.
+                // Pointwise on whole single images reads them as they are: no unfolding at all (a single small image
+                // too: its column buffer would be a copy of it, the GEMM the same).
                 Images = 1;
                 Rows = g.OutHeight;
                 Direct = true;
