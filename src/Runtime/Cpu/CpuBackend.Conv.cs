@@ -339,6 +339,12 @@ internal sealed unsafe partial class CpuBackend
                 int c = r / kk, i = r / g.KernelW % g.KernelH, j = r % g.KernelW;
                 T* dst = col + r * cols + n * span;
                 T* src = x + ((long)(n0 + n) * g.InChannels + c) * H * W;
+                if (g.IsPointwise)
+                {
+                    // 1x1, stride 1, no padding: the rows are the plane's own, contiguous.
+                    new ReadOnlySpan<T>(src + (long)r0 * W, (int)span).CopyTo(new Span<T>(dst, (int)span));
+                    continue;
+                }
                 int offW = j * g.DilationW - g.PadW;
                 var (lo, hi) = ValidRange(OW, g.StrideW, offW, W);
                 for (int oh = r0; oh < r1; oh++)
