@@ -363,7 +363,12 @@ internal sealed unsafe partial class CpuBackend
                         int ow = 0;
                         for (; ow < lo; ow++) d[ow] = T.Zero;
                         if (g.StrideW == 1)
+                        {
+                            if (Vector256.IsHardwareAccelerated)
+                                for (; ow <= hi - Vector256<T>.Count; ow += Vector256<T>.Count)
+                                    Vector256.Store(Vector256.Load(srow + ow), d + ow);
                             for (; ow < hi; ow++) d[ow] = srow[ow];
+                        }
                         else
                             for (; ow < hi; ow++) d[ow] = srow[(long)ow * g.StrideW];
                         for (; ow < OW; ow++) d[ow] = T.Zero;
