@@ -15,30 +15,19 @@ internal static class BenchCommand
         var opts = CommandLine.ParseOptions(args, out var positional, "json", "backward");
         if (positional.Count != 1) throw new ArgumentException("bench needs exactly one operator name");
         string op = positional[0];
-        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
-        var dtype = opts.TryGetValue("dtype", out var dt) && dt != null
-            ? dt switch { "float32" => DType.Float32, "float64" => DType.Float64, _ => throw new ArgumentException($"unsupported --dtype '{dt}'") }
-            : DType.Float32;
-        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
-        int[]? shape = opts.TryGetValue("shape", out var s) && s != null
-            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
-            : null;
-        int Int(string name, int fallback) =>
-            opts.TryGetValue(name, out var v) && v != null ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        var o = new BenchOptions(opts);
         ConvOptions? conv = null;
         if (op == "conv2d")
         {
-            var k = opts.TryGetValue("kernel", out var ks) && ks != null
+            var k = o.Value("kernel") is string ks
                 ? ks.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
                 : [3];
             if (k.Length is not (1 or 2)) throw new ArgumentException("--kernel is k or kh,kw");
             int kh = k[0], kw = k[^1];
-            conv = new ConvOptions(Int("out", -1), kh, kw, Int("stride", 1), Int("padding", Math.Min(kh, kw) / 2), Int("dilation", 1), Int("groups", 1), opts.ContainsKey("backward"));
+            conv = new ConvOptions(o.Int("out", -1), kh, kw, o.Int("stride", 1), o.Int("padding", Math.Min(kh, kw) / 2), o.Int("dilation", 1), o.Int("groups", 1), o.Has("backward"));
         }
-        var result = Measure(op, shape, dtype, device, repeat, conv);
-        if (opts.ContainsKey("json")) Console.WriteLine(result.ToJson());
-        else Console.WriteLine(result.ToRow());
+        var result = Measure(op, o.Shape, o.DType, o.Device, o.Repeat, conv);
+        Console.WriteLine(o.Json ? result.ToJson() : result.ToRow());
         return 0;
     }
 

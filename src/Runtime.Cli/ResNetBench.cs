@@ -18,12 +18,12 @@ internal static class ResNetBench
     {
         var opts = CommandLine.ParseOptions(args, out var positional, "json", "train");
         if (positional.Count != 1 || positional[0] != "resnet50") throw new ArgumentException("usage: runtime bench resnet50 [--batch n] [--train] [--size s] [--threads n] [--repeat n] [--device d] [--json]");
-        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
-        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
-        int size = opts.TryGetValue("size", out var sz) && sz != null ? int.Parse(sz, CultureInfo.InvariantCulture) : 224;
-        bool train = opts.ContainsKey("train");
-        int[] batches = opts.TryGetValue("batch", out var b) && b != null ? [int.Parse(b, CultureInfo.InvariantCulture)] : train ? [8] : [1, 8];
+        var o = new BenchOptions(opts);
+        var device = o.Device;
+        int? repeat = o.Repeat;
+        int size = o.Int("size", 224);
+        bool train = o.Has("train");
+        int[] batches = o.Value("batch") is string b ? [int.Parse(b, CultureInfo.InvariantCulture)] : train ? [8] : [1, 8];
 
         using var model = ResNet.ResNet50(generator: new Generator(1234));
         model.To(device);

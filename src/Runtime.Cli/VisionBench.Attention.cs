@@ -21,15 +21,8 @@ internal static partial class VisionBench
     {
         string op = OpName(args)!;
         var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "causal");
-        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
-        var dtype = opts.TryGetValue("dtype", out var dt) && dt != null
-            ? dt switch { "float32" => DType.Float32, "float64" => DType.Float64, _ => throw new ArgumentException($"unsupported --dtype '{dt}'") }
-            : DType.Float32;
-        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
-        int[]? shape = opts.TryGetValue("shape", out var s) && s != null
-            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
-            : null;
+        var o = new BenchOptions(opts);
+        var (device, dtype, repeat, shape) = (o.Device, o.DType, o.Repeat, o.Shape);
         bool backward = opts.ContainsKey("backward");
         var gen = new Generator(1234);
         using var scope = new TensorScope();
@@ -55,7 +48,7 @@ internal static partial class VisionBench
         {
             var sh = shape ?? [1, 128, 33, 33];
             if (sh.Length != 4) throw new ArgumentException("bench axial_attention --shape is N,C,H,W");
-            int heads = opts.TryGetValue("heads", out var hs) && hs != null ? int.Parse(hs, CultureInfo.InvariantCulture) : 8;
+            int heads = o.Int("heads", 8);
             int span = Math.Max(sh[2], sh[3]);
             var height = new AxialAttention(sh[1], heads, span, AxialAxis.Height, dtype, device, gen);
             var width = new AxialAttention(sh[1], heads, span, AxialAxis.Width, dtype, device, gen);

@@ -14,14 +14,9 @@ internal static partial class VisionBench
         var opts = CommandLine.ParseOptions(args, out var positional, "json");
         string op = OpName(args)!;
         if (positional.Count != 1) throw new ArgumentException($"usage: runtime bench {op} [--boxes N] [--classes K] [--iou t] [--device d] [--threads n] [--repeat n] [--json]");
-        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
-        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
-        int n = opts.TryGetValue("boxes", out var b) && b != null ? int.Parse(b, CultureInfo.InvariantCulture) : 10000;
-        int classes = opts.TryGetValue("classes", out var c) && c != null ? int.Parse(c, CultureInfo.InvariantCulture) : 10;
-        double iou = opts.TryGetValue("iou", out var t) && t != null ? double.Parse(t, CultureInfo.InvariantCulture) : 0.5;
-        var result = MeasureNms(op == "batched_nms", n, classes, iou, device, repeat);
-        Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
+        var o = new BenchOptions(opts);
+        var result = MeasureNms(op == "batched_nms", o.Int("boxes", 10000), o.Int("classes", 10), o.Double("iou", 0.5), o.Device, o.Repeat);
+        Console.WriteLine(o.Json ? result.ToJson() : result.ToRow());
         return 0;
     }
 

@@ -18,20 +18,13 @@ internal static partial class VisionBench
     private static int RunDeform(string[] args)
     {
         var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "no-mask");
-        int Int(string name, int fallback) =>
-            opts.TryGetValue(name, out var v) && v != null ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
-        var dtype = opts.TryGetValue("dtype", out var dt) && dt != null
-            ? dt switch { "float32" => DType.Float32, "float64" => DType.Float64, _ => throw new ArgumentException($"unsupported --dtype '{dt}'") }
-            : DType.Float32;
-        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        int[] sh = opts.TryGetValue("shape", out var s) && s != null
-            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
-            : [2, 256, 64, 64];
+        var o = new BenchOptions(opts);
+        var (device, dtype) = (o.Device, o.DType);
+        int[] sh = o.Shape ?? [2, 256, 64, 64];
         if (sh.Length != 4) throw new ArgumentException("deform_conv2d --shape is N,C,H,W");
-        int k = Int("kernel", 3), stride = Int("stride", 1), pad = Int("padding", k / 2), dil = Int("dilation", 1);
-        int groups = Int("groups", 1), og = Int("offset-groups", 1), cout = Int("out", sh[1]);
-        int? repeat = opts.ContainsKey("repeat") ? Int("repeat", 10) : null;
+        int k = o.Int("kernel", 3), stride = o.Int("stride", 1), pad = o.Int("padding", k / 2), dil = o.Int("dilation", 1);
+        int groups = o.Int("groups", 1), og = o.Int("offset-groups", 1), cout = o.Int("out", sh[1]);
+        int? repeat = o.Repeat;
         bool backward = opts.ContainsKey("backward"), useMask = !opts.ContainsKey("no-mask");
         int oh = (sh[2] + 2 * pad - dil * (k - 1) - 1) / stride + 1, ow = (sh[3] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
 

@@ -16,15 +16,13 @@ internal static partial class VisionBench
     private static int RunLsa(string[] args)
     {
         var opts = CommandLine.ParseOptions(args, out _, "json", "maximize");
-        var device = opts.TryGetValue("device", out var d) && d != null ? Device.Parse(d) : Device.Cpu;
-        if (opts.TryGetValue("threads", out var th) && th != null) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        int[] shape = opts.TryGetValue("shape", out var s) && s != null
-            ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
-            : [200];
+        var o = new BenchOptions(opts);
+        var device = o.Device;
+        int[] shape = o.Shape ?? [200];
         if (shape.Length is not (1 or 2) || shape.Any(v => v < 0)) throw new ArgumentException("--shape is N or R,C (non-negative)");
         int rows = shape[0], cols = shape[^1];
-        ulong seed = opts.TryGetValue("seed", out var sd) && sd != null ? ulong.Parse(sd, CultureInfo.InvariantCulture) : 1234;
-        int? repeat = opts.TryGetValue("repeat", out var r) && r != null ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        ulong seed = o.ULong("seed", 1234);
+        int? repeat = o.Repeat;
         bool maximize = opts.ContainsKey("maximize");
 
         double[] cost = LcgMatrix(seed, rows, cols);

@@ -39,16 +39,14 @@ internal static partial class VisionBench
     {
         string op = OpName(args)!;
         var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "aligned");
-        string? Opt(string name) => opts.TryGetValue(name, out var v) ? v : null;
-        int Int(string name, int fallback) => Opt(name) is string v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-        var device = Opt("device") is string d ? Device.Parse(d) : Device.Cpu;
-        if (Opt("threads") is string th) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        var shape = Opt("shape") is string s ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() : [2, 256, 200, 200];
+        var o = new BenchOptions(opts);
+        var device = o.Device;
+        var shape = o.Shape ?? [2, 256, 200, 200];
         if (shape.Length != 4) throw new ArgumentException($"bench {op}: --shape is N,C,H,W");
-        int k = Int("rois", 512), size = Int("output", 7), sampling = Int("sampling", 2);
-        double scale = Opt("scale") is string sc ? double.Parse(sc, CultureInfo.InvariantCulture) : 0.25;
-        bool backward = opts.ContainsKey("backward"), aligned = opts.ContainsKey("aligned");
-        int? repeat = Opt("repeat") is string r ? int.Parse(r, CultureInfo.InvariantCulture) : null;
+        int k = o.Int("rois", 512), size = o.Int("output", 7), sampling = o.Int("sampling", 2);
+        double scale = o.Double("scale", 0.25);
+        bool backward = o.Has("backward"), aligned = o.Has("aligned");
+        int? repeat = o.Repeat;
 
         using var x = Tensor.Randn(shape, new Generator(1234), DType.Float32, device);
         using var rois = Tensor.From<float>(BenchRois(k, shape[0], shape[2], shape[3], scale), [k, 5], device);
@@ -79,7 +77,7 @@ internal static partial class VisionBench
         string grid = align ? "/s" + sampling.ToString(CultureInfo.InvariantCulture) + (aligned ? "a" : "") : "";
         string text = string.Create(CultureInfo.InvariantCulture, $"{string.Join("x", shape)}/k{k}/{size}x{size}{grid}@{scale}{(backward ? "+bwd" : "")}");
         var result = new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, reps, median, min, outputs / 1e6 / (median / 1000), "Mout/s");
-        Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
+        Console.WriteLine(o.Json ? result.ToJson() : result.ToRow());
         return 0;
     }
 }
