@@ -27,7 +27,7 @@ public sealed class DeformConv2d : Module
         var w = RegisterParameter("weight", Tensor.Zeros([outChannels, inChannels / groups, kernelSize.H, kernelSize.W], dtype, device));
         var b = bias ? RegisterParameter("bias", Tensor.Zeros([outChannels], dtype, device)) : null;
         if (!bias) RegisterParameter("bias", null, allowNull: true);
-        DeformChecks.ResetParameters(w, b, generator);
+        ConvChecks.DefaultInit(w, b, generator); // torchvision's reset_parameters is torch's _ConvNd one
     }
 
     public int InChannels { get; }
@@ -78,7 +78,7 @@ public sealed class ModulatedDeformConv2d : UnaryModule
         var w = RegisterParameter("weight", Tensor.Zeros([outChannels, inChannels / groups, kernelSize.H, kernelSize.W], dtype, device));
         var b = bias ? RegisterParameter("bias", Tensor.Zeros([outChannels], dtype, device)) : null;
         if (!bias) RegisterParameter("bias", null, allowNull: true);
-        DeformChecks.ResetParameters(w, b, generator);
+        ConvChecks.DefaultInit(w, b, generator); // torchvision's reset_parameters is torch's _ConvNd one
         var offsetConv = new Conv2d(inChannels, 3 * offsetGroups * kernelSize.H * kernelSize.W, kernelSize, stride, padding, dilation,
             bias: true, dtype: dtype, device: device, generator: generator);
         Init.Zeros_(offsetConv.Weight);
@@ -125,32 +125,14 @@ public sealed class ModulatedDeformConv2d : UnaryModule
 
 internal static class DeformChecks
 {
+    /// <summary>The convolution layers' channel and geometry checks, plus the offset groups.</summary>
     public static void Layer(int inChannels, int outChannels, (int H, int W) kernelSize, (int H, int W) stride, (int H, int W) padding,
         (int H, int W) dilation, int groups, int offsetGroups)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inChannels);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outChannels);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groups);
+        ConvChecks.Channels(inChannels, outChannels, groups);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(offsetGroups);
-        if (inChannels % groups != 0)
-            throw new ArgumentException($"inChannels ({inChannels}) must be divisible by groups ({groups})", nameof(inChannels));
-        if (outChannels % groups != 0)
-            throw new ArgumentException($"outChannels ({outChannels}) must be divisible by groups ({groups})", nameof(outChannels));
         if (inChannels % offsetGroups != 0)
             throw new ArgumentException($"inChannels ({inChannels}) must be divisible by offsetGroups ({offsetGroups})", nameof(offsetGroups));
-        if (kernelSize.H <= 0 || kernelSize.W <= 0) throw new ArgumentOutOfRangeException(nameof(kernelSize), kernelSize, "kernel size must be positive");
-        if (stride.H <= 0 || stride.W <= 0) throw new ArgumentOutOfRangeException(nameof(stride), stride, "stride must be positive");
-        if (padding.H < 0 || padding.W < 0) throw new ArgumentOutOfRangeException(nameof(padding), padding, "padding must be non-negative");
-        if (dilation.H <= 0 || dilation.W <= 0) throw new ArgumentOutOfRangeException(nameof(dilation), dilation, "dilation must be positive");
-    }
-
-    /// <summary>torchvision's DeformConv2d.reset_parameters.</summary>
-    public static void ResetParameters(Tensor weight, Tensor? bias, Generator? generator)
-    {
-        Init.KaimingUniform_(weight, a: Math.Sqrt(5), generator: generator);
-        if (bias is null) return;
-        var (fanIn, _) = Init.CalculateFanInAndFanOut(weight);
-        double bound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
-        Init.Uniform_(bias, -bound, bound, generator);
+        ConvChecks.Geometry(kernelSize, stride, padding, dilation);
     }
 }
