@@ -8,11 +8,11 @@ x <- x*6364136223846793005 + 1442695040888963407 (mod 2^64), value = (x >> 11) /
 """
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+import timing
 
 
 def lcg_matrix(seed, rows, cols):
@@ -26,18 +26,7 @@ def lcg_matrix(seed, rows, cols):
 
 def measure(fn, repeat=None):
     # The same protocol as `runtime bench`: one timed call sets the repeat count, two warm-ups, then the median.
-    t0 = time.perf_counter()
-    fn()
-    first = (time.perf_counter() - t0) * 1000
-    for _ in range(2):
-        fn()
-    reps = repeat or int(min(200, max(5, 1000 / max(first, 0.01))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times), reps
+    return timing.measure(fn, repeat, after=2)
 
 
 def main():

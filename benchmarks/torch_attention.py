@@ -17,27 +17,14 @@ import argparse
 import json
 import math
 import resource
-import statistics
-import time
 
 import torch
 
+import timing
+
 
 def measure(fn, sync, repeat=None):
-    fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    first = (time.perf_counter() - t0) * 1000
-    reps = repeat or int(min(100, max(3, 3000 / max(first, 0.01))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times), reps
+    return timing.measure(fn, repeat, sync, before=1, budget_ms=3000, min_reps=3, max_reps=100)
 
 
 def peak_extra(fn, device, sync):

@@ -15,20 +15,11 @@ import time
 
 import torch
 
+import timing
+
 
 def measure(fn, repeat=None):
-    for _ in range(3):
-        fn()
-    t0 = time.perf_counter()
-    fn()
-    first = (time.perf_counter() - t0) * 1000
-    reps = repeat or int(min(200, max(5, 1000 / max(first, 0.01))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times), reps
+    return timing.measure(fn, repeat, before=3)
 
 
 def conv2d(shape, conv, dtype):

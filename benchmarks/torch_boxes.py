@@ -14,11 +14,11 @@ floor(K u(8i+5)); corners computed in double, then stored as float32.
 import argparse
 import json
 import math
-import statistics
-import time
 
 import torch
 import torchvision
+
+import timing
 
 M64 = (1 << 64) - 1
 
@@ -50,21 +50,7 @@ def bench_boxes(n, classes):
 
 
 def measure(fn, sync):
-    for _ in range(3):
-        fn()
-        sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    first = (time.perf_counter() - t0) * 1000
-    reps = int(min(200, max(5, 1000 / max(first, 0.01))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times), reps
+    return timing.measure(fn, sync=sync, before=3)
 
 
 def main():

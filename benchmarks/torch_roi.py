@@ -9,12 +9,12 @@ roi i = (i mod N, x1, y1, x1 + 16 + u(i,2) * W/2, y1 + 16 + u(i,3) * H/2), x1 = 
 """
 import argparse
 import json
-import statistics
-import time
 
 import torch
 import torchvision
 from torchvision.ops import roi_align, roi_pool
+
+import timing
 
 
 def bench_rois(k, n, h, w, scale):
@@ -55,26 +55,18 @@ def main():
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
 
     def once():
-        t0 = time.perf_counter()
         with torch.set_grad_enabled(a.backward):
             y = roi_align(x, rois, size, a.scale, a.sampling, a.aligned) if a.op == "roi_align" else roi_pool(x, rois, size, a.scale)
             if a.backward:
                 y.backward(torch.ones_like(y))
                 x.grad = None
-        sync()
-        return (time.perf_counter() - t0) * 1000
 
-    first = once()
-    for _ in range(2):
-        once()
-    reps = a.repeat or int(min(200, max(5, 1000 / max(first, 0.01))))
-    times = sorted(once() for _ in range(reps))
-    med = statistics.median(times)
+    med, mn, reps = timing.measure(once, a.repeat, sync, after=2)
     outputs = a.rois * c * a.output * a.output
     text = f"{n}x{c}x{h}x{w}/k{a.rois}/{a.output}x{a.output}" + (f"/s{a.sampling}{'a' if a.aligned else ''}" if a.op == "roi_align" else "") \
         + f"@{a.scale:g}" + ("+bwd" if a.backward else "")
     print(json.dumps({"impl": "torch", "op": a.op, "shape": text, "dtype": "float32", "device": a.device,
-                      "threads": torch.get_num_threads(), "repeats": reps, "median_ms": round(med, 4), "min_ms": round(times[0], 4),
+                      "threads": torch.get_num_threads(), "repeats": reps, "median_ms": round(med, 4), "min_ms": round(mn, 4),
                       "Mout_per_s": round(outputs / 1e6 / (med / 1000), 2), "version": torchvision.__version__}))
 
 
