@@ -191,7 +191,7 @@ internal sealed unsafe partial class CpuBackend
             body(0, total);
             return;
         }
-        Parallel.For(0, pieces, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        WorkerPool.Run((int)pieces, threads, i =>
         {
             long start = total * i / pieces, end = total * (i + 1) / pieces;
             if (end > start) body(start, end);
@@ -482,7 +482,7 @@ internal sealed unsafe partial class CpuBackend
                 for (int n = n0; n < n1; n++) GradWeightImage(x, gy, target, g, plan, n, col.Pointer, threads, accumulate: n > n0);
             }
             if (ImagesInParallel(g, plan))
-                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads }, part => Part(part, 1));
+                WorkerPool.Run(parts, CpuParallel.Threads, part => Part(part, 1));
             else
                 for (int part = 0; part < parts; part++) Part(part, CpuParallel.Threads);
             for (int part = 1; part < parts; part++) AddTo(gw, pp + (part - 1) * wsize, (int)wsize);

@@ -552,7 +552,7 @@ internal sealed unsafe partial class CpuBackend
         if (DeformImagesInParallel(g) && g.Batch >= parts)
         {
             if (parts >= CpuParallel.Threads)
-                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads }, part => Part(part, 1));
+                WorkerPool.Run(parts, CpuParallel.Threads, part => Part(part, 1));
             else
                 for (int part = 0; part < parts; part++) Part(part, CpuParallel.Threads);
         }

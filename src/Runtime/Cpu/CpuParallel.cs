@@ -30,7 +30,7 @@ public static class CpuParallel
             body(0, total);
             return;
         }
-        Parallel.For(0, pieces, new ParallelOptions { MaxDegreeOfParallelism = pieces }, i =>
+        WorkerPool.Run(pieces, pieces, i =>
         {
             long start = total * i / pieces, end = total * (i + 1) / pieces;
             if (end > start) body(start, end);

@@ -161,48 +161,13 @@ internal static unsafe class Gemm
 
     /// <summary>
     /// One multi-threaded product, cut into <c>parts</c> blocks of rows (or columns) of C; each block runs the whole
-    /// loop nest. The caller queues parts - 1 helpers on the thread pool and then claims blocks itself, so a helper
-    /// that starts late (or never, on a saturated pool) only means the caller does more of the blocks: the product
-    /// never waits for a thread that has not begun, and never deadlocks.
+    /// loop nest. The blocks are parts of one <see cref="WorkerPool"/> job: the caller claims blocks too, so a worker
+    /// that starts late only means the caller does more of them.
     /// </summary>
     private sealed class Job<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int parts, bool splitM)
-        : IThreadPoolWorkItem
         where T : unmanaged, INumber<T>
     {
-        private int _next = -1;
-        private int _remaining = -1;
-        private readonly ManualResetEventSlim _done = new(false);
-        private Exception? _error;
-
-        public void Run()
-        {
-            _remaining = parts;
-            for (int i = 1; i < parts; i++)
-                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-            Execute();
-            _done.Wait();
-            if (_error is not null)
-                throw new AggregateException(_error);
-        }
-
-        /// <summary>Claims and runs blocks until none is left (the caller and every helper run this).</summary>
-        public void Execute()
-        {
-            int part;
-            while ((part = Interlocked.Increment(ref _next)) < parts)
-            {
-                try
-                {
-                    RunPart(part);
-                }
-                catch (Exception e)
-                {
-                    Interlocked.CompareExchange(ref _error, e, null);
-                }
-                if (Interlocked.Decrement(ref _remaining) == 0)
-                    _done.Set();
-            }
-        }
+        public void Run() => WorkerPool.Run(parts, parts, RunPart);
 
         private void RunPart(int part)
         {
