@@ -1,6 +1,9 @@
 namespace Runtime.Cpu;
 
-/// <summary>Splits a range of work items over the cores; small ranges run on the calling thread.</summary>
+/// <summary>
+/// Splits a range of work items over the cores (on the <see cref="WorkerPool"/> threads); small ranges run on the
+/// calling thread.
+/// </summary>
 public static class CpuParallel
 {
     private static int _threads = Environment.ProcessorCount;
