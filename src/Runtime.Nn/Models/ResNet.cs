@@ -143,7 +143,7 @@ public sealed class ResNet : UnaryModule
 
     public ResNet(ResNetBlock block, int[] layers, int numClasses = 1000, bool zeroInitResidual = false, int groups = 1, int widthPerGroup = 64,
         bool[]? replaceStrideWithDilation = null, Func<int, UnaryModule>? normLayer = null,
-        DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+        DType dtype = DType.Float32, Device? device = null, Generator? generator = null, int[]? widths = null, bool includeClassifier = true)
     {
         ArgumentNullException.ThrowIfNull(layers);
         if (layers.Length != 4 || layers.Any(n => n <= 0))
@@ -151,27 +151,35 @@ public sealed class ResNet : UnaryModule
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numClasses);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groups);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(widthPerGroup);
+        widths ??= [64, 128, 256, 512];
+        if (widths.Length != 4 || widths.Any(w => w <= 0))
+            throw new ArgumentException($"widths must give four positive stage widths, got [{string.Join(", ", widths)}]", nameof(widths));
         replaceStrideWithDilation ??= [false, false, false];
         if (replaceStrideWithDilation.Length != 3)
             throw new ArgumentException($"replaceStrideWithDilation must have 3 entries (stages 2-4), got {replaceStrideWithDilation.Length}", nameof(replaceStrideWithDilation));
         normLayer ??= c => new BatchNorm2d(c, dtype: dtype, device: device);
         Block = block;
         Layers = (int[])layers.Clone();
+        Widths = (int[])widths.Clone();
+        _inPlanes = widths[0];
         Groups = groups;
         WidthPerGroup = widthPerGroup;
 
-        Conv1 = RegisterModule("conv1", new Conv2d(3, 64, 7, 2, 3, bias: false, dtype: dtype, device: device, generator: generator));
-        Bn1 = RegisterModule("bn1", normLayer(64));
+        Conv1 = RegisterModule("conv1", new Conv2d(3, widths[0], 7, 2, 3, bias: false, dtype: dtype, device: device, generator: generator));
+        Bn1 = RegisterModule("bn1", normLayer(widths[0]));
         RegisterModule("relu", new ReLU());
         MaxPool = RegisterModule("maxpool", new MaxPool2d(3, 2, 1));
-        int[] planes = [64, 128, 256, 512];
+        int[] planes = widths;
         for (int i = 0; i < 4; i++)
         {
             var stage = MakeLayer(block, planes[i], layers[i], i == 0 ? 1 : 2, i > 0 && replaceStrideWithDilation[i - 1], normLayer, dtype, device, generator);
             _stages.Add(RegisterModule($"layer{i + 1}", stage));
         }
-        AvgPool = RegisterModule("avgpool", new AdaptiveAvgPool2d(1));
-        Fc = RegisterModule("fc", new Linear(512 * ExpansionOf(block), numClasses, dtype: dtype, device: device, generator: generator));
+        if (includeClassifier)
+        {
+            AvgPool = RegisterModule("avgpool", new AdaptiveAvgPool2d(1));
+            Fc = RegisterModule("fc", new Linear(widths[3] * ExpansionOf(block), numClasses, dtype: dtype, device: device, generator: generator));
+        }
 
         foreach (var (_, m) in NamedModules())
         {
@@ -187,6 +195,8 @@ public sealed class ResNet : UnaryModule
 
     public ResNetBlock Block { get; }
     public IReadOnlyList<int> Layers { get; }
+    /// <summary>The planes of the four stages (torchvision: 64, 128, 256, 512); the stem has the first stage's width.</summary>
+    public IReadOnlyList<int> Widths { get; }
     public int Groups { get; }
     public int WidthPerGroup { get; }
     public Conv2d Conv1 { get; }
@@ -196,11 +206,13 @@ public sealed class ResNet : UnaryModule
     public Sequential Layer2 => _stages[1];
     public Sequential Layer3 => _stages[2];
     public Sequential Layer4 => _stages[3];
-    public AdaptiveAvgPool2d AvgPool { get; }
-    public Linear Fc { get; }
+    /// <summary>The global pool, absent in a body built without the classifier (a detection backbone).</summary>
+    public AdaptiveAvgPool2d? AvgPool { get; }
+    /// <summary>The classifier, absent in a body built without it (a detection backbone: no <c>fc.*</c> keys).</summary>
+    public Linear? Fc { get; }
 
-    /// <summary>Channels of the c2..c5 feature maps (layer1..layer4 outputs): 64, 128, 256, 512 times the block expansion.</summary>
-    public IReadOnlyList<int> FeatureChannels => [64 * ExpansionOf(Block), 128 * ExpansionOf(Block), 256 * ExpansionOf(Block), 512 * ExpansionOf(Block)];
+    /// <summary>Channels of the c2..c5 feature maps (layer1..layer4 outputs): the stage widths (64, 128, 256, 512) times the block expansion.</summary>
+    public IReadOnlyList<int> FeatureChannels => Widths.Select(w => w * ExpansionOf(Block)).ToArray();
 
     private static int ExpansionOf(ResNetBlock block) => block == ResNetBlock.Basic ? BasicBlock.Expansion : Bottleneck.Expansion;
 
@@ -256,6 +268,8 @@ public sealed class ResNet : UnaryModule
     public override Tensor Forward(Tensor input)
     {
         CheckInput(input);
+        if (Fc == null || AvgPool == null)
+            throw new InvalidOperationException("this ResNet was built without its classifier (a detection body); use ForwardFeatures");
         var x = Stem(input);
         foreach (var stage in _stages)
         {

@@ -1,12 +1,21 @@
 namespace Runtime.Vision.Ops;
 
 /// <summary>
+/// Picks, per image, the positives and negatives a detection loss uses, from matched indices or labels
+/// (&gt;= 1 positive, 0 negative, anything else ignored): Bool masks [N] per image.
+/// </summary>
+public interface IPositiveNegativeSampler
+{
+    (Tensor[] Positive, Tensor[] Negative) Sample(IReadOnlyList<Tensor> matchedIdxs);
+}
+
+/// <summary>
 /// torchvision's BalancedPositiveNegativeSampler: per image, a random subset of at most
 /// <c>batchSizePerImage * positiveFraction</c> positives (matched index &gt;= 1) and negatives (== 0)
 /// filling the rest of the batch (-1 and other negatives are ignored). Draws come from a seeded runtime
 /// <see cref="Generator"/> (the same seed gives the same picks; torch's own RNG stream is not reproduced).
 /// </summary>
-public sealed class BalancedPositiveNegativeSampler
+public sealed class BalancedPositiveNegativeSampler : IPositiveNegativeSampler
 {
     private readonly Generator _generator;
 

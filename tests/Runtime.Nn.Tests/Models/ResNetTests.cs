@@ -282,7 +282,7 @@ public class ResNetTests
         Assert.All(bn.Weight!.ToDoubleArray(), v => Assert.Equal(1.0, v));
         Assert.All(bn.Bias!.ToDoubleArray(), v => Assert.Equal(0.0, v));
         // The classifier keeps Linear's default U(-1/sqrt(512), 1/sqrt(512)).
-        Assert.All(model.Fc.Weight.ToDoubleArray(), v => Assert.InRange(v, -1 / Math.Sqrt(512), 1 / Math.Sqrt(512)));
+        Assert.All(model.Fc!.Weight.ToDoubleArray(), v => Assert.InRange(v, -1 / Math.Sqrt(512), 1 / Math.Sqrt(512)));
 
         using var zero = ResNet.ResNet18(zeroInitResidual: true);
         foreach (var block in zero.Layer2.Children().Cast<BasicBlock>())
@@ -310,7 +310,7 @@ public class ResNetTests
             Assert.Equal([2, 512, 2, 2], feats[3].Shape.ToArray());
             Assert.Equal([64, 128, 256, 512], model.FeatureChannels.ToArray());
             using var pooled = feats[3].Mean([2, 3]);
-            using var logits = model.Fc.Forward(pooled);
+            using var logits = model.Fc!.Forward(pooled);
             using var y = model.Forward(x);
             AssertClose(logits.ToDoubleArray(), y, 1e-5, 1e-5);
         }

@@ -1,0 +1,36 @@
+namespace Runtime.Models.Detection;
+
+/// <summary>
+/// One image's detections: boxes [K, 4] (x1, y1, x2, y2 in the image's pixels), scores [K] and labels [K]
+/// (Int64, the model's class numbering, 0 = background), best first. <see cref="Masks"/> is for the mask
+/// families ([K, 1, H, W] probabilities). Owns its tensors.
+/// </summary>
+public sealed class DetectionResult : IDisposable
+{
+    public DetectionResult(Tensor boxes, Tensor scores, Tensor labels, Tensor? masks = null)
+    {
+        ArgumentNullException.ThrowIfNull(boxes);
+        ArgumentNullException.ThrowIfNull(scores);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (boxes.Rank != 2 || boxes.Size(1) != 4 || scores.Rank != 1 || labels.Rank != 1 || scores.Size(0) != boxes.Size(0) || labels.Size(0) != boxes.Size(0))
+            throw new ArgumentException($"detections need boxes [K, 4], scores [K], labels [K]; got {Runtime.Models.Detection.Rows.ShapeText(boxes)}, {Runtime.Models.Detection.Rows.ShapeText(scores)}, {Runtime.Models.Detection.Rows.ShapeText(labels)}", nameof(boxes));
+        Boxes = boxes;
+        Scores = scores;
+        Labels = labels;
+        Masks = masks;
+    }
+
+    public Tensor Boxes { get; }
+    public Tensor Scores { get; }
+    public Tensor Labels { get; }
+    public Tensor? Masks { get; }
+    public int Count => Boxes.Size(0);
+
+    public void Dispose()
+    {
+        Boxes.Dispose();
+        Scores.Dispose();
+        Labels.Dispose();
+        Masks?.Dispose();
+    }
+}

@@ -1,0 +1,93 @@
+using System.Text.Json.Serialization;
+using Runtime.Models.Backbones;
+
+namespace Runtime.Models.Detection;
+
+/// <summary>
+/// What every detector of the framework shares: the backbone, the class count (background included for the
+/// R-CNN family, as torchvision), the input transform and the anchors. Serialised to the <c>config.json</c> of a
+/// checkpoint, so a model can be rebuilt from its folder.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "family")]
+[JsonDerivedType(typeof(FasterRcnnConfig), "fasterrcnn")]
+[JsonDerivedType(typeof(RetinaNetConfig), "retinanet")]
+public abstract record DetectorConfig
+{
+    public BackboneConfig Backbone { get; init; } = new();
+
+    /// <summary>Classes including the background (torchvision's num_classes; COCO: 91).</summary>
+    public int NumClasses { get; init; } = 91;
+
+    /// <summary>Shorter side after resizing (several: one picked at random per training image).</summary>
+    public int[] MinSize { get; init; } = [800];
+
+    public int MaxSize { get; init; } = 1333;
+
+    public float[] ImageMean { get; init; } = [0.485f, 0.456f, 0.406f];
+
+    public float[] ImageStd { get; init; } = [0.229f, 0.224f, 0.225f];
+
+    /// <summary>Anchor sizes per pyramid level.</summary>
+    public int[][] AnchorSizes { get; init; } = [[32], [64], [128], [256], [512]];
+
+    /// <summary>Aspect ratios (height / width) per pyramid level.</summary>
+    public double[][] AspectRatios { get; init; } = [[0.5, 1.0, 2.0], [0.5, 1.0, 2.0], [0.5, 1.0, 2.0], [0.5, 1.0, 2.0], [0.5, 1.0, 2.0]];
+
+    internal virtual void Validate()
+    {
+        Backbone.Validate();
+        ArgumentOutOfRangeException.ThrowIfLessThan(NumClasses, 2, nameof(NumClasses));
+        if (AnchorSizes.Length != AspectRatios.Length)
+            throw new ArgumentException($"{AnchorSizes.Length} anchor size levels but {AspectRatios.Length} aspect ratio levels", nameof(AnchorSizes));
+        if (MinSize.Length == 0 || MinSize.Any(s => s <= 0) || MaxSize <= 0)
+            throw new ArgumentException($"image sizes must be positive, got min [{string.Join(", ", MinSize)}], max {MaxSize}", nameof(MinSize));
+    }
+
+    /// <summary>The pyramid levels the backbone gives (one anchor level each).</summary>
+    internal int PyramidLevels => Backbone.ReturnedLayers.Length + Backbone.ExtraBlocks switch { "pool" => 1, "none" => 0, _ => 2 };
+}
+
+/// <summary>Faster R-CNN (torchvision's <c>FasterRCNN</c>): the RPN, the box branch and its MLP head width.</summary>
+public sealed record FasterRcnnConfig : DetectorConfig
+{
+    public RpnConfig Rpn { get; init; } = new();
+    public RoiHeadsConfig RoiHeads { get; init; } = new();
+
+    /// <summary>Width of the TwoMLPHead (torchvision: 1024).</summary>
+    public int RepresentationSize { get; init; } = 1024;
+
+    /// <summary>Output size of the box RoIAlign (7) and its sampling ratio (2).</summary>
+    public int BoxPoolSize { get; init; } = 7;
+
+    public int BoxPoolSampling { get; init; } = 2;
+}
+
+/// <summary>RetinaNet (torchvision's <c>RetinaNet</c>): the dense head and its post-processing.</summary>
+public sealed record RetinaNetConfig : DetectorConfig
+{
+    public RetinaNetConfig()
+    {
+        Backbone = new BackboneConfig { ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" };
+        AnchorSizes = [.. new[] { 32, 64, 128, 256, 512 }.Select(x => new[] { x, (int)(x * Math.Pow(2, 1.0 / 3)), (int)(x * Math.Pow(2, 2.0 / 3)) })];
+    }
+
+    /// <summary>GroupNorm groups after each head convolution (torchvision's v2: 32); 0 for none (v1).</summary>
+    public int HeadNormGroups { get; init; }
+
+    /// <summary>Box loss: "l1" (v1), "giou" (v2) or "smooth_l1".</summary>
+    public string BoxLoss { get; init; } = "l1";
+
+    public double ScoreThresh { get; init; } = 0.05;
+    public double NmsThresh { get; init; } = 0.5;
+    public int DetectionsPerImage { get; init; } = 300;
+    public int TopkCandidates { get; init; } = 1000;
+    public double FgIouThresh { get; init; } = 0.5;
+    public double BgIouThresh { get; init; } = 0.4;
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (BoxLoss is not ("l1" or "giou" or "smooth_l1"))
+            throw new ArgumentException($"RetinaNet box loss must be l1, giou or smooth_l1, got '{BoxLoss}'", nameof(BoxLoss));
+    }
+}

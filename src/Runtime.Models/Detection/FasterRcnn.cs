@@ -1,0 +1,65 @@
+using Runtime.Vision.Data;
+using Runtime.Vision.Ops;
+
+namespace Runtime.Models.Detection;
+
+/// <summary>
+/// torchvision's <c>FasterRCNN</c>: <c>backbone</c> (ResNet + FPN), <c>rpn</c> (<see cref="RegionProposalNetwork"/>)
+/// and <c>roi_heads</c> (<see cref="RoiHeads"/>: MultiScaleRoIAlign 7x7 over levels "0".."3", TwoMLPHead,
+/// FastRCNNPredictor). State-dict keys are torchvision's, so its checkpoints load as they are.
+/// </summary>
+public class FasterRcnn : DetectionModel
+{
+    public FasterRcnn(FasterRcnnConfig config, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+        : base(config, dtype, device, generator)
+    {
+        Config = config;
+        int channels = Backbone.OutChannels;
+        var head = new RpnHead(channels, AnchorGenerator.NumAnchorsPerLocation()[0], dtype: dtype, device: device, generator: generator);
+        Rpn = RegisterModule("rpn", new RegionProposalNetwork(AnchorGenerator, head, config.Rpn, generator));
+        var boxLevels = Backbone.FeatureNames.Where(n => n != "pool" && n != "p6" && n != "p7").ToArray();
+        var pool = new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling);
+        var boxHead = new TwoMlpHead(channels * config.BoxPoolSize * config.BoxPoolSize, config.RepresentationSize, dtype, device, generator);
+        var predictor = new FastRcnnPredictor(config.RepresentationSize, config.NumClasses, dtype, device, generator);
+        RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, generator));
+    }
+
+    public new FasterRcnnConfig Config { get; }
+    public RegionProposalNetwork Rpn { get; }
+    public RoiHeads RoiHeads { get; }
+
+    /// <summary>Builds the RoI heads; the mask families override this to add their branches.</summary>
+    protected virtual RoiHeads CreateRoiHeads(MultiScaleRoIAlign pool, TwoMlpHead boxHead, FastRcnnPredictor predictor, FasterRcnnConfig config, Generator? generator) =>
+        new(pool, boxHead, predictor, config.RoiHeads, generator);
+
+    public override List<DetectionResult> ForwardDetections(ImageBatch images)
+    {
+        using var features = Backbone.Forward(images.Tensors);
+        var (proposals, _) = Rpn.Forward(images, features, null);
+        try
+        {
+            return RoiHeads.Forward(features, proposals, images.ImageSizes, null).Detections;
+        }
+        finally
+        {
+            foreach (var p in proposals) p.Dispose();
+        }
+    }
+
+    public override Dictionary<string, Tensor> ForwardLosses(ImageBatch images, IReadOnlyList<DetectionTarget> targets)
+    {
+        Rows.CheckTargets(targets, images.Count);
+        using var features = Backbone.Forward(images.Tensors);
+        var (proposals, rpnLosses) = Rpn.Forward(images, features, targets);
+        try
+        {
+            var (_, boxLosses) = RoiHeads.Forward(features, proposals, images.ImageSizes, targets);
+            foreach (var kv in rpnLosses) boxLosses[kv.Key] = kv.Value;
+            return boxLosses;
+        }
+        finally
+        {
+            foreach (var p in proposals) p.Dispose();
+        }
+    }
+}
