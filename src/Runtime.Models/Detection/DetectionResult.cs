@@ -26,6 +26,16 @@ public sealed class DetectionResult : IDisposable
     public Tensor? Masks { get; }
     public int Count => Boxes.Size(0);
 
+    /// <summary>Takes the tensors out of <paramref name="scope"/> (they outlive the block that made them); returns this.</summary>
+    public DetectionResult MoveOutOf(TensorScope scope)
+    {
+        scope.MoveOut(Boxes);
+        scope.MoveOut(Scores);
+        scope.MoveOut(Labels);
+        if (Masks != null) scope.MoveOut(Masks);
+        return this;
+    }
+
     public void Dispose()
     {
         Boxes.Dispose();

@@ -112,8 +112,7 @@ public class RetinaNet : DetectionModel
         for (int i = 0; i < images.Count; i++)
         {
             var d = PostprocessImage(logits.Select(0, i), deltas.Select(0, i), anchors[i], perLevel, images.ImageSizes[i]);
-            scope.MoveOut(d.Boxes); scope.MoveOut(d.Scores); scope.MoveOut(d.Labels);
-            result.Add(d);
+            result.Add(d.MoveOutOf(scope));
         }
         return result;
     }
@@ -147,7 +146,7 @@ public class RetinaNet : DetectionModel
         var sc = Tensor.Cat(scores, 0);
         var l = Tensor.Cat(labels, 0);
         var keep = Rows.Head(Boxes.BatchedNms(b, sc, l, Config.NmsThresh), Config.DetectionsPerImage);
-        return new DetectionResult(scope.MoveOut(b.IndexSelect(0, keep)), scope.MoveOut(sc.IndexSelect(0, keep)), scope.MoveOut(l.IndexSelect(0, keep)));
+        return new DetectionResult(b.IndexSelect(0, keep), sc.IndexSelect(0, keep), l.IndexSelect(0, keep)).MoveOutOf(scope);
     }
 
     public override Dictionary<string, Tensor> ForwardLosses(ImageBatch images, IReadOnlyList<DetectionTarget> targets)
@@ -193,7 +192,7 @@ public class RetinaNet : DetectionModel
             Tensor box = Config.BoxLoss switch
             {
                 "giou" => Boxes.GeneralizedBoxIouLoss(BoxCoder.DecodeSingle(fgDeltas, fgAnchors), matchedGt, Reduction.Sum),
-                "smooth_l1" => Losses.SmoothL1(fgDeltas, EncodeNoGrad(matchedGt, fgAnchors), beta: 1.0 / 9, reduction: Reduction.Sum),
+                "smooth_l1" => Losses.SmoothL1(fgDeltas, EncodeNoGrad(matchedGt, fgAnchors), beta: 1.0, reduction: Reduction.Sum),
                 _ => Losses.L1(fgDeltas, EncodeNoGrad(matchedGt, fgAnchors), Reduction.Sum),
             };
             box = box / Math.Max(1, numFg);

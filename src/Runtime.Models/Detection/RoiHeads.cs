@@ -124,6 +124,7 @@ public class RoiHeads : Module
             var head = BoxHead.Forward(pooled);
             var (logits, deltas) = BoxPredictor.Forward(head);
             detections = PostprocessDetections(logits, deltas, proposals, imageSizes);
+            foreach (var d in detections) d.MoveOutOf(scope);
         }
         return (detections, losses);
     }
@@ -220,7 +221,7 @@ public class RoiHeads : Module
             keep = Boxes.RemoveSmallBoxes(b, 1e-2);
             b = b.IndexSelect(0, keep); s = s.IndexSelect(0, keep); l = l.IndexSelect(0, keep);
             keep = Rows.Head(Boxes.BatchedNms(b, s, l, Config.NmsThresh), Config.DetectionsPerImage);
-            result.Add(new DetectionResult(scope.MoveOut(b.IndexSelect(0, keep)), scope.MoveOut(s.IndexSelect(0, keep)), scope.MoveOut(l.IndexSelect(0, keep))));
+            result.Add(new DetectionResult(b.IndexSelect(0, keep), s.IndexSelect(0, keep), l.IndexSelect(0, keep)).MoveOutOf(scope));
         }
         return result;
     }
