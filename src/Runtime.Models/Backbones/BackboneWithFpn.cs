@@ -39,8 +39,10 @@ public sealed record BackboneConfig
 
     public BackboneNorm Norm { get; init; } = BackboneNorm.FrozenBatchNorm;
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public ResNetBlock Block => Depth switch { 18 or 34 => ResNetBlock.Basic, 50 or 101 => ResNetBlock.Bottleneck, _ => throw Unknown() };
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public int[] StageBlocks => Layers ?? Depth switch
     {
         18 => [2, 2, 2, 2],

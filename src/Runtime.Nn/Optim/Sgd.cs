@@ -45,6 +45,34 @@ public sealed class Sgd : Optimizer
         param.AddInPlace(d, -Lr);
     }
 
+    /// <summary>The momentum buffers by parameter index ("momentum_buffer.{i}"), for a checkpoint; the tensors are the optimizer's own.</summary>
+    public IReadOnlyDictionary<string, Tensor> StateDict()
+    {
+        var d = new Dictionary<string, Tensor>();
+        for (int i = 0; i < _momentum.Length; i++)
+            if (_momentum[i] is { } b) d[$"momentum_buffer.{i}"] = b;
+        return d;
+    }
+
+    /// <summary>Restores momentum buffers saved by <see cref="StateDict"/> (copies; shapes must match the parameters).</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        foreach (var (key, value) in state)
+        {
+            const string prefix = "momentum_buffer.";
+            if (!key.StartsWith(prefix, StringComparison.Ordinal) || !int.TryParse(key.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i) || i >= _momentum.Length)
+                throw new ArgumentException($"unexpected optimizer state '{key}' (this optimizer has {_momentum.Length} parameters)", nameof(state));
+            var p = Parameters[i];
+            if (!value.Shape.SequenceEqual(p.Shape))
+                throw new ArgumentException($"optimizer state '{key}' has shape [{string.Join(", ", value.Shape.ToArray())}], its parameter [{string.Join(", ", p.Shape.ToArray())}]", nameof(state));
+            _momentum[i]?.Dispose();
+            using var moved = value.To(p.Device);
+            using var typed = moved.To(p.DType);
+            _momentum[i] = NewState(p, typed);
+        }
+    }
+
     public override void Dispose()
     {
         DisposeAll(_momentum);

@@ -1,0 +1,105 @@
+using Runtime.Models.Backbones;
+using Runtime.Models.Detection;
+
+namespace Runtime.Models;
+
+/// <summary>
+/// One model the catalogue knows: its name (torchvision's where one exists), what it is, its default
+/// configuration (class count, input size) and how to build it. The CLI's train / eval / predict / bench, its
+/// help text and the tests all read <see cref="ModelCatalog"/>, so a model added here shows up everywhere.
+/// </summary>
+public sealed record ModelEntry(string Name, string Description, Func<DetectorConfig> DefaultConfig)
+{
+    /// <summary>A model with <paramref name="config"/> (one of this entry's family) on <paramref name="device"/>.</summary>
+    public DetectionModel Build(DetectorConfig? config = null, Device? device = null, Generator? generator = null)
+    {
+        config ??= DefaultConfig();
+        return config switch
+        {
+            FasterRcnnConfig f => new FasterRcnn(f, device: device, generator: generator),
+            RetinaNetConfig r => new RetinaNet(r, device: device, generator: generator),
+            _ => throw new ArgumentException($"no builder for a {config.GetType().Name}", nameof(config)),
+        };
+    }
+
+    /// <summary>The default configuration with another class count (background included) and, optionally, input size.</summary>
+    public DetectorConfig ConfigFor(int? numClasses = null, int? minSize = null, int? maxSize = null)
+    {
+        var c = DefaultConfig();
+        if (numClasses is int n) c = c with { NumClasses = n };
+        if (minSize is int s) c = c with { MinSize = [s], MaxSize = maxSize ?? Math.Max(s, c.MaxSize * s / c.MinSize[^1]) };
+        else if (maxSize is int m) c = c with { MaxSize = m };
+        return c;
+    }
+}
+
+/// <summary>The named detection models (torchvision's names for its architectures, plus the compact ones trained here).</summary>
+public static class ModelCatalog
+{
+    private static readonly ModelEntry[] Entries = Build();
+
+    public static IReadOnlyList<ModelEntry> All => Entries;
+
+    public static IReadOnlyList<string> Names => Entries.Select(e => e.Name).ToArray();
+
+    /// <summary>The entry named <paramref name="name"/>; an unknown name is an error listing the known ones.</summary>
+    public static ModelEntry Get(string name) =>
+        TryGet(name, out var e) ? e : throw new ArgumentException($"unknown model '{name}'; known models: {string.Join(", ", Names)}", nameof(name));
+
+    public static bool TryGet(string name, out ModelEntry entry)
+    {
+        entry = Entries.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.Ordinal))!;
+        return entry != null;
+    }
+
+    private static ModelEntry[] Build()
+    {
+        var list = new List<ModelEntry>();
+        foreach (int depth in new[] { 50, 18, 34, 101 })
+        {
+            list.Add(new($"fasterrcnn_resnet{depth}_fpn", $"Faster R-CNN, ResNet-{depth} + FPN (torchvision's fasterrcnn_resnet50_fpn layout), 91 COCO classes, 800 px",
+                () => new FasterRcnnConfig { Backbone = new BackboneConfig { Depth = depth } }));
+            list.Add(new($"retinanet_resnet{depth}_fpn", $"RetinaNet, ResNet-{depth} + FPN P3-P7 (torchvision's retinanet_resnet50_fpn layout), 91 COCO classes, 800 px",
+                () => new RetinaNetConfig { Backbone = new BackboneConfig { Depth = depth, ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" } }));
+        }
+        list.Add(new("retinanet_resnet50_fpn_v2", "RetinaNet v2: P6 from C5, GroupNorm heads, GIoU box loss (torchvision's retinanet_resnet50_fpn_v2)",
+            () => new RetinaNetConfig
+            {
+                Backbone = new BackboneConfig { Depth = 50, ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7_c5" },
+                HeadNormGroups = 32,
+                BoxLoss = "giou",
+            }));
+        list.AddRange(CompactModels());
+        return [.. list];
+    }
+
+    /// <summary>
+    /// Compact detectors that train from scratch on 2 CPU cores in minutes (the README's main job): a narrow
+    /// ResNet-18 with trainable BatchNorm, a 64-channel pyramid, small anchors and 256-pixel inputs.
+    /// </summary>
+    private static IEnumerable<ModelEntry> CompactModels()
+    {
+        var backbone = new BackboneConfig
+        {
+            Depth = 18, Widths = [16, 32, 64, 128], FpnChannels = 64, Norm = BackboneNorm.BatchNorm, TrainableLayers = 5,
+        };
+        yield return new("fasterrcnn_compact", "compact Faster R-CNN for training from scratch on a CPU: ResNet-18 at 1/4 width, BatchNorm, FPN 64, 256 px",
+            () => new FasterRcnnConfig
+            {
+                Backbone = backbone,
+                NumClasses = 4, MinSize = [256], MaxSize = 256,
+                AnchorSizes = [[16], [32], [64], [128], [256]],
+                RepresentationSize = 256,
+                Rpn = new RpnConfig { PreNmsTopNTrain = 600, PostNmsTopNTrain = 300, PreNmsTopNTest = 300, PostNmsTopNTest = 150, BatchSizePerImage = 128 },
+                RoiHeads = new RoiHeadsConfig { BatchSizePerImage = 128 },
+            });
+        yield return new("retinanet_compact", "compact RetinaNet for training from scratch on a CPU: ResNet-18 at 1/4 width, BatchNorm, FPN 64 (P3-P7), 256 px",
+            () => new RetinaNetConfig
+            {
+                Backbone = backbone with { ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" },
+                NumClasses = 4, MinSize = [256], MaxSize = 256,
+                AnchorSizes = [.. new[] { 16, 32, 64, 128, 256 }.Select(x => new[] { x, (int)(x * Math.Pow(2, 1.0 / 3)), (int)(x * Math.Pow(2, 2.0 / 3)) })],
+                HeadNormGroups = 16,
+            });
+    }
+}

@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Runtime.Models.Detection;
+using Runtime.Nn.Checkpoints;
+using Runtime.Nn.Optim;
+using Runtime.Vision.Data;
+using Runtime.Vision.Evaluation;
+
+namespace Runtime.Models.Training;
+
+/// <summary>
+/// The training recipe (torchvision's references/detection defaults unless set): SGD with momentum 0.9 and weight
+/// decay 1e-4, a linear warm-up over the first iterations, then the learning rate times <see cref="LrGamma"/> at each
+/// epoch of <see cref="LrSteps"/>; horizontal flips; optional gradient-norm clipping.
+/// </summary>
+public sealed record TrainOptions
+{
+    public int Epochs { get; init; } = 26;
+    public int BatchSize { get; init; } = 2;
+    public double Lr { get; init; } = 0.02;
+    public double Momentum { get; init; } = 0.9;
+    public double WeightDecay { get; init; } = 1e-4;
+    public int WarmupIters { get; init; } = 1000;
+    public double WarmupFactor { get; init; } = 1e-3;
+    public int[] LrSteps { get; init; } = [16, 22];
+    public double LrGamma { get; init; } = 0.1;
+    public double? ClipGradNorm { get; init; }
+    public double FlipProbability { get; init; } = 0.5;
+    public ulong Seed { get; init; } = 1;
+    /// <summary>Images decoded ahead by background workers (0: on the training thread).</summary>
+    public int Workers { get; init; } = 1;
+    /// <summary>Evaluate on the held-out split after every epoch (else only after the last).</summary>
+    public bool EvalEveryEpoch { get; init; } = true;
+    /// <summary>Stop after this much training time (the epoch in progress ends early); null: no limit.</summary>
+    public TimeSpan? TimeLimit { get; init; }
+
+    internal void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Epochs, nameof(Epochs));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BatchSize, nameof(BatchSize));
+        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ArgumentOutOfRangeException(nameof(Lr), Lr, "the learning rate must be positive");
+        ArgumentOutOfRangeException.ThrowIfNegative(Workers, nameof(Workers));
+        ArgumentOutOfRangeException.ThrowIfNegative(WarmupIters, nameof(WarmupIters));
+    }
+
+    /// <summary>The learning rate at <paramref name="iteration"/> of <paramref name="epoch"/> (warm-up only in the first epoch, as torchvision).</summary>
+    public double LrAt(int epoch, int iteration, int itersPerEpoch)
+    {
+        double lr = Lr * Math.Pow(LrGamma, LrSteps.Count(s => epoch >= s));
+        int warm = Math.Min(WarmupIters, itersPerEpoch - 1);
+        if (epoch == 0 && iteration < warm)
+            lr *= WarmupFactor + (1 - WarmupFactor) * iteration / warm;
+        return lr;
+    }
+}
+
+/// <summary>One training step as the progress display sees it.</summary>
+public sealed record TrainStep(int Epoch, int Epochs, int Iteration, int Iterations, IReadOnlyDictionary<string, double> Losses, double Loss, double Lr, double ImagesPerSecond, TimeSpan Elapsed);
+
+/// <summary>One finished epoch: its mean losses, the held-out evaluation (if run) and where the checkpoint went.</summary>
+public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, CocoEvalResult? Evaluation, string Checkpoint, TimeSpan Elapsed);
+
+/// <summary>Receives the trainer's progress (the CLI draws a progress bar or prints lines).</summary>
+public interface ITrainingObserver
+{
+    void OnStart(int epochs, int iterationsPerEpoch, int startEpoch) { }
+    void OnStep(TrainStep step) { }
+    void OnEvaluating(int images) { }
+    void OnEpoch(EpochSummary summary) { }
+}
+
+/// <summary>
+/// The generic detection training loop (torchvision's train_one_epoch + evaluate): data loading with flips, losses
+/// summed and logged per term, SGD, the learning-rate schedule, a checkpoint each epoch (model, config, optimizer
+/// state) and COCO evaluation on the held-out split. Deterministic for a seed on the CPU; resumes from its checkpoint.
+/// </summary>
+public sealed class DetectionTrainer
+{
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string StateFile = "trainer.json";
+
+    private readonly DetectionModel _model;
+    private readonly string _modelName;
+    private readonly CocoDetection _train;
+    private readonly CocoDetection? _val;
+    private readonly TrainOptions _options;
+    private readonly string _outDir;
+    private readonly string? _dataName;
+
+    public DetectionTrainer(string modelName, DetectionModel model, CocoDetection train, CocoDetection? val, TrainOptions options, string outDir, string? dataName = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (train.Categories.NumClasses != model.NumClasses)
+            throw new ArgumentException($"the model has {model.NumClasses} classes (background included) but the data set has {train.Categories.NumClasses}", nameof(model));
+        _modelName = modelName;
+        _model = model;
+        _train = train;
+        _val = val;
+        _options = options;
+        _outDir = outDir;
+        _dataName = dataName;
+    }
+
+    private sealed record TrainerState(int EpochsDone, ulong Seed, double Lr);
+
+    /// <summary>Trains from <paramref name="resume"/>'s state when asked (the checkpoint in the output folder), else from scratch.</summary>
+    public IReadOnlyList<EpochSummary> Run(ITrainingObserver? observer = null, bool resume = false, CancellationToken cancel = default)
+    {
+        observer ??= new NullObserver();
+        var trainable = _model.Parameters().Where(p => p.RequiresGrad).ToArray();
+        using var optimizer = new Sgd(trainable, _options.Lr, _options.Momentum, weightDecay: _options.WeightDecay);
+        int startEpoch = resume ? Restore(optimizer) : 0;
+        var flipped = new TransformedDataset<DetectionSample>(_train, new RandomHorizontalFlip(_options.FlipProbability), _options.Seed);
+        using var loader = new DataLoader<DetectionSample, DetectionSample[]>(flipped, b => [.. b], new DataLoaderOptions
+        {
+            BatchSize = _options.BatchSize, Shuffle = true, Seed = _options.Seed, NumWorkers = _options.Workers, DropLast = true,
+        });
+        int iters = loader.BatchCount;
+        if (iters == 0) throw new ArgumentException($"the training set has {_train.Count} images, fewer than one batch of {_options.BatchSize}");
+        observer.OnStart(_options.Epochs, iters, startEpoch);
+        var summaries = new List<EpochSummary>();
+        var clock = Stopwatch.StartNew();
+        var random = new Generator(_options.Seed ^ 0x5eed);
+        for (int epoch = startEpoch; epoch < _options.Epochs; epoch++)
+        {
+            _model.Train();
+            flipped.SetEpoch(epoch);
+            var sums = new Dictionary<string, double>();
+            int it = 0, images = 0;
+            var epochClock = Stopwatch.StartNew();
+            bool outOfTime = false;
+            foreach (var batch in loader.Epoch(epoch, cancel))
+            {
+                try
+                {
+                    optimizer.Lr = _options.LrAt(epoch, it, iters);
+                    var (terms, total) = Step(batch, optimizer, random);
+                    foreach (var (k, v) in terms) sums[k] = sums.GetValueOrDefault(k) + v;
+                    it++;
+                    images += batch.Length;
+                    observer.OnStep(new TrainStep(epoch, _options.Epochs, it, iters, terms, total, optimizer.Lr, images / epochClock.Elapsed.TotalSeconds, clock.Elapsed));
+                }
+                finally
+                {
+                    foreach (var s in batch) s.Dispose();
+                }
+                if (_options.TimeLimit is { } limit && clock.Elapsed >= limit) { outOfTime = true; break; }
+            }
+            bool last = epoch == _options.Epochs - 1 || outOfTime;
+            var checkpoint = SaveCheckpoint(optimizer, epoch + 1);
+            CocoEvalResult? eval = null;
+            if (_val != null && (_options.EvalEveryEpoch || last))
+            {
+                observer.OnEvaluating(_val.Count);
+                eval = DetectionEvaluation.Evaluate(_model, _val).Result;
+            }
+            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval, checkpoint, clock.Elapsed);
+            summaries.Add(summary);
+            observer.OnEpoch(summary);
+            if (outOfTime) break;
+        }
+        return summaries;
+    }
+
+    private (Dictionary<string, double> Terms, double Total) Step(DetectionSample[] batch, Sgd optimizer, Generator random)
+    {
+        using var scope = new TensorScope();
+        var losses = _model.ComputeLosses(batch, random);
+        var terms = losses.ToDictionary(kv => kv.Key, kv => kv.Value.Item());
+        double total = terms.Values.Sum();
+        if (!double.IsFinite(total))
+            throw new InvalidOperationException($"the loss is {total} ({string.Join(", ", terms.Select(kv => $"{kv.Key} {kv.Value}"))}); training stopped");
+        var sum = losses.Values.Aggregate((a, b) => a + b);
+        optimizer.ZeroGrad();
+        sum.Backward();
+        if (_options.ClipGradNorm is double clip) GradClip.ClipGradNorm(optimizer.Parameters, clip);
+        optimizer.Step();
+        optimizer.ZeroGrad();
+        return (terms, total);
+    }
+
+    private string SaveCheckpoint(Sgd optimizer, int epochsDone)
+    {
+        var info = new CheckpointInfo { Model = _modelName, Config = _model.Config, Categories = _train.Categories.Categories, Epoch = epochsDone, Data = _dataName };
+        DetectorCheckpoint.Save(_outDir, _model, info);
+        var state = optimizer.StateDict();
+        var cpu = state.ToDictionary(kv => kv.Key, kv => kv.Value.To(Device.Cpu));
+        try
+        {
+            Safetensors.Save(Path.Combine(_outDir, OptimizerFile), cpu);
+        }
+        finally
+        {
+            foreach (var t in cpu.Values) t.Dispose();
+        }
+        var path = Path.Combine(_outDir, StateFile);
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, JsonSerializer.Serialize(new TrainerState(epochsDone, _options.Seed, _options.Lr), DetectorCheckpoint.Json));
+        File.Move(tmp, path, overwrite: true);
+        return _outDir;
+    }
+
+    private int Restore(Sgd optimizer)
+    {
+        var statePath = Path.Combine(_outDir, StateFile);
+        if (!File.Exists(statePath))
+            throw new FileNotFoundException($"--resume: '{_outDir}' holds no training state ({StateFile}); train without --resume first", statePath);
+        var info = DetectorCheckpoint.ReadInfo(_outDir);
+        if (info.Model != _modelName)
+            throw new CheckpointFormatException($"--resume: '{_outDir}' holds a {info.Model} checkpoint, not {_modelName}");
+        DetectorCheckpoint.LoadWeights(_model, Path.Combine(_outDir, DetectorCheckpoint.WeightsFile));
+        var opt = Safetensors.Load(Path.Combine(_outDir, OptimizerFile));
+        try
+        {
+            optimizer.LoadStateDict(opt);
+        }
+        finally
+        {
+            foreach (var t in opt.Values) t.Dispose();
+        }
+        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), DetectorCheckpoint.Json)
+            ?? throw new CheckpointFormatException($"{statePath}: empty training state");
+        return state.EpochsDone;
+    }
+
+    private sealed class NullObserver : ITrainingObserver;
+}

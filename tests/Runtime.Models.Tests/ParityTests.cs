@@ -1,0 +1,175 @@
+using System.Text.Json;
+using Runtime.Models.Detection;
+
+namespace Runtime.Models.Tests;
+
+/// <summary>
+/// Tiny torchvision Faster R-CNN and RetinaNet models (seeded weights, non-trivial FrozenBatchNorm statistics,
+/// saved as .pth) give the same pyramid, proposals, detections, losses and gradients here as in torchvision
+/// (golden/make_detection.py). Eval: boxes to 1e-3 relative, scores to 1e-4, same labels. Train: every loss term to
+/// 1e-4 relative with torchvision's sampled anchors and proposals replayed.
+/// </summary>
+public class ParityTests
+{
+    public static TheoryData<string, string> Cases()
+    {
+        var d = new TheoryData<string, string>();
+        foreach (var dev in TestDevices.Names)
+            foreach (var c in new[] { "frcnn_r18", "frcnn_r50", "retina_r18", "retina_r18_v2" })
+                d.Add(c, dev);
+        return d;
+    }
+
+    private static void Close(double expected, double actual, double rel, double abs, string what) =>
+        Assert.True(Math.Abs(expected - actual) <= abs + rel * Math.Abs(expected), $"{what}: expected {expected:R}, got {actual:R}");
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void EvalMatchesTorchvision(string name, string device)
+    {
+        var g = Golden.Load(name);
+        var dev = Device.Parse(device);
+        using var model = g.BuildModel(dev);
+        model.Eval();
+        var images = g.Images(dev);
+        try
+        {
+            using var noGrad = GradMode.NoGrad();
+            using var batch = model.Transform.Apply(images);
+            Assert.Equal(Golden.Ints(g.Eval.GetProperty("batch_shape")), batch.Tensors.Shape.ToArray());
+            var sizes = g.Eval.GetProperty("image_sizes").EnumerateArray().Select(s => (Golden.Ints(s)[0], Golden.Ints(s)[1])).ToArray();
+            Assert.Equal(sizes, batch.ImageSizes.ToArray());
+            using var onDev = new Runtime.Vision.Data.ImageBatch(batch.Tensors.To(dev), batch.ImageSizes, batch.OriginalSizes);
+            using var features = model.Backbone.Forward(onDev.Tensors);
+            CheckFeatures(g, features);
+            if (model is FasterRcnn frcnn)
+            {
+                var (proposals, _) = frcnn.Rpn.Forward(onDev, features, null);
+                var expected = g.Eval.GetProperty("rpn").GetProperty("proposals").EnumerateArray().ToArray();
+                for (int i = 0; i < proposals.Length; i++)
+                    using (proposals[i])
+                        CheckProposals(Golden.Data(expected[i]), proposals[i].ToDoubleArray(), $"image {i} proposals");
+            }
+            else if (model is RetinaNet retina)
+            {
+                var (logits, deltas, _) = retina.ForwardHead(features);
+                using (logits)
+                using (deltas)
+                {
+                    var head = g.Eval.GetProperty("head_image0");
+                    using var l0 = logits.Select(0, 0);
+                    using var d0 = deltas.Select(0, 0);
+                    CheckAll(Golden.Data(head.GetProperty("cls_logits")), l0.ToDoubleArray(), 1e-4, 1e-4, "cls_logits");
+                    CheckAll(Golden.Data(head.GetProperty("bbox_regression")), d0.ToDoubleArray(), 1e-4, 1e-4, "bbox_regression");
+                }
+            }
+            var dets = model.Predict(images);
+            var exp = g.Eval.GetProperty("detections").EnumerateArray().ToArray();
+            for (int i = 0; i < dets.Count; i++)
+                using (dets[i])
+                    CheckDetections(exp[i], dets[i], $"image {i}");
+        }
+        finally
+        {
+            foreach (var im in images) im.Dispose();
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void TrainLossesAndGradientsMatchTorchvision(string name, string device)
+    {
+        var g = Golden.Load(name);
+        var dev = Device.Parse(device);
+        using var model = g.BuildModel(dev);
+        model.Train();
+        if (model is FasterRcnn frcnn)
+        {
+            frcnn.Rpn.Sampler = RecordedSampler.From(g.Train.GetProperty("rpn_sampler"));
+            frcnn.RoiHeads.Sampler = RecordedSampler.From(g.Train.GetProperty("roi_sampler"));
+        }
+        var samples = g.TrainSamples(dev);
+        try
+        {
+            var losses = model.ComputeLosses(samples);
+            var expected = g.Train.GetProperty("losses");
+            Assert.Equal(expected.EnumerateObject().Select(p => p.Name).Order(), losses.Keys.Order());
+            foreach (var p in expected.EnumerateObject())
+                Close(p.Value.GetDouble(), losses[p.Name].Item(), 1e-4, 1e-7, p.Name);
+            using var total = losses.Values.Aggregate((a, b) => a + b);
+            total.Backward();
+            foreach (var l in losses.Values) l.Dispose();
+            var parameters = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);
+            foreach (var p in g.Train.GetProperty("grads").EnumerateObject())
+            {
+                var grad = parameters[p.Name].Grad;
+                Assert.True(grad != null, $"{p.Name} got no gradient");
+                var want = Golden.Data(p.Value);
+                double scale = want.Max(Math.Abs);
+                CheckAll(want, grad!.ToDoubleArray(), 2e-3, 2e-3 * scale + 1e-7, $"grad {p.Name}");
+            }
+        }
+        finally
+        {
+            foreach (var s in samples) s.Dispose();
+        }
+    }
+
+    [Fact]
+    public void OldKeyNamesLoad()
+    {
+        var g = Golden.Load("frcnn_r18");
+        using var fresh = g.BuildModel(Device.Cpu);
+        using var old = g.BuildModel(Device.Cpu, Path.Combine(Golden.Folder, "frcnn_r18_oldkeys.pth"));
+        var a = fresh.StateDict();
+        foreach (var (k, t) in old.StateDict())
+            Assert.Equal(a[k].ToDoubleArray(), t.ToDoubleArray());
+        Assert.Equal(a["rpn.head.conv.0.0.weight"].ToDoubleArray(), old.StateDict()["rpn.head.conv.0.0.weight"].ToDoubleArray());
+    }
+
+    private static void CheckFeatures(Golden g, Backbones.FeatureMaps features)
+    {
+        var levels = g.Eval.GetProperty("features_image0").EnumerateArray().ToArray();
+        Assert.Equal(levels.Select(l => l.GetProperty("name").GetString()), features.Names);
+        for (int l = 0; l < levels.Length; l++)
+        {
+            using var image0 = features[l].Value.Select(0, 0);
+            var v = image0.ToDoubleArray();
+            Assert.Equal(Golden.Ints(levels[l].GetProperty("shape")), image0.Shape.ToArray());
+            var first = Golden.Doubles(levels[l].GetProperty("first32"));
+            CheckAll(first, v.Take(first.Length).ToArray(), 1e-4, 1e-5, $"level {l} first values");
+            double absSum = levels[l].GetProperty("abs_sum").GetDouble();
+            Close(absSum, v.Sum(Math.Abs), 1e-5, 0, $"level {l} sum |x|");
+            Close(levels[l].GetProperty("sum").GetDouble(), v.Sum(), 0, 1e-5 * absSum, $"level {l} sum");
+        }
+    }
+
+    private static void CheckAll(double[] expected, double[] actual, double rel, double abs, string what)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: {actual.Length} values, expected {expected.Length}");
+        for (int i = 0; i < expected.Length; i++) Close(expected[i], actual[i], rel, abs, $"{what}[{i}]");
+    }
+
+    // RPN proposals in order; neighbours whose scores differ by one ulp may swap (the golden's note).
+    private static void CheckProposals(double[] expected, double[] actual, string what)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: {actual.Length / 4} proposals, expected {expected.Length / 4}");
+        int n = expected.Length / 4;
+        bool Same(int e, int a) => Enumerable.Range(0, 4).All(k => Math.Abs(expected[4 * e + k] - actual[4 * a + k]) <= 1e-3 * Math.Max(1, Math.Abs(expected[4 * e + k])));
+        for (int i = 0; i < n; i++)
+            Assert.True(Same(i, i) || (i > 0 && Same(i, i - 1)) || (i + 1 < n && Same(i, i + 1)),
+                $"{what}: proposal {i} [{string.Join(", ", expected.Skip(4 * i).Take(4))}] vs ours [{string.Join(", ", actual.Skip(4 * i).Take(4))}]");
+    }
+
+    private static void CheckDetections(JsonElement expected, DetectionResult d, string what)
+    {
+        var boxes = Golden.Data(expected.GetProperty("boxes"));
+        var scores = Golden.Data(expected.GetProperty("scores"));
+        var labels = Golden.Longs(expected.GetProperty("labels"));
+        Assert.True(scores.Length == d.Count, $"{what}: {d.Count} detections, expected {scores.Length}");
+        Assert.Equal(labels, d.Labels.ToArray<long>());
+        CheckAll(scores, d.Scores.ToDoubleArray(), 0, 1e-4, $"{what} scores");
+        var ours = d.Boxes.ToDoubleArray();
+        for (int i = 0; i < boxes.Length; i++) Close(boxes[i], ours[i], 1e-3, 1e-3, $"{what} box value {i}");
+    }
+}
