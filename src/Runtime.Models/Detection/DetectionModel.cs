@@ -17,6 +17,7 @@ public abstract class DetectionModel : Module
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
+        SamplingGenerator = new Generator(0x5A3B1E);
         Transform = new GeneralizedRcnnTransform(config.MinSize, config.MaxSize, config.ImageMean, config.ImageStd);
         Backbone = RegisterModule("backbone", new BackboneWithFpn(config.Backbone, dtype, device, generator));
         if (Backbone.FeatureNames.Count != config.AnchorSizes.Length)
@@ -31,6 +32,12 @@ public abstract class DetectionModel : Module
     public BackboneWithFpn Backbone { get; }
     public AnchorGenerator AnchorGenerator { get; }
     public int NumClasses => Config.NumClasses;
+
+    /// <summary>The random stream of the training samplers (anchors and proposals); see <see cref="SeedSampling"/>.</summary>
+    protected Generator SamplingGenerator { get; }
+
+    /// <summary>Restarts the training samplers' random stream (the trainer does this per epoch, so a resumed run repeats a continuous one).</summary>
+    public void SeedSampling(ulong seed) => SamplingGenerator.ManualSeed(seed);
 
     /// <summary>The device the parameters live on.</summary>
     public Device Device => Parameters().FirstOrDefault()?.Device ?? Buffers().First().Device;

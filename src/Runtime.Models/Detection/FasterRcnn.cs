@@ -16,12 +16,12 @@ public class FasterRcnn : DetectionModel
         Config = config;
         int channels = Backbone.OutChannels;
         var head = new RpnHead(channels, AnchorGenerator.NumAnchorsPerLocation()[0], dtype: dtype, device: device, generator: generator);
-        Rpn = RegisterModule("rpn", new RegionProposalNetwork(AnchorGenerator, head, config.Rpn, generator));
+        Rpn = RegisterModule("rpn", new RegionProposalNetwork(AnchorGenerator, head, config.Rpn, SamplingGenerator));
         var boxLevels = Backbone.FeatureNames.Where(n => n != "pool" && n != "p6" && n != "p7").ToArray();
         var pool = new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling);
         var boxHead = new TwoMlpHead(channels * config.BoxPoolSize * config.BoxPoolSize, config.RepresentationSize, dtype, device, generator);
         var predictor = new FastRcnnPredictor(config.RepresentationSize, config.NumClasses, dtype, device, generator);
-        RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, generator));
+        RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, SamplingGenerator));
     }
 
     public new FasterRcnnConfig Config { get; }

@@ -123,11 +123,13 @@ public sealed class DetectionTrainer
         observer.OnStart(_options.Epochs, iters, startEpoch);
         var summaries = new List<EpochSummary>();
         var clock = Stopwatch.StartNew();
-        var random = new Generator(_options.Seed ^ 0x5eed);
         for (int epoch = startEpoch; epoch < _options.Epochs; epoch++)
         {
             _model.Train();
             flipped.SetEpoch(epoch);
+            // Every random stream restarts from (seed, epoch): a run resumed at an epoch repeats the uninterrupted one.
+            var random = new Generator(Dataset.MixSeed(_options.Seed, epoch, 1));
+            _model.SeedSampling(Dataset.MixSeed(_options.Seed, epoch, 2));
             var sums = new Dictionary<string, double>();
             int it = 0, images = 0;
             var epochClock = Stopwatch.StartNew();
