@@ -3,7 +3,9 @@ namespace Runtime.Vision.Drawing;
 /// <summary>
 /// The classic 5x7 dot-matrix font for printable ASCII (32..126), defined in code: each glyph is five
 /// column bytes, bit 0 the top row. Characters outside the range draw as '?'. Glyphs are 5 pixels
-/// wide plus one of spacing, 7 high plus one of spacing, times the scale.
+/// wide plus one of spacing, 7 high plus one of spacing, times the scale. Lower-case letters leave
+/// the top two rows blank (ascenders excepted), and the descenders of g, j, p, q and y end in the
+/// bottom rows, which keeps 'g' apart from '9'.
 /// </summary>
 public static class BitmapFont
 {
@@ -83,7 +85,7 @@ public static class BitmapFont
         0x38, 0x44, 0x44, 0x48, 0x7F, // d
         0x38, 0x54, 0x54, 0x54, 0x18, // e
         0x08, 0x7E, 0x09, 0x01, 0x02, // f
-        0x0C, 0x52, 0x52, 0x52, 0x3E, // g
+        0x08, 0x54, 0x54, 0x54, 0x3C, // g
         0x7F, 0x08, 0x04, 0x04, 0x78, // h
         0x00, 0x44, 0x7D, 0x40, 0x00, // i
         0x20, 0x40, 0x44, 0x3D, 0x00, // j

@@ -10,6 +10,9 @@ public readonly record struct Rgb(byte R, byte G, byte B)
 
     /// <summary>Black or white, whichever reads better on this colour.</summary>
     public Rgb Contrasting => 0.299 * R + 0.587 * G + 0.114 * B > 140 ? Black : White;
+
+    // The generated ToString would print Contrasting, whose ToString prints its Contrasting, and so on.
+    public override string ToString() => $"Rgb({R}, {G}, {B})";
 }
 
 /// <summary>A fixed palette of distinguishable colours; instance i gets colour i mod count.</summary>
@@ -106,16 +109,28 @@ public static class Draw
     /// <summary>Text on a filled background, placed above (or, at the top edge, inside) the point (x, y).</summary>
     public static void Caption(Image image, int x, int y, string text, Rgb background, int scale = 1)
     {
-        int w = BitmapFont.MeasureWidth(text, scale) + 2 * scale, h = BitmapFont.MeasureHeight(scale) + 2 * scale;
+        var (w, h) = CaptionSize(text, scale);
         int top = y - h >= 0 ? y - h : y;
         int left = Math.Clamp(x, 0, Math.Max(0, image.Width - w));
-        FillRectangle(image, left, top, left + w, top + h, background);
-        Text(image, left + scale, top + scale, text, background.Contrasting, scale);
+        CaptionAt(image, new PixelRect(left, top, w, h), text, background, scale);
     }
+
+    /// <summary>The size of a caption's filled background: the text plus a margin of one font pixel.</summary>
+    public static (int Width, int Height) CaptionSize(string text, int scale = 1) =>
+        (BitmapFont.MeasureWidth(text, scale) + 2 * scale, BitmapFont.MeasureHeight(scale) + 2 * scale);
+
+    /// <summary>A box's caption: "label score", either part alone, or empty.</summary>
+    public static string CaptionText(DrawBox box) => (box.Label, box.Score) switch
+    {
+        (null, null) => "",
+        ({ } l, null) => l,
+        (null, { } s) => s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture),
+        ({ } l, { } s) => $"{l} {s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture)}",
+    };
 
     /// <summary>
     /// Draws boxes with captions "label score" (either part may be absent). Box i without a colour of
-    /// its own gets palette colour i.
+    /// its own gets palette colour i. Captions do not cover one another (see <see cref="Captions"/>).
     /// </summary>
     public static void Boxes(Image image, IReadOnlyList<DrawBox> boxes, int thickness = 2, int fontScale = 1)
     {
@@ -127,18 +142,49 @@ public static class Draw
             Rectangle(image, b.X1, b.Y1, b.X2, b.Y2, b.Color ?? Palette.Get(i), thickness);
         }
         // Captions after all boxes so that no box edge crosses a caption.
+        Captions(image, boxes, fontScale);
+    }
+
+    /// <summary>
+    /// Draws only the boxes' captions, laid out by <see cref="CaptionLayout.Place"/> in list order so
+    /// that none covers another while there is room (earlier boxes get the better spots). Returns each
+    /// box's caption rectangle, or null for a box without a caption.
+    /// </summary>
+    public static PixelRect?[] Captions(Image image, IReadOnlyList<DrawBox> boxes, int fontScale = 1)
+    {
+        CheckRgb(image);
+        ArgumentNullException.ThrowIfNull(boxes);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(fontScale);
+        var texts = new List<(int Box, string Text)>();
         for (int i = 0; i < boxes.Count; i++)
         {
-            var b = boxes[i];
-            string text = (b.Label, b.Score) switch
-            {
-                (null, null) => "",
-                ({ } l, null) => l,
-                (null, { } s) => s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture),
-                ({ } l, { } s) => $"{l} {s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture)}",
-            };
-            if (text.Length > 0) Caption(image, (int)MathF.Round(b.X1), (int)MathF.Round(b.Y1), text, b.Color ?? Palette.Get(i), fontScale);
+            string text = CaptionText(boxes[i]);
+            if (text.Length > 0) texts.Add((i, text));
         }
+        var anchors = new PixelRect[texts.Count];
+        var sizes = new (int, int)[texts.Count];
+        for (int k = 0; k < texts.Count; k++)
+        {
+            var b = boxes[texts[k].Box];
+            int l = (int)MathF.Round(b.X1), t = (int)MathF.Round(b.Y1), r = (int)MathF.Round(b.X2), bottom = (int)MathF.Round(b.Y2);
+            anchors[k] = new PixelRect(l, t, Math.Max(1, r - l), Math.Max(1, bottom - t));
+            sizes[k] = CaptionSize(texts[k].Text, fontScale);
+        }
+        var rects = CaptionLayout.Place(image.Width, image.Height, anchors, sizes);
+        var result = new PixelRect?[boxes.Count];
+        for (int k = 0; k < texts.Count; k++)
+        {
+            int i = texts[k].Box;
+            CaptionAt(image, rects[k], texts[k].Text, boxes[i].Color ?? Palette.Get(i), fontScale);
+            result[i] = rects[k];
+        }
+        return result;
+    }
+
+    private static void CaptionAt(Image image, PixelRect rect, string text, Rgb background, int scale)
+    {
+        FillRectangle(image, rect.X, rect.Y, rect.Right, rect.Bottom, background);
+        Text(image, rect.X + scale, rect.Y + scale, text, background.Contrasting, scale);
     }
 
     /// <summary>

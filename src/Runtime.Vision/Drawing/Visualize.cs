@@ -72,11 +72,15 @@ public static class Visualize
             else colors[(int)s.Id] = StuffColor(s.Label);
         }
         Draw.Panoptic(canvas, segmentIds, alpha, things, id => colors.TryGetValue(id, out var c) ? c : new Rgb(96, 96, 96));
+        var captions = new List<DrawBox>();
         foreach (var s in segments)
         {
+            if (!s.IsThing) continue;
             string name = names != null && s.Label >= 0 && s.Label < names.Count ? names[s.Label] : s.CategoryId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            if (s.IsThing) Draw.Caption(canvas, (int)s.Bbox[0], (int)s.Bbox[1], name, colors[(int)s.Id]);
+            float x = (float)s.Bbox[0], y = (float)s.Bbox[1];
+            captions.Add(new DrawBox(x, y, x + (float)s.Bbox[2], y + (float)s.Bbox[3], name, null, colors[(int)s.Id]));
         }
+        Draw.Captions(canvas, captions);
         return canvas;
     }
 

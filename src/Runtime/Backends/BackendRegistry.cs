@@ -10,6 +10,7 @@ public static class BackendRegistry
     private static readonly Dictionary<Device, IBackend> Cache = new();
     private static readonly object Gate = new();
     private static bool _gpuLoadTried;
+    private static string? _gpuLoadError;
 
     /// <summary>Adds a backend kind. The factory returns null (or throws saying why) when the device is unavailable.</summary>
     public static void Register(DeviceType type, Func<int, IBackend?> factory)
@@ -29,7 +30,10 @@ public static class BackendRegistry
                 LoadGpuAssembly();
             }
             if (!Factories.TryGetValue(device.Type, out var f))
-                throw new InvalidOperationException($"no backend for device {device} is loaded (CUDA and OpenCL come with the Runtime.Gpu assembly)");
+                throw new InvalidOperationException(
+                    $"no backend for device {device}: the CUDA and OpenCL backends live in the Runtime.Gpu assembly, which this program " +
+                    $"{(_gpuLoadError is null ? "does not have" : $"could not load ({_gpuLoadError})")}. Add a ProjectReference to " +
+                    "src/Runtime.Gpu/Runtime.Gpu.csproj (nothing needs to call it), or put Runtime.Gpu.dll beside the program.");
             b = f(device.Index) ?? throw new InvalidOperationException($"device {device} is not available on this machine");
             Cache[device] = b;
             return b;
@@ -38,21 +42,32 @@ public static class BackendRegistry
 
     /// <summary>
     /// The core does not reference the GPU assembly; it loads it by name when a CUDA or OpenCL device is
-    /// first asked for, and its initializer registers the factories. The DynamicDependency keeps that
-    /// entry point through trimming in apps that ship Runtime.Gpu; apps without it just have no GPU backends.
+    /// first asked for, and its initializer registers the factories. A program that references
+    /// Runtime.Gpu has it in its dependency list; one that merely has Runtime.Gpu.dll in its folder gets
+    /// it loaded from there. The DynamicDependency keeps that entry point through trimming in apps that
+    /// ship Runtime.Gpu; apps without it just have no GPU backends.
     /// </summary>
     [DynamicDependency("Initialize", "Runtime.Gpu.GpuModule", "Runtime.Gpu")]
     private static void LoadGpuAssembly()
     {
-        Type? module;
         try
         {
-            module = Type.GetType("Runtime.Gpu.GpuModule, Runtime.Gpu", throwOnError: false);
+            var module = Type.GetType("Runtime.Gpu.GpuModule, Runtime.Gpu", throwOnError: false) ?? GpuModuleBesideProgram();
+            module?.GetMethod("Initialize")?.Invoke(null, null);
         }
-        catch (Exception e) when (e is IOException or BadImageFormatException)
+        catch (Exception e) when (e is IOException or BadImageFormatException or PlatformNotSupportedException or System.Reflection.TargetInvocationException)
         {
-            return;
+            _gpuLoadError = (e.InnerException ?? e).Message;
         }
-        module?.GetMethod("Initialize")?.Invoke(null, null);
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "a trimmed or AOT app carries Runtime.Gpu in its dependency list or not at all")]
+    [UnconditionalSuppressMessage("Trimming", "IL2073", Justification = "as above; GpuModule.Initialize is kept by the DynamicDependency")]
+    [return: DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)]
+    private static Type? GpuModuleBesideProgram()
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "Runtime.Gpu.dll");
+        if (!File.Exists(path)) return null;
+        return System.Runtime.Loader.AssemblyLoadContext.Default.LoadFromAssemblyPath(path).GetType("Runtime.Gpu.GpuModule");
     }
 }
