@@ -91,11 +91,13 @@ are printed with 9 significant digits (they round-trip float32). Boxes are (x1, 
                      rpn.fg_bg_sampler picked as positive / negative (ascending). They index the image's anchors
                      in torchvision's anchor order (levels concatenated; within a level y, x, then anchor).
     roi_heads_num_proposals  per image, how many RPN proposals the RoI heads received (before adding gt boxes)
-    roi_sampler      per image {pos, neg, num_candidates}: the indices that roi_heads.fg_bg_sampler picked,
+    roi_sampler      per image {pos, neg, num_candidates, pos_boxes, neg_boxes}: the indices that roi_heads.fg_bg_sampler picked,
                      into the image's proposals after add_gt_proposals = the RPN proposals (in RPN order)
                      followed by the ground-truth boxes (in target order); num_candidates = proposals + gts.
                      The RoI heads then take, per image, the union of pos and neg in ascending index order
-                     (torch.where(pos | neg)) and concatenate the images.
+                     (torch.where(pos | neg)) and concatenate the images. pos_boxes / neg_boxes [K, 4] are the picked
+                     candidates themselves (resized frame), so a replay can find them by coordinates where RPN proposals
+                     whose scores differ by an ulp come out in the other order.
   checks             diagnostics, so a mismatch can be told from an ill-posed comparison:
     near_threshold   score candidates within 1e-4 of the detection score threshold (empty = none; the
                      calibration makes it empty): Faster R-CNN [{image, index = proposal * (num_classes - 1) +
@@ -702,7 +704,7 @@ def run_train(model, kind, images, targets, grad_names, seed):
         rpn_s = model.rpn.fg_bg_sampler = RecordingSampler(model.rpn.fg_bg_sampler)
         roi_s = model.roi_heads.fg_bg_sampler = RecordingSampler(model.roi_heads.fg_bg_sampler)
         hooks.append(model.roi_heads.register_forward_pre_hook(
-            lambda m, i: cap.__setitem__("roi_in", [int(p.shape[0]) for p in i[1]])))
+            lambda m, i: cap.update(roi_in=[int(p.shape[0]) for p in i[1]], roi_props=[p.detach().clone() for p in i[1]])))
         hooks.append(model.rpn.register_forward_pre_hook(lambda m, i: set_stage("rpn")))
         probe_rpn_top_n(model, cuts)
         REC.active, REC.nms = True, []
@@ -737,7 +739,11 @@ def run_train(model, kind, images, targets, grad_names, seed):
     if kind == "frcnn":
         out["rpn_sampler"] = [{"pos": p["pos"], "neg": p["neg"], "num_anchors": p["n"]} for p in rpn_s.picks]
         out["roi_heads_num_proposals"] = cap["roi_in"]
-        out["roi_sampler"] = [{"pos": p["pos"], "neg": p["neg"], "num_candidates": p["n"]} for p in roi_s.picks]
+        out["roi_sampler"] = []
+        for img, p in enumerate(roi_s.picks):
+            candidates = torch.cat([cap["roi_props"][img], tt[img]["boxes"]])
+            out["roi_sampler"].append({"pos": p["pos"], "neg": p["neg"], "num_candidates": p["n"],
+                                       "pos_boxes": t(candidates[p["pos"]]), "neg_boxes": t(candidates[p["neg"]])})
         out["sampler_notes"] = {
             "rpn_sampler": "indices into the image's anchors in torchvision's order: FPN levels concatenated, within a "
                            "level row-major over (y, x), then the anchors of one location (ratios outer, sizes inner "
