@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using System.Text.Json;
 
 namespace Runtime.Cli;
@@ -29,7 +30,7 @@ internal static class CommandLine
 
     private static CommandGroup Build()
     {
-        var root = new CommandGroup("runtime", "The runtime's command line: devices, self-checks, benchmarks, COCO drawing, checkpoints.", "command");
+        var root = new CommandGroup("runtime", "the runtime's command line: devices, self-checks, benchmarks, COCO drawing, checkpoints.", "command");
         root.Options.Add(new HelpOption());
         foreach (var c in Commands()) root.Subcommands.Add(c);
         root.Subcommands.Add(HelpCommand(root));
@@ -54,7 +55,7 @@ internal static class CommandLine
             Root.Value.Parse(["--help"]).Invoke(config);
             return 1;
         }
-        var parse = Root.Value.Parse(args);
+        var parse = Parse(args);
         if (parse.Action is ParseErrorAction)
         {
             error.WriteLine($"runtime: {UsageError(parse)}");
@@ -64,7 +65,7 @@ internal static class CommandLine
         {
             return parse.Invoke(config);
         }
-        catch (Exception e) when (e is ArgumentException)
+        catch (ArgumentException e)
         {
             error.WriteLine($"runtime: {OneLine(e)}");
             return 2;
@@ -77,11 +78,14 @@ internal static class CommandLine
         }
     }
 
+    /// <summary>Parses <c>runtime args</c> without running anything.</summary>
+    internal static ParseResult Parse(string[] args) => Root.Value.Parse(args);
+
     /// <summary>The one line for a parse that failed: what was wrong, and where to read more.</summary>
     private static string UsageError(ParseResult parse)
     {
         var command = parse.CommandResult.Command;
-        string path = string.Join(' ', Path(parse.CommandResult.Command));
+        string path = string.Join(' ', CommandPath(command));
         var word = parse.UnmatchedTokens.FirstOrDefault();
         string message;
         if (command is CommandGroup group && word is null or [not '-', ..])
@@ -89,20 +93,19 @@ internal static class CommandLine
             string known = string.Join(", ", group.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
             message = word is null ? $"'{path}' needs {Article(group.Noun)} {group.Noun}; known: {known}" : $"unknown {group.Noun} '{word}'; known: {known}";
         }
+        else if (parse.Errors.FirstOrDefault(e => e.SymbolResult is OptionResult or ArgumentResult) is { } valueError)
+            message = valueError.Message; // an option's own parser saying what was wrong with its value
+        else if (word is not null)
+            message = word.StartsWith('-') ? $"unknown option '{word}' for '{path}'" : $"unexpected argument '{word}' for '{path}'";
         else
-        {
-            // The options' own parsers say what was wrong with a value; otherwise name the stray word.
-            var valueError = parse.Errors.FirstOrDefault(e => e.SymbolResult is System.CommandLine.Parsing.OptionResult or System.CommandLine.Parsing.ArgumentResult);
-            message = valueError?.Message
-                ?? (word is [_, ..] ? word.StartsWith('-') ? $"unknown option '{word}' for '{path}'" : $"unexpected argument '{word}' for '{path}'" : parse.Errors[0].Message);
-        }
+            message = parse.Errors[0].Message;
         return $"{message.TrimEnd('.')}; see '{path} --help'";
     }
 
-    private static IEnumerable<string> Path(Command command)
+    private static IEnumerable<string> CommandPath(Command command)
     {
         var parent = command.Parents.OfType<Command>().FirstOrDefault();
-        return parent is null ? [command.Name] : [.. Path(parent), command.Name];
+        return parent is null ? [command.Name] : [.. CommandPath(parent), command.Name];
     }
 
     private static string Article(string noun) => noun is [var c, ..] && "aeiou".Contains(c) ? "an" : "a";

@@ -56,13 +56,14 @@ internal static class DrawCommand
     {
         using var s = File.OpenRead(path);
         using var doc = ParseJson(s, path);
-        return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Array
-            && a.GetArrayLength() > 0 && a[0].TryGetProperty("segments_info", out _);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: not a COCO file (its top level is not an object)");
+        return doc.RootElement.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Array
+            && a.GetArrayLength() > 0 && a[0].ValueKind == JsonValueKind.Object && a[0].TryGetProperty("segments_info", out _);
     }
 
     private static int DrawInstances(string json, long? onlyId, int limit, string outDir, Sources sources)
     {
-        var file = CocoInstancesFile.Load(json);
+        var file = LoadCoco(json, CocoInstancesFile.Load);
         var images = FindFolder(sources.Images, json, file.Images, ["images", Path.GetFileNameWithoutExtension(json).Replace("instances_", "")]);
         var ds = new CocoDetection(images, file, new CocoDetectionOptions { IncludeCrowd = true, ContiguousLabels = false });
         var names = ds.Categories.Names;
@@ -92,7 +93,7 @@ internal static class DrawCommand
 
     private static int DrawPanoptic(string json, long? onlyId, int limit, string outDir, Sources sources)
     {
-        var file = CocoPanopticFile.Load(json);
+        var file = LoadCoco(json, CocoPanopticFile.Load);
         var stem = Path.GetFileNameWithoutExtension(json);
         var images = FindFolder(sources.Images, json, file.Images, ["images", stem.Replace("panoptic_", "")]);
         var pngs = FindFolder(sources.Panoptic, json,
@@ -176,6 +177,20 @@ internal static class DrawCommand
             list.Add(p);
         }
         return res;
+    }
+
+    /// <summary>Loads a COCO file, naming it when its JSON has the wrong shape (an array where an object belongs, ...).</summary>
+    private static T LoadCoco<T>(string path, Func<string, T> load)
+    {
+        try
+        {
+            return load(path);
+        }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException
+            || (e is InvalidDataException && !e.Message.Contains(path, StringComparison.Ordinal)))
+        {
+            throw new InvalidDataException($"{path}: not a COCO file: {e.Message}", e);
+        }
     }
 
     /// <summary>Parses a JSON file, naming it when it is not JSON.</summary>
