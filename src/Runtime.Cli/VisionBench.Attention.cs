@@ -7,11 +7,9 @@ using Runtime.Vision.Ops;
 
 namespace Runtime.Cli;
 
-// runtime bench attention [--shape B,H,L,D] [--backward] [--causal] [--dtype float32|float64] [--device d] [--threads n] [--repeat n] [--json]
-//   fused scaled dot-product attention (S = L, Dv = D), default 1,8,4096,64; GFLOP/s count 4*B*H*L*S*D
+// runtime bench attention: fused scaled dot-product attention (S = L, Dv = D), default 1,8,4096,64; GFLOP/s count 4*B*H*L*S*D
 //   for the forward and 3.5 times that with --backward (the backward's five products as 2.5 forwards).
-// runtime bench axial_attention [--shape N,C,H,W] [--heads h] [--backward] ...
-//   a height-axis then a width-axis AxialAttention (span = max(H, W)), default 1,128,33,33 with 8 heads.
+// runtime bench axial_attention: a height-axis then a width-axis AxialAttention (span = max(H, W)), default 1,128,33,33 with 8 heads.
 // Each also reports the peak extra memory of one call: on the CPU the pool bytes it still holds plus every
 // managed byte it allocated (an upper bound on its scratch), on a GPU the allocator's peak above what was
 // in use before.

@@ -7,9 +7,7 @@ using Runtime.Vision.Ops;
 
 namespace Runtime.Cli;
 
-// runtime bench roi_align | roi_pool [--shape N,C,H,W] [--rois K] [--output 7] [--sampling 2] [--scale 0.25]
-//     [--aligned] [--backward] [--device d] [--threads n] [--repeat n] [--json]
-// Defaults: one FPN level of Mask R-CNN on an 800x800 batch of two (features 2x256x200x200 at scale 1/4),
+// runtime bench roi_align | roi_pool. Defaults: one FPN level of Mask R-CNN on an 800x800 batch of two (features 2x256x200x200 at scale 1/4),
 // 512 rois, 7x7 bins, sampling ratio 2, aligned False. benchmarks/torch_roi.py times torchvision on the
 // same rois (the same formula, below).
 internal static partial class VisionBench
