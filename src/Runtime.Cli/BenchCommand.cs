@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Runtime.Autograd;
@@ -5,31 +6,37 @@ using Runtime.Cpu;
 
 namespace Runtime.Cli;
 
-/// <summary><c>runtime bench op</c>: median wall time of one operator after warm-up, with GFLOP/s or GB/s.</summary>
+/// <summary>
+/// <c>runtime bench</c>: the command built from <see cref="BenchOperators.All"/>, and the core operators'
+/// entries (matmul, conv2d, elementwise, softmax, pooling, upsampling): median wall time of one operator
+/// after warm-up, with GFLOP/s or GB/s.
+/// </summary>
 internal static class BenchCommand
 {
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        if (args.Contains("resnet50")) return ResNetBench.Run(args);
-        if (VisionBench.OpName(args) != null) return VisionBench.Run(args);
-        var opts = CommandLine.ParseOptions(args, out var positional, "json", "backward");
-        if (positional.Count != 1) throw new ArgumentException("bench needs exactly one operator name");
-        string op = positional[0];
-        var o = new BenchOptions(opts);
-        ConvOptions? conv = null;
-        if (op == "conv2d")
-        {
-            var k = o.Value("kernel") is string ks
-                ? ks.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()
-                : [3];
-            if (k.Length is not (1 or 2)) throw new ArgumentException("--kernel is k or kh,kw");
-            int kh = k[0], kw = k[^1];
-            conv = new ConvOptions(o.Int("out", -1), kh, kw, o.Int("stride", 1), o.Int("padding", Math.Min(kh, kw) / 2), o.Int("dilation", 1), o.Int("groups", 1), o.Has("backward"));
-        }
-        var result = Measure(op, o.Shape, o.DType, o.Device, o.Repeat, conv);
-        Console.WriteLine(o.Json ? result.ToJson() : result.ToRow());
-        return 0;
+        var names = string.Join(", ", BenchOperators.All.Select(o => o.Name));
+        var bench = new CommandGroup("bench", $"time an operator or model: {names}", "operator");
+        foreach (var op in BenchOperators.All) bench.Subcommands.Add(op.ToCommand());
+        return bench;
     }
+
+    private const string ElementCount = "element count or shape (default 16777216)";
+
+    /// <summary>The core operators' entries of the bench table.</summary>
+    public static readonly IReadOnlyList<BenchOperator> Operators =
+    [
+        Core("matmul", "matrix product A[M,K] @ B[K,N]; GFLOP/s", "M,N,K, or one size for a cube (default 1024)", MatMul),
+        Conv2dOperator(),
+        Core("add", "elementwise a + b; GB/s counts two reads and a write", ElementCount, (i, s, _) => Elementwise(i, s, "add")),
+        Core("mul", "elementwise a * b; GB/s counts two reads and a write", ElementCount, (i, s, _) => Elementwise(i, s, "mul")),
+        Core("relu", "elementwise max(a, 0); GB/s counts a read and a write", ElementCount, (i, s, _) => Elementwise(i, s, "relu")),
+        Core("exp", "elementwise exp(a); GB/s counts a read and a write", ElementCount, (i, s, _) => Elementwise(i, s, "exp")),
+        Core("sum", "sum of all elements; GB/s counts the read", ElementCount, (i, s, _) => Elementwise(i, s, "sum")),
+        Core("softmax", "softmax over the last axis; GB/s counts a read and a write", "rows,cols (default 4096,1024)", Softmax),
+        Core("maxpool2d", "3x3 max pooling, stride 2, padding 1 (ResNet's stem); GB/s counts input and output", "N,C,H,W (default 8,64,112,112)", MaxPool2d),
+        Core("interpolate", "nearest 2x upsampling (FPN's top-down path); GB/s counts input and output", "N,C,H,W (default 8,256,56,56)", Interpolate),
+    ];
 
     public sealed record Result(string Op, string Shape, string DType, string Device, int Threads, int Repeats, double MedianMs, double MinMs, double Rate, string Unit)
     {
@@ -40,149 +47,169 @@ internal static class BenchCommand
             $"{Op,-8} {Shape,-24} {DType,-8} {Device,-8} threads={Threads} median {MedianMs,10:F3} ms  min {MinMs,10:F3} ms  {Rate,9:F1} {Unit}");
     }
 
-    /// <summary>Convolution settings of <c>bench conv2d</c>; <c>Out</c> -1 means as many output channels as input channels.</summary>
-    public sealed record ConvOptions(int Out, int KernelH, int KernelW, int Stride, int Padding, int Dilation, int Groups, bool Backward);
+    /// <summary>
+    /// What one core benchmark times: the call, its work per call (in 1e9 flops or bytes), the rate's unit,
+    /// the shape as reported, and whether the call records gradients (otherwise it runs under no-grad).
+    /// </summary>
+    private sealed record Workload(Func<Tensor> Call, double Work, string Unit, string Shape, bool Grad = false);
 
-    public static Result Measure(string op, int[]? shape, DType dtype, Device device, int? repeat, ConvOptions? conv = null)
+    /// <summary>The random inputs of one workload, on the run's device and dtype; disposed after timing.</summary>
+    private sealed class Inputs(DType dtype, Device device) : IDisposable
     {
-        using var noGrad = conv is { Backward: true } ? default(GradMode.NoGradScope?) : GradMode.NoGrad();
-        var gen = new Generator(1234);
-        Func<Tensor> run;
-        double work;
-        string unit, shapeText;
-        var inputs = new List<Tensor>();
-        Tensor Input(params int[] sh)
+        private readonly Generator _gen = new(1234);
+        private readonly List<Tensor> _made = [];
+
+        public int ElementSize { get; } = dtype.SizeOf();
+
+        public Tensor Randn(params int[] shape)
         {
-            var t = Tensor.Randn(sh, gen, dtype, device);
-            inputs.Add(t);
+            var t = Tensor.Randn(shape, _gen, dtype, device);
+            _made.Add(t);
             return t;
         }
-        int es = dtype.SizeOf();
-        switch (op)
-        {
-            case "matmul":
-            {
-                var (m, n, k) = shape switch
-                {
-                    null => (1024, 1024, 1024),
-                    [var c] => (c, c, c),
-                    [var mm, var nn, var kk] => (mm, nn, kk),
-                    _ => throw new ArgumentException("matmul --shape is M,N,K or one size"),
-                };
-                var a = Input(m, k);
-                var b = Input(k, n);
-                run = () => a.MatMul(b);
-                work = 2.0 * m * n * k / 1e9;
-                unit = "GFLOP/s";
-                shapeText = $"{m}x{n}x{k}";
-                break;
-            }
-            case "conv2d":
-            {
-                var sh = shape ?? [8, 256, 14, 14];
-                if (sh.Length != 4) throw new ArgumentException("conv2d --shape is N,C,H,W");
-                var c = conv ?? new ConvOptions(-1, 3, 3, 1, 1, 1, 1, false);
-                int cout = c.Out > 0 ? c.Out : sh[1];
-                var x = Input(sh);
-                var w = Input(cout, sh[1] / c.Groups, c.KernelH, c.KernelW);
-                var b = Input(cout);
-                if (c.Backward)
-                {
-                    x.RequiresGrad = true;
-                    w.RequiresGrad = true;
-                    b.RequiresGrad = true;
-                }
-                int oh = (sh[2] + 2 * c.Padding - c.Dilation * (c.KernelH - 1) - 1) / c.Stride + 1;
-                int ow = (sh[3] + 2 * c.Padding - c.Dilation * (c.KernelW - 1) - 1) / c.Stride + 1;
-                double macs = (double)sh[0] * cout * oh * ow * (sh[1] / c.Groups) * c.KernelH * c.KernelW;
-                run = () =>
-                {
-                    var y = x.Conv2d(w, b, (c.Stride, c.Stride), (c.Padding, c.Padding), (c.Dilation, c.Dilation), c.Groups);
-                    if (!c.Backward) return y;
-                    using (y)
-                    using (var gy = Tensor.OnesLike(y))
-                        y.Backward(gy);
-                    foreach (var t in new[] { x, w, b })
-                    {
-                        t.Grad?.Dispose();
-                        t.Grad = null;
-                    }
-                    return Tensor.Zeros(1);
-                };
-                work = (c.Backward ? 3 : 1) * 2.0 * macs / 1e9;
-                unit = "GFLOP/s";
-                shapeText = $"{string.Join("x", sh)}>{cout}k{c.KernelH}x{c.KernelW}s{c.Stride}p{c.Padding}" +
-                    (c.Dilation != 1 ? $"d{c.Dilation}" : "") + (c.Groups != 1 ? $"g{c.Groups}" : "") + (c.Backward ? "+bwd" : "");
-                break;
-            }
-            case "add" or "mul" or "relu" or "exp" or "sum":
-            {
-                var sh = shape ?? [16 * 1024 * 1024];
-                var a = Input(sh);
-                var b = Input(sh);
-                long n = a.NumEl;
-                (run, work) = op switch
-                {
-                    "add" => ((Func<Tensor>)(() => a + b), 3.0 * n * es / 1e9),
-                    "mul" => (() => a * b, 3.0 * n * es / 1e9),
-                    "relu" => (() => a.Relu(), 2.0 * n * es / 1e9),
-                    "exp" => (() => a.Exp(), 2.0 * n * es / 1e9),
-                    _ => (() => a.Sum(), 1.0 * n * es / 1e9),
-                };
-                unit = "GB/s";
-                shapeText = string.Join("x", sh);
-                break;
-            }
-            case "softmax":
-            {
-                var sh = shape ?? [4096, 1024];
-                if (sh.Length != 2) throw new ArgumentException("softmax --shape is rows,cols");
-                var a = Input(sh);
-                run = () => a.Softmax(-1);
-                work = 2.0 * a.NumEl * es / 1e9;
-                unit = "GB/s";
-                shapeText = $"{sh[0]}x{sh[1]}";
-                break;
-            }
-            case "maxpool2d":
-            {
-                // ResNet's stem pool: 3x3, stride 2, padding 1. GB/s counts the input read and the output written.
-                var sh = shape ?? [8, 64, 112, 112];
-                if (sh.Length != 4) throw new ArgumentException("maxpool2d --shape is N,C,H,W");
-                var a = Input(sh);
-                run = () => a.MaxPool2d(3, 2, 1);
-                long outEl = (long)sh[0] * sh[1] * ((sh[2] - 1) / 2 + 1) * ((sh[3] - 1) / 2 + 1);
-                work = (a.NumEl + outEl) * es / 1e9;
-                unit = "GB/s";
-                shapeText = string.Join("x", sh);
-                break;
-            }
-            case "interpolate":
-            {
-                // FPN's top-down path: nearest 2x upsampling. GB/s counts the input read and the output written.
-                var sh = shape ?? [8, 256, 56, 56];
-                if (sh.Length != 4) throw new ArgumentException("interpolate --shape is N,C,H,W");
-                var a = Input(sh);
-                run = () => a.Interpolate((2.0, 2.0));
-                work = 5.0 * a.NumEl * es / 1e9;
-                unit = "GB/s";
-                shapeText = string.Join("x", sh);
-                break;
-            }
-            default:
-                throw new ArgumentException($"unknown bench op '{op}' (matmul, conv2d, add, mul, relu, exp, sum, softmax, maxpool2d, interpolate)");
-        }
 
-        var backend = Backends.BackendRegistry.For(device);
+        public void Dispose()
+        {
+            foreach (var t in _made) t.Dispose();
+        }
+    }
+
+    /// <summary>A core entry: <c>--shape</c> (described by <paramref name="shapeHelp"/>), <c>--dtype</c>, any extra options, and the setup of its workload.</summary>
+    private static BenchOperator Core(string name, string description, string shapeHelp, Func<Inputs, int[]?, BenchRun, Workload> setup, params Option[] extra)
+    {
+        var shape = BenchOptions.Shape(shapeHelp);
+        return new BenchOperator(name, description, [shape, BenchOptions.DType, .. extra], run =>
+        {
+            run.Print(Measure(name, run, inputs => setup(inputs, run.Get(shape), run)));
+            return 0;
+        });
+    }
+
+    private static Result Measure(string op, BenchRun run, Func<Inputs, Workload> setup)
+    {
+        using var inputs = new Inputs(run.DType, run.Device);
+        var w = setup(inputs);
+        using var noGrad = w.Grad ? default(GradMode.NoGradScope?) : GradMode.NoGrad();
+        var backend = Backends.BackendRegistry.For(run.Device);
         double Once()
         {
             var sw = Stopwatch.StartNew();
-            using (var y = run()) backend.Synchronize();
+            using (var y = w.Call()) backend.Synchronize();
             return sw.Elapsed.TotalMilliseconds;
         }
-        var (reps, median, min) = Time(Once, repeat);
-        foreach (var t in inputs) t.Dispose();
-        return new Result(op, shapeText, dtype.Name(), device.ToString(), CpuParallel.Threads, reps, median, min, work / (median / 1000), unit);
+        var (reps, median, min) = Time(Once, run.Repeat);
+        return new Result(op, w.Shape, run.DType.Name(), run.Device.ToString(), CpuParallel.Threads, reps, median, min, w.Work / (median / 1000), w.Unit);
+    }
+
+    private static Workload MatMul(Inputs inputs, int[]? shape, BenchRun run)
+    {
+        var (m, n, k) = shape switch
+        {
+            null => (1024, 1024, 1024),
+            [var c] => (c, c, c),
+            [var mm, var nn, var kk] => (mm, nn, kk),
+            _ => throw new ArgumentException("matmul --shape is M,N,K or one size"),
+        };
+        var a = inputs.Randn(m, k);
+        var b = inputs.Randn(k, n);
+        return new Workload(() => a.MatMul(b), 2.0 * m * n * k / 1e9, "GFLOP/s", $"{m}x{n}x{k}");
+    }
+
+    private static BenchOperator Conv2dOperator()
+    {
+        var outChannels = CliOptions.OptionalInt("--out", "output channels (default: input channels)");
+        var kernel = CliOptions.Sizes("--kernel", "k|kh,kw", "kernel size (default 3)");
+        var stride = CliOptions.Int("--stride", "stride", 1);
+        var padding = CliOptions.OptionalInt("--padding", "zero padding (default: kernel size / 2)", min: 0);
+        var dilation = CliOptions.Int("--dilation", "dilation", 1);
+        var groups = CliOptions.Int("--groups", "groups", 1);
+        var backward = CliOptions.Flag("--backward", "time forward + backward (input, weight and bias gradients): 3x the forward's flops");
+        return Core("conv2d", "2-D convolution with bias; GFLOP/s counts 2 flops per multiply-add", "input N,C,H,W (default 8,256,14,14)",
+            (inputs, shape, run) =>
+            {
+                var k = run.Get(kernel) ?? [3];
+                if (k.Length is not (1 or 2)) throw new ArgumentException("conv2d --kernel is k or kh,kw");
+                int kh = k[0], kw = k[^1];
+                return Conv2d(inputs, shape ?? [8, 256, 14, 14], run.Get(outChannels), kh, kw, run.Get(stride), run.Get(padding) ?? Math.Min(kh, kw) / 2,
+                    run.Get(dilation), run.Get(groups), run.Get(backward));
+            }, outChannels, kernel, stride, padding, dilation, groups, backward);
+    }
+
+    private static Workload Conv2d(Inputs inputs, int[] sh, int? outChannels, int kh, int kw, int stride, int padding, int dilation, int groups, bool backward)
+    {
+        if (sh.Length != 4) throw new ArgumentException("conv2d --shape is N,C,H,W");
+        int cout = outChannels ?? sh[1];
+        var x = inputs.Randn(sh);
+        var w = inputs.Randn(cout, sh[1] / groups, kh, kw);
+        var b = inputs.Randn(cout);
+        if (backward)
+        {
+            x.RequiresGrad = true;
+            w.RequiresGrad = true;
+            b.RequiresGrad = true;
+        }
+        int oh = (sh[2] + 2 * padding - dilation * (kh - 1) - 1) / stride + 1;
+        int ow = (sh[3] + 2 * padding - dilation * (kw - 1) - 1) / stride + 1;
+        double macs = (double)sh[0] * cout * oh * ow * (sh[1] / groups) * kh * kw;
+        Tensor Call()
+        {
+            var y = x.Conv2d(w, b, (stride, stride), (padding, padding), (dilation, dilation), groups);
+            if (!backward) return y;
+            using (y)
+            using (var gy = Tensor.OnesLike(y))
+                y.Backward(gy);
+            foreach (var t in new[] { x, w, b })
+            {
+                t.Grad?.Dispose();
+                t.Grad = null;
+            }
+            return Tensor.Zeros(1);
+        }
+        string text = $"{string.Join("x", sh)}>{cout}k{kh}x{kw}s{stride}p{padding}" +
+            (dilation != 1 ? $"d{dilation}" : "") + (groups != 1 ? $"g{groups}" : "") + (backward ? "+bwd" : "");
+        return new Workload(Call, (backward ? 3 : 1) * 2.0 * macs / 1e9, "GFLOP/s", text, Grad: backward);
+    }
+
+    private static Workload Elementwise(Inputs inputs, int[]? shape, string op)
+    {
+        var sh = shape ?? [16 * 1024 * 1024];
+        var a = inputs.Randn(sh);
+        var b = inputs.Randn(sh);
+        double bytes = (double)a.NumEl * inputs.ElementSize / 1e9;
+        var (call, work) = op switch
+        {
+            "add" => ((Func<Tensor>)(() => a + b), 3 * bytes),
+            "mul" => (() => a * b, 3 * bytes),
+            "relu" => (() => a.Relu(), 2 * bytes),
+            "exp" => (() => a.Exp(), 2 * bytes),
+            _ => (() => a.Sum(), bytes),
+        };
+        return new Workload(call, work, "GB/s", string.Join("x", sh));
+    }
+
+    private static Workload Softmax(Inputs inputs, int[]? shape, BenchRun run)
+    {
+        var sh = shape ?? [4096, 1024];
+        if (sh.Length != 2) throw new ArgumentException("softmax --shape is rows,cols");
+        var a = inputs.Randn(sh);
+        return new Workload(() => a.Softmax(-1), 2.0 * a.NumEl * inputs.ElementSize / 1e9, "GB/s", $"{sh[0]}x{sh[1]}");
+    }
+
+    private static Workload MaxPool2d(Inputs inputs, int[]? shape, BenchRun run)
+    {
+        var sh = shape ?? [8, 64, 112, 112];
+        if (sh.Length != 4) throw new ArgumentException("maxpool2d --shape is N,C,H,W");
+        var a = inputs.Randn(sh);
+        long outEl = (long)sh[0] * sh[1] * ((sh[2] - 1) / 2 + 1) * ((sh[3] - 1) / 2 + 1);
+        return new Workload(() => a.MaxPool2d(3, 2, 1), (a.NumEl + outEl) * inputs.ElementSize / 1e9, "GB/s", string.Join("x", sh));
+    }
+
+    private static Workload Interpolate(Inputs inputs, int[]? shape, BenchRun run)
+    {
+        var sh = shape ?? [8, 256, 56, 56];
+        if (sh.Length != 4) throw new ArgumentException("interpolate --shape is N,C,H,W");
+        var a = inputs.Randn(sh);
+        return new Workload(() => a.Interpolate((2.0, 2.0)), 5.0 * a.NumEl * inputs.ElementSize / 1e9, "GB/s", string.Join("x", sh));
     }
 
     /// <summary>

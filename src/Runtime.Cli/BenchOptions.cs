@@ -1,53 +1,27 @@
-using System.Globalization;
-using Runtime.Cpu;
+using System.CommandLine;
 
 namespace Runtime.Cli;
 
 /// <summary>
-/// The options every <c>runtime bench</c> command reads the same way: <c>--device</c> (default cpu),
-/// <c>--dtype float32|float64</c> (default float32), <c>--threads n</c> (applied to <see cref="CpuParallel"/>
-/// at once), <c>--repeat n</c> and <c>--shape a,b,c</c> (or <c>a x b x c</c>); plus typed readers for a
-/// command's own options.
+/// The options that <c>runtime bench</c> entries share. <see cref="Common"/> (<c>--device</c>, <c>--threads</c>,
+/// <c>--repeat</c>, <c>--json</c>) comes with every entry; an entry that honours <c>--dtype</c> lists
+/// <see cref="DType"/> among its own options, and each entry declares its own <c>--shape</c> with
+/// <see cref="Shape"/>, since what the sizes mean and their default differ from one to the next.
 /// </summary>
-internal sealed class BenchOptions
+internal static class BenchOptions
 {
-    private readonly Dictionary<string, string?> _opts;
+    public static readonly Option<Device> Device = CliOptions.Device("device to run on");
 
-    public BenchOptions(Dictionary<string, string?> opts)
-    {
-        _opts = opts;
-        Device = Value("device") is string d ? Device.Parse(d) : Device.Cpu;
-        DType = Value("dtype") switch
-        {
-            null => DType.Float32,
-            "float32" => DType.Float32,
-            "float64" => DType.Float64,
-            var dt => throw new ArgumentException($"unsupported --dtype '{dt}'"),
-        };
-        if (Value("threads") is string th) CpuParallel.Threads = int.Parse(th, CultureInfo.InvariantCulture);
-        Repeat = Value("repeat") is string r ? int.Parse(r, CultureInfo.InvariantCulture) : null;
-        Shape = Value("shape") is string s ? s.Split(',', 'x').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() : null;
-    }
+    public static readonly Option<int?> Threads = CliOptions.OptionalInt("--threads", "CPU threads (default: all cores)");
 
-    public Device Device { get; }
+    public static readonly Option<int?> Repeat = CliOptions.OptionalInt("--repeat", "timed repetitions (default: enough for a stable median within a time budget)");
 
-    public DType DType { get; }
+    public static readonly Option<bool> Json = CliOptions.Flag("--json", "one JSON object per line instead of a table row");
 
-    public int? Repeat { get; }
+    public static readonly Option<DType> DType = CliOptions.DType("element type");
 
-    /// <summary>The <c>--shape</c> dimensions, or null when it was not given.</summary>
-    public int[]? Shape { get; }
+    public static IReadOnlyList<Option> Common { get; } = [Device, Threads, Repeat, Json];
 
-    public bool Json => _opts.ContainsKey("json");
-
-    public bool Has(string name) => _opts.ContainsKey(name);
-
-    /// <summary>The value of <c>--name</c>, or null (also for a bare flag).</summary>
-    public string? Value(string name) => _opts.TryGetValue(name, out var v) ? v : null;
-
-    public int Int(string name, int fallback) => Value(name) is string v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-
-    public double Double(string name, double fallback) => Value(name) is string v ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
-
-    public ulong ULong(string name, ulong fallback) => Value(name) is string v ? ulong.Parse(v, CultureInfo.InvariantCulture) : fallback;
+    /// <summary>A <c>--shape</c> option: <paramref name="description"/> says what the sizes are and their default.</summary>
+    public static Option<int[]?> Shape(string description) => CliOptions.Sizes("--shape", "a,b,...", description);
 }

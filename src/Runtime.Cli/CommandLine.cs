@@ -1,91 +1,133 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
+using System.Text.Json;
+
 namespace Runtime.Cli;
 
-/// <summary>The <c>runtime</c> command: dispatches sub-commands and prints usage.</summary>
+/// <summary>
+/// The <c>runtime</c> command, on System.CommandLine: builds the command tree once, parses, runs the chosen
+/// command, and turns every bad input into one line on stderr (<c>runtime: message</c>). Usage errors exit
+/// with 2, input the command could not work with (a missing or malformed file, an unavailable device) with 1.
+/// </summary>
 internal static class CommandLine
 {
-    public const string Usage = """
-        usage: runtime <command> [options]
+    /// <summary>
+    /// The commands of <c>runtime</c>, in help order. A new command is one file with a
+    /// <c>static Command Create()</c> (its options, arguments and <c>SetAction</c>) and one line here.
+    /// </summary>
+    private static IEnumerable<Command> Commands() =>
+    [
+        DevicesCommand.Create(),
+        SelfCheckCommand.Create(),
+        BenchCommand.Create(),
+        DrawCommand.Create(),
+        ConvertCommand.Create(),
+    ];
 
-        commands:
-          devices                         list devices: CPU (SIMD width, cores), CUDA and OpenCL (or why unavailable)
-          selfcheck --device <cuda:i|opencl:i> [--seed n]
-                                          every operator on the device against the CPU, forward and backward
-          bench <op> [options]            time an operator; ops: matmul, conv2d, add, mul, relu, exp, sum, softmax
-              --device <cpu|cuda:i|opencl:i>   device (default cpu)
-              --shape <a,b,...>                matmul: M,N,K or one size for a cube (default 1024)
-                                               conv2d: input N,C,H,W (default 8,256,14,14)
-                                               add/mul/relu/exp/sum: element count or shape (default 16777216)
-                                               softmax: rows,cols (default 4096,1024)
-              --dtype <float32|float64>        element type (default float32)
-              --threads <n>                    CPU threads (default: all cores)
-              --repeat <n>                     timed repetitions (default: enough for ~1 s, at least 5)
-              --json                           one JSON object per line instead of a table row
-              conv2d only (GFLOP/s count 2 flops per multiply-add, times 3 with --backward):
-              --out <n>                        output channels (default: input channels)
-              --kernel <k|kh,kw>               kernel size (default 3)
-              --stride <s>  --padding <p>  --dilation <d>  --groups <g>   (defaults 1, k/2, 1, 1)
-              --backward                       time forward + backward (input, weight and bias gradients)
-              e.g. runtime bench conv2d --shape 8,256,14,14 --kernel 3 --out 256 --stride 1 --padding 1
-          bench resnet50 [--batch n] [--train] [--size s]
-                                          torchvision ResNet-50: eval forward at batch 1 and 8 (224x224), or with
-                                          --train one training step (forward, cross-entropy, backward) at batch 8
-          draw <coco.json> <image_id|all> --out <folder>   draw COCO ground truth to PNG (options: runtime draw --help)
-          convert <in.pth> <out.safetensors>   PyTorch checkpoint (state dict) to safetensors, pickle never executed
-          help                            this text
-        """;
+    private static readonly Lazy<CommandGroup> Root = new(Build);
 
-    public static int Run(string[] args)
+    private static CommandGroup Build()
     {
-        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        var root = new CommandGroup("runtime", "the runtime's command line: devices, self-checks, benchmarks, COCO drawing, checkpoints.", "command");
+        root.Options.Add(new HelpOption());
+        foreach (var c in Commands()) root.Subcommands.Add(c);
+        root.Subcommands.Add(HelpCommand(root));
+        return root;
+    }
+
+    /// <summary><c>runtime help [command ...]</c>: the same text as <c>runtime [command ...] --help</c>.</summary>
+    private static Command HelpCommand(Command root)
+    {
+        var path = new Argument<string[]>("command") { Arity = ArgumentArity.ZeroOrMore, Description = "the command to describe" };
+        var help = new Command("help", "this text, or a command's (runtime help bench)") { path };
+        help.SetAction(parse => root.Parse([.. parse.GetValue(path) ?? [], "--help"]).Invoke(parse.InvocationConfiguration));
+        return help;
+    }
+
+    /// <summary>Runs <c>runtime args</c> writing to <paramref name="output"/> and <paramref name="error"/>; returns the exit code.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        if (args.Length == 0)
         {
-            Console.WriteLine(Usage);
-            return args.Length == 0 ? 1 : 0;
+            Root.Value.Parse(["--help"]).Invoke(config);
+            return 1;
+        }
+        var parse = Parse(args);
+        if (parse.Action is ParseErrorAction)
+        {
+            error.WriteLine($"runtime: {UsageError(parse)}");
+            return 2;
         }
         try
         {
-            return args[0] switch
-            {
-                "devices" => DevicesCommand.Run(),
-                "bench" => BenchCommand.Run(args[1..]),
-                "selfcheck" => SelfCheckCommand.Run(args[1..]),
-                "draw" => DrawCommand.Run(args[1..]),
-                "convert" => ConvertCommand.Run(args[1..]),
-                _ => Fail($"unknown command '{args[0]}'"),
-            };
+            return parse.Invoke(config);
         }
         catch (ArgumentException e)
         {
-            return Fail(e.Message);
+            error.WriteLine($"runtime: {OneLine(e)}");
+            return 2;
         }
-    }
-
-    private static int Fail(string message)
-    {
-        Console.Error.WriteLine($"runtime: {message}");
-        Console.Error.WriteLine(Usage);
-        return 2;
-    }
-
-    /// <summary>Splits "--name value" pairs and bare flags.</summary>
-    public static Dictionary<string, string?> ParseOptions(string[] args, out List<string> positional, params string[] flags)
-    {
-        var opts = new Dictionary<string, string?>();
-        positional = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        catch (Exception e) when (e is FormatException or IOException or InvalidDataException or UnauthorizedAccessException
+            or InvalidOperationException or JsonException or NotSupportedException)
         {
-            var a = args[i];
-            if (!a.StartsWith("--", StringComparison.Ordinal))
-            {
-                positional.Add(a);
-                continue;
-            }
-            var name = a[2..];
-            int eq = name.IndexOf('=');
-            if (eq >= 0) opts[name[..eq]] = name[(eq + 1)..];
-            else if (flags.Contains(name)) opts[name] = null;
-            else if (i + 1 < args.Length) opts[name] = args[++i];
-            else throw new ArgumentException($"option --{name} needs a value");
+            error.WriteLine($"runtime: {OneLine(e)}");
+            return 1;
         }
-        return opts;
     }
+
+    /// <summary>Parses <c>runtime args</c> without running anything.</summary>
+    internal static ParseResult Parse(string[] args) => Root.Value.Parse(args);
+
+    /// <summary>The one line for a parse that failed: what was wrong, and where to read more.</summary>
+    private static string UsageError(ParseResult parse)
+    {
+        var command = parse.CommandResult.Command;
+        string path = string.Join(' ', CommandPath(command));
+        var word = parse.UnmatchedTokens.FirstOrDefault();
+        string message;
+        if (command is CommandGroup group && word is null or [not '-', ..])
+        {
+            string known = string.Join(", ", group.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
+            message = word is null ? $"'{path}' needs {Article(group.Noun)} {group.Noun}; known: {known}" : $"unknown {group.Noun} '{word}'; known: {known}";
+        }
+        else if (parse.Errors.FirstOrDefault(e => e.SymbolResult is OptionResult or ArgumentResult) is { } valueError)
+            message = valueError.Message; // an option's own parser saying what was wrong with its value
+        else if (word is not null)
+            message = word.StartsWith('-') ? $"unknown option '{word}' for '{path}'" : $"unexpected argument '{word}' for '{path}'";
+        else
+            message = parse.Errors[0].Message;
+        return $"{message.TrimEnd('.')}; see '{path} --help'";
+    }
+
+    private static IEnumerable<string> CommandPath(Command command)
+    {
+        var parent = command.Parents.OfType<Command>().FirstOrDefault();
+        return parent is null ? [command.Name] : [.. CommandPath(parent), command.Name];
+    }
+
+    private static string Article(string noun) => noun is [var c, ..] && "aeiou".Contains(c) ? "an" : "a";
+
+    /// <summary>An exception's message on one line, without .NET's "(Parameter 'x')" and "Actual value was" tails.</summary>
+    internal static string OneLine(Exception e)
+    {
+        var line = e.Message.Split('\n')[0].TrimEnd('\r');
+        if (e is ArgumentException { ParamName: { } name } && line.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal))
+            line = line[..^$" (Parameter '{name}')".Length];
+        return line;
+    }
+
+    /// <summary>Where a command's action writes its output (the console, or what a test passed to <see cref="Run"/>).</summary>
+    internal static TextWriter Output(this ParseResult parse) => parse.InvocationConfiguration.Output;
+}
+
+/// <summary>
+/// A command that only holds sub-commands (<c>runtime</c> itself, <c>runtime bench</c>); <see cref="Noun"/>
+/// names what its sub-commands are in errors ("unknown operator 'x'; known: ...").
+/// </summary>
+internal sealed class CommandGroup(string name, string description, string noun) : Command(name, description)
+{
+    public string Noun { get; } = noun;
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Runtime.Nn.Checkpoints;
 
 namespace Runtime.Cli;
@@ -5,21 +6,18 @@ namespace Runtime.Cli;
 /// <summary><c>runtime convert in.pth out.safetensors</c>: a PyTorch checkpoint's state dict to safetensors.</summary>
 internal static class ConvertCommand
 {
-    public const string Usage = """
-        usage: runtime convert <in.pth|in.pt|in.safetensors> <out.safetensors>
-        reads a PyTorch zip checkpoint (state dict; the pickle is never executed) and writes its tensors as safetensors
-        """;
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        if (args.Length == 1 && args[0] is "--help" or "-h")
-        {
-            Console.WriteLine(Usage);
-            return 0;
-        }
-        if (args.Length != 2) throw new ArgumentException("convert needs <in> <out.safetensors>");
-        var (input, output) = (args[0], args[1]);
-        if (!File.Exists(input)) throw new ArgumentException($"input file '{input}' not found");
+        var input = new Argument<string>("in") { Description = "PyTorch zip checkpoint (.pth, .pt; the pickle is never executed) or .safetensors" };
+        var output = new Argument<string>("out") { Description = "the .safetensors file to write" };
+        var command = new Command("convert", "a PyTorch checkpoint (state dict) to safetensors") { input, output };
+        command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(output)!, parse.Output()));
+        return command;
+    }
+
+    private static int Run(string input, string output, TextWriter log)
+    {
+        if (!File.Exists(input)) throw new FileNotFoundException($"no such file: {input}", input);
         IReadOnlyDictionary<string, Tensor> tensors;
         try
         {
@@ -27,10 +25,9 @@ internal static class ConvertCommand
                 ? Safetensors.Load(input)
                 : TorchCheckpoint.Load(input);
         }
-        catch (CheckpointFormatException e)
+        catch (CheckpointFormatException e) when (!e.Message.Contains(input, StringComparison.Ordinal))
         {
-            Console.Error.WriteLine($"runtime convert: {input}: {e.Message}");
-            return 1;
+            throw new CheckpointFormatException($"{input}: {e.Message}", e);
         }
         try
         {
@@ -40,7 +37,7 @@ internal static class ConvertCommand
         {
             foreach (var t in tensors.Values) t.Dispose();
         }
-        Console.WriteLine($"wrote {tensors.Count} tensors to {output}");
+        log.WriteLine($"wrote {tensors.Count} tensors to {output}");
         return 0;
     }
 }

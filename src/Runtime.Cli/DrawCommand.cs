@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Runtime.Vision.Data;
@@ -13,60 +14,61 @@ namespace Runtime.Cli;
 /// </summary>
 internal static class DrawCommand
 {
-    public const string Usage = """
-        usage: runtime draw <coco.json> <image_id|all> [options]
-        draws the ground truth of a COCO instances JSON (masks, boxes, names) or panoptic JSON
-        (segments, thing boundaries) to <out>/<image_id>_gt.png or <image_id>_panoptic.png
+    /// <summary>The folders and files <c>draw</c> reads besides the COCO JSON.</summary>
+    private sealed record Sources(string? Images, string? Panoptic, string? Predictions, double ScoreThreshold);
 
-          --out <folder>                 where the PNGs go (default: drawn)
-          --images <folder>              image folder (default: found next to the JSON)
-          --panoptic <folder>            panoptic PNG folder (default: found next to the JSON)
-          --predictions <results.json>   also draw COCO-format detections to <image_id>_pred.png
-          --score-threshold <s>          leave out predictions scoring below s (default 0.5)
-          --limit <n>                    with 'all': at most n images
-        """;
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        var json = new Argument<string>("coco.json") { Description = "COCO instances or panoptic JSON" };
+        var which = new Argument<string>("image_id|all") { Description = "the image to draw, or all of them" };
+        var outDir = new Option<string>("--out") { HelpName = "folder", Description = "where the PNGs go", DefaultValueFactory = _ => "drawn" };
+        var images = CliOptions.Text("--images", "folder", "image folder (default: found next to the JSON)");
+        var panoptic = CliOptions.Text("--panoptic", "folder", "panoptic PNG folder (default: found next to the JSON)");
+        var predictions = CliOptions.Text("--predictions", "results.json", "also draw COCO-format detections to <image_id>_pred.png");
+        var threshold = CliOptions.Double("--score-threshold", "leave out predictions scoring below this", 0.5);
+        var limit = CliOptions.OptionalInt("--limit", "with 'all': at most this many images");
+        var command = new Command("draw", "draw the ground truth of a COCO instances JSON (masks, boxes, names) or panoptic JSON " +
+            "(segments, thing boundaries) to <out>/<image_id>_gt.png or <image_id>_panoptic.png")
         {
-            Console.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-        var opts = CommandLine.ParseOptions(args, out var positional);
-        if (positional.Count != 2) throw new ArgumentException("draw needs <coco.json> and <image_id|all>");
-        string json = positional[0];
-        if (!File.Exists(json)) throw new ArgumentException($"no such file: {json}");
-        string which = positional[1];
-        string outDir = opts.GetValueOrDefault("out") ?? "drawn";
-        int limit = opts.TryGetValue("limit", out var l) && l != null ? int.Parse(l, CultureInfo.InvariantCulture) : int.MaxValue;
+            json, which, outDir, images, panoptic, predictions, threshold, limit,
+        };
+        command.SetAction(parse => Run(parse.GetValue(json)!, parse.GetValue(which)!, parse.GetValue(outDir)!, parse.GetValue(limit) ?? int.MaxValue,
+            new Sources(parse.GetValue(images), parse.GetValue(panoptic), parse.GetValue(predictions), parse.GetValue(threshold)), parse.Output()));
+        return command;
+    }
+
+    private static int Run(string json, string which, string outDir, int limit, Sources sources, TextWriter output)
+    {
+        if (!File.Exists(json)) throw new FileNotFoundException($"no such file: {json}", json);
         long? onlyId = which == "all" ? null
             : long.TryParse(which, NumberStyles.Integer, CultureInfo.InvariantCulture, out long id) ? id
             : throw new ArgumentException($"expected an image id or 'all', got '{which}'");
+        bool panoptic = IsPanoptic(json);
         Directory.CreateDirectory(outDir);
-        int drawn = IsPanoptic(json)
-            ? DrawPanoptic(json, onlyId, limit, outDir, opts)
-            : DrawInstances(json, onlyId, limit, outDir, opts);
-        Console.WriteLine($"drew {drawn} image{(drawn == 1 ? "" : "s")} to {Path.GetFullPath(outDir)}");
+        int drawn = panoptic
+            ? DrawPanoptic(json, onlyId, limit, outDir, sources)
+            : DrawInstances(json, onlyId, limit, outDir, sources);
+        output.WriteLine($"drew {drawn} image{(drawn == 1 ? "" : "s")} to {Path.GetFullPath(outDir)}");
         return 0;
     }
 
     private static bool IsPanoptic(string path)
     {
         using var s = File.OpenRead(path);
-        using var doc = JsonDocument.Parse(s);
+        using var doc = ParseJson(s, path);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: not a COCO file (its top level is not an object)");
         return doc.RootElement.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Array
-            && a.GetArrayLength() > 0 && a[0].TryGetProperty("segments_info", out _);
+            && a.GetArrayLength() > 0 && a[0].ValueKind == JsonValueKind.Object && a[0].TryGetProperty("segments_info", out _);
     }
 
-    private static int DrawInstances(string json, long? onlyId, int limit, string outDir, Dictionary<string, string?> opts)
+    private static int DrawInstances(string json, long? onlyId, int limit, string outDir, Sources sources)
     {
-        var file = CocoInstancesFile.Load(json);
-        var images = FindFolder(opts.GetValueOrDefault("images"), json, file.Images, ["images", Path.GetFileNameWithoutExtension(json).Replace("instances_", "")]);
+        var file = LoadCoco(json, CocoInstancesFile.Load);
+        var images = FindFolder(sources.Images, json, file.Images, ["images", Path.GetFileNameWithoutExtension(json).Replace("instances_", "")]);
         var ds = new CocoDetection(images, file, new CocoDetectionOptions { IncludeCrowd = true, ContiguousLabels = false });
         var names = ds.Categories.Names;
-        var predictions = opts.GetValueOrDefault("predictions") is { } p ? LoadPredictions(p) : null;
-        double threshold = opts.TryGetValue("score-threshold", out var t) && t != null ? double.Parse(t, CultureInfo.InvariantCulture) : 0.5;
+        var predictions = sources.Predictions is { } p ? LoadPredictions(p) : null;
+        double threshold = sources.ScoreThreshold;
         int drawn = 0;
         foreach (int i in Indices(ds.Count, k => ds.ImageInfo(k).Id, onlyId, limit))
         {
@@ -89,12 +91,12 @@ internal static class DrawCommand
         return drawn;
     }
 
-    private static int DrawPanoptic(string json, long? onlyId, int limit, string outDir, Dictionary<string, string?> opts)
+    private static int DrawPanoptic(string json, long? onlyId, int limit, string outDir, Sources sources)
     {
-        var file = CocoPanopticFile.Load(json);
+        var file = LoadCoco(json, CocoPanopticFile.Load);
         var stem = Path.GetFileNameWithoutExtension(json);
-        var images = FindFolder(opts.GetValueOrDefault("images"), json, file.Images, ["images", stem.Replace("panoptic_", "")]);
-        var pngs = FindFolder(opts.GetValueOrDefault("panoptic"), json,
+        var images = FindFolder(sources.Images, json, file.Images, ["images", stem.Replace("panoptic_", "")]);
+        var pngs = FindFolder(sources.Panoptic, json,
             file.Annotations.Select(a => new CocoImageInfo(a.ImageId, a.FileName, 0, 0)).ToList(), ["panoptic", stem]);
         var ds = new CocoPanoptic(images, pngs, file);
         int drawn = 0;
@@ -139,16 +141,31 @@ internal static class DrawCommand
     /// <summary>A COCO results file: [{image_id, category_id, bbox [x,y,w,h], score, segmentation?}, ...].</summary>
     private static Dictionary<long, List<Prediction>> LoadPredictions(string path)
     {
+        if (!File.Exists(path)) throw new FileNotFoundException($"no such file: {path}", path);
         using var s = File.OpenRead(path);
-        using var doc = JsonDocument.Parse(s);
+        using var doc = ParseJson(s, path);
+        try
+        {
+            return ReadPredictions(doc.RootElement);
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{path}: not a COCO results file: {e.Message}", e);
+        }
+    }
+
+    private static Dictionary<long, List<Prediction>> ReadPredictions(JsonElement root)
+    {
         var res = new Dictionary<long, List<Prediction>>();
-        foreach (var d in doc.RootElement.EnumerateArray())
+        foreach (var d in root.EnumerateArray())
         {
             var bbox = d.GetProperty("bbox").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            if (bbox.Length != 4) throw new FormatException($"a bbox has {bbox.Length} numbers, not 4");
             CocoSegmentation? seg = null;
             if (d.TryGetProperty("segmentation", out var sg) && sg.ValueKind == JsonValueKind.Object)
             {
                 var size = sg.GetProperty("size").EnumerateArray().Select(v => v.GetInt32()).ToArray();
+                if (size.Length != 2) throw new FormatException("a segmentation's size is not [height, width]");
                 var counts = sg.GetProperty("counts");
                 seg = counts.ValueKind == JsonValueKind.String
                     ? CocoSegmentation.FromCompressedRle(size[0], size[1], counts.GetString()!)
@@ -160,5 +177,32 @@ internal static class DrawCommand
             list.Add(p);
         }
         return res;
+    }
+
+    /// <summary>Loads a COCO file, naming it when its JSON has the wrong shape (an array where an object belongs, ...).</summary>
+    private static T LoadCoco<T>(string path, Func<string, T> load)
+    {
+        try
+        {
+            return load(path);
+        }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException
+            || (e is InvalidDataException && !e.Message.Contains(path, StringComparison.Ordinal)))
+        {
+            throw new InvalidDataException($"{path}: not a COCO file: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Parses a JSON file, naming it when it is not JSON.</summary>
+    private static JsonDocument ParseJson(Stream s, string path)
+    {
+        try
+        {
+            return JsonDocument.Parse(s);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e);
+        }
     }
 }

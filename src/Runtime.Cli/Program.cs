@@ -1,3 +1,3 @@
 using Runtime.Cli;
 
-return CommandLine.Run(args);
+return CommandLine.Run(args, Console.Out, Console.Error);

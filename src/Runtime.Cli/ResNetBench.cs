@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Runtime.Autograd;
 using Runtime.Cpu;
 using Runtime.Nn.Models;
@@ -14,25 +13,24 @@ namespace Runtime.Cli;
 /// </summary>
 internal static class ResNetBench
 {
-    public static int Run(string[] args)
-    {
-        var opts = CommandLine.ParseOptions(args, out var positional, "json", "train");
-        if (positional.Count != 1 || positional[0] != "resnet50") throw new ArgumentException("usage: runtime bench resnet50 [--batch n] [--train] [--size s] [--threads n] [--repeat n] [--device d] [--json]");
-        var o = new BenchOptions(opts);
-        var device = o.Device;
-        int? repeat = o.Repeat;
-        int size = o.Int("size", 224);
-        bool train = o.Has("train");
-        int[] batches = o.Value("batch") is string b ? [int.Parse(b, CultureInfo.InvariantCulture)] : train ? [8] : [1, 8];
+    /// <summary>The <c>resnet50</c> entry of the bench table.</summary>
+    public static BenchOperator Operator { get; } = Create();
 
-        using var model = ResNet.ResNet50(generator: new Generator(1234));
-        model.To(device);
-        foreach (int batch in batches)
+    private static BenchOperator Create()
+    {
+        var batch = CliOptions.OptionalInt("--batch", "batch size (default: 1 and 8 for eval, 8 with --train)");
+        var train = CliOptions.Flag("--train", "one training step (train-mode batch norm, forward, cross-entropy, backward) instead of an eval forward");
+        var size = CliOptions.Int("--size", "image height and width", 224);
+        return new BenchOperator("resnet50", "torchvision's ResNet-50 on random weights: eval forward, or a training step; img/s", [batch, train, size], run =>
         {
-            var result = Measure(model, batch, size, train, device, repeat);
-            Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
-        }
-        return 0;
+            bool training = run.Get(train);
+            int[] batches = run.Get(batch) is int b ? [b] : training ? [8] : [1, 8];
+            using var model = ResNet.ResNet50(generator: new Generator(1234));
+            model.To(run.Device);
+            foreach (int n in batches)
+                run.Print(Measure(model, n, run.Get(size), training, run.Device, run.Repeat));
+            return 0;
+        });
     }
 
     public static BenchCommand.Result Measure(ResNet model, int batch, int size, bool train, Device device, int? repeat)

@@ -7,48 +7,58 @@ using Runtime.Vision.Ops;
 
 namespace Runtime.Cli;
 
-// runtime bench attention [--shape B,H,L,D] [--backward] [--causal] [--dtype float32|float64] [--device d] [--threads n] [--repeat n] [--json]
-//   fused scaled dot-product attention (S = L, Dv = D), default 1,8,4096,64; GFLOP/s count 4*B*H*L*S*D
+// runtime bench attention: fused scaled dot-product attention (S = L, Dv = D), default 1,8,4096,64; GFLOP/s count 4*B*H*L*S*D
 //   for the forward and 3.5 times that with --backward (the backward's five products as 2.5 forwards).
-// runtime bench axial_attention [--shape N,C,H,W] [--heads h] [--backward] ...
-//   a height-axis then a width-axis AxialAttention (span = max(H, W)), default 1,128,33,33 with 8 heads.
+// runtime bench axial_attention: a height-axis then a width-axis AxialAttention (span = max(H, W)), default 1,128,33,33 with 8 heads.
 // Each also reports the peak extra memory of one call: on the CPU the pool bytes it still holds plus every
 // managed byte it allocated (an upper bound on its scratch), on a GPU the allocator's peak above what was
 // in use before.
 internal static partial class VisionBench
 {
-    private static int RunAttention(string[] args)
+    private static BenchOperator AttentionOperator()
     {
-        string op = OpName(args)!;
-        var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "causal");
-        var o = new BenchOptions(opts);
-        var (device, dtype, repeat, shape) = (o.Device, o.DType, o.Repeat, o.Shape);
-        bool backward = opts.ContainsKey("backward");
+        var shape = BenchOptions.Shape("B,H,L,D (default 1,8,4096,64)");
+        var causal = CliOptions.Flag("--causal", "causal mask (half the work)");
+        var backward = CliOptions.Flag("--backward", "time forward + backward (q, k and v gradients)");
+        return new BenchOperator("attention", "fused scaled dot-product attention; GFLOP/s, peak extra memory",
+            [shape, BenchOptions.DType, causal, backward],
+            run => RunAttention(run, "attention", run.Get(shape) ?? [1, 8, 4096, 64], run.Get(backward), run.Get(causal), heads: 0));
+    }
+
+    private static BenchOperator AxialAttentionOperator()
+    {
+        var shape = BenchOptions.Shape("N,C,H,W (default 1,128,33,33)");
+        var heads = CliOptions.Int("--heads", "attention heads", 8);
+        var backward = CliOptions.Flag("--backward", "time forward + backward (input and parameter gradients)");
+        return new BenchOperator("axial_attention", "a height-axis then a width-axis AxialAttention (MaX-DeepLab); GFLOP/s, peak extra memory",
+            [shape, BenchOptions.DType, heads, backward],
+            run => RunAttention(run, "axial_attention", run.Get(shape) ?? [1, 128, 33, 33], run.Get(backward), causal: false, run.Get(heads)));
+    }
+
+    private static int RunAttention(BenchRun run, string op, int[] sh, bool backward, bool causal, int heads)
+    {
+        var (device, dtype, repeat) = (run.Device, run.DType, run.Repeat);
         var gen = new Generator(1234);
         using var scope = new TensorScope();
-        Func<Tensor> run;
+        Func<Tensor> call;
         List<Tensor> leaves = [];
         var modules = new List<IDisposable>();
         double work;
         string text;
         if (op == "attention")
         {
-            var sh = shape ?? [1, 8, 4096, 64];
             if (sh.Length != 4) throw new ArgumentException("bench attention --shape is B,H,L,D");
-            bool causal = opts.ContainsKey("causal");
             var q = Tensor.Randn(sh, gen, dtype, device);
             var k = Tensor.Randn(sh, gen, dtype, device);
             var v = Tensor.Randn(sh, gen, dtype, device);
             leaves.AddRange([q, k, v]);
-            run = () => Attention.ScaledDotProductAttention(q, k, v, isCausal: causal);
+            call = () => Attention.ScaledDotProductAttention(q, k, v, isCausal: causal);
             work = 4.0 * sh[0] * sh[1] * sh[2] * (double)sh[2] * sh[3] * (causal ? 0.5 : 1) * (backward ? 3.5 : 1) / 1e9;
             text = string.Join("x", sh) + (causal ? "+causal" : "") + (backward ? "+bwd" : "");
         }
         else
         {
-            var sh = shape ?? [1, 128, 33, 33];
             if (sh.Length != 4) throw new ArgumentException("bench axial_attention --shape is N,C,H,W");
-            int heads = o.Int("heads", 8);
             int span = Math.Max(sh[2], sh[3]);
             var height = new AxialAttention(sh[1], heads, span, AxialAxis.Height, dtype, device, gen);
             var width = new AxialAttention(sh[1], heads, span, AxialAxis.Width, dtype, device, gen);
@@ -57,7 +67,7 @@ internal static partial class VisionBench
             leaves.Add(x);
             leaves.AddRange(height.Parameters());
             leaves.AddRange(width.Parameters());
-            run = () =>
+            call = () =>
             {
                 using var y = height.Forward(x);
                 return width.Forward(y);
@@ -75,7 +85,7 @@ internal static partial class VisionBench
         void Once()
         {
             using var noGrad = backward ? default(GradMode.NoGradScope?) : GradMode.NoGrad();
-            using var y = run();
+            using var y = call();
             if (backward)
             {
                 using var gy = Tensor.OnesLike(y);
@@ -103,7 +113,7 @@ internal static partial class VisionBench
             long pool0 = BufferPool.BytesInUse, gc0 = GC.GetTotalAllocatedBytes(precise: true);
             long poolPeak = 0;
             using (var noGrad = backward ? default(GradMode.NoGradScope?) : GradMode.NoGrad())
-            using (var y = run())
+            using (var y = call())
             {
                 poolPeak = BufferPool.BytesInUse - pool0;
                 if (backward)
@@ -129,10 +139,10 @@ internal static partial class VisionBench
         }, repeat, budgetMs: 3000, minReps: 3, maxReps: 100, warmups: 0);
         var result = new BenchCommand.Result(op, text, dtype == DType.Float32 ? "float32" : "float64", device.ToString(), CpuParallel.Threads, reps,
             median, min, work / (median / 1000), "GFLOP/s");
-        if (opts.ContainsKey("json"))
-            Console.WriteLine(result.ToJson()[..^1] + string.Create(CultureInfo.InvariantCulture, $",\"peak_extra_bytes\":{peakExtra}}}"));
+        if (run.Json)
+            run.Output.WriteLine(result.ToJson()[..^1] + string.Create(CultureInfo.InvariantCulture, $",\"peak_extra_bytes\":{peakExtra}}}"));
         else
-            Console.WriteLine(result.ToRow() + $"  peak extra {peakExtra / 1048576.0:F1} MiB");
+            run.Output.WriteLine(result.ToRow() + $"  peak extra {peakExtra / 1048576.0:F1} MiB");
         foreach (var m in modules) m.Dispose();
         return 0;
     }

@@ -6,18 +6,27 @@ using Runtime.Vision.Ops;
 
 namespace Runtime.Cli;
 
-// runtime bench nms | batched_nms [--boxes N] [--classes K] [--iou t] [--device d] [--threads n] [--repeat n] [--json]
 internal static partial class VisionBench
 {
-    private static int RunNms(string[] args)
+    /// <summary>
+    /// <c>runtime bench nms | batched_nms</c>: <see cref="Boxes.Nms"/> or <see cref="Boxes.BatchedNms"/> on clustered
+    /// boxes (<see cref="NmsBenchBoxes"/>, as benchmarks/torch_boxes.py makes them); rate in thousands of boxes per second.
+    /// </summary>
+    private static BenchOperator NmsOperator(bool batched)
     {
-        var opts = CommandLine.ParseOptions(args, out var positional, "json");
-        string op = OpName(args)!;
-        if (positional.Count != 1) throw new ArgumentException($"usage: runtime bench {op} [--boxes N] [--classes K] [--iou t] [--device d] [--threads n] [--repeat n] [--json]");
-        var o = new BenchOptions(opts);
-        var result = MeasureNms(op == "batched_nms", o.Int("boxes", 10000), o.Int("classes", 10), o.Double("iou", 0.5), o.Device, o.Repeat);
-        Console.WriteLine(o.Json ? result.ToJson() : result.ToRow());
-        return 0;
+        var boxes = CliOptions.Int("--boxes", "number of boxes", 10000);
+        var classes = CliOptions.Int("--classes", "number of classes the boxes are spread over", 10);
+        var iou = CliOptions.Double("--iou", "IoU above which a lower-scoring box is dropped", 0.5);
+        return batched
+            ? new BenchOperator("batched_nms", "non-maximum suppression per class (torchvision's batched_nms); kbox/s", [boxes, classes, iou],
+                run => Run(run, run.Get(classes)))
+            : new BenchOperator("nms", "non-maximum suppression (torchvision's nms); kbox/s", [boxes, iou], run => Run(run, 10));
+
+        int Run(BenchRun run, int classCount)
+        {
+            run.Print(MeasureNms(batched, run.Get(boxes), classCount, run.Get(iou), run.Device, run.Repeat));
+            return 0;
+        }
     }
 
     internal static BenchCommand.Result MeasureNms(bool batched, int n, int classes, double iou, Device device, int? repeat)

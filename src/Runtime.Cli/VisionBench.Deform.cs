@@ -9,23 +9,37 @@ namespace Runtime.Cli;
 internal static partial class VisionBench
 {
     /// <summary>
-    /// <c>runtime bench deform_conv2d [--shape N,C,H,W] [--out Cout] [--kernel k] [--stride s] [--padding p] [--dilation d]
-    /// [--groups g] [--offset-groups G] [--no-mask] [--backward] [--device X] [--threads T] [--repeat R] [--json]</c>:
-    /// the modulated deformable convolution (offsets ~ N(0, 1), mask ~ U(0, 1)) and, interleaved with it run by run,
-    /// the plain <c>conv2d</c> of the same shape, so the two medians share the machine's state. GFLOP/s counts the
-    /// GEMM work as <c>bench conv2d</c> does (twice the multiply-adds, three times that with --backward).
+    /// <c>runtime bench deform_conv2d</c>: the modulated deformable convolution (offsets ~ N(0, 1), mask ~ U(0, 1))
+    /// and, interleaved with it run by run, the plain <c>conv2d</c> of the same shape, so the two medians share the
+    /// machine's state. GFLOP/s counts the GEMM work as <c>bench conv2d</c> does (twice the multiply-adds, three
+    /// times that with --backward).
     /// </summary>
-    private static int RunDeform(string[] args)
+    private static BenchOperator DeformOperator()
     {
-        var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "no-mask");
-        var o = new BenchOptions(opts);
-        var (device, dtype) = (o.Device, o.DType);
-        int[] sh = o.Shape ?? [2, 256, 64, 64];
-        if (sh.Length != 4) throw new ArgumentException("deform_conv2d --shape is N,C,H,W");
-        int k = o.Int("kernel", 3), stride = o.Int("stride", 1), pad = o.Int("padding", k / 2), dil = o.Int("dilation", 1);
-        int groups = o.Int("groups", 1), og = o.Int("offset-groups", 1), cout = o.Int("out", sh[1]);
-        int? repeat = o.Repeat;
-        bool backward = opts.ContainsKey("backward"), useMask = !opts.ContainsKey("no-mask");
+        var shape = BenchOptions.Shape("input N,C,H,W (default 2,256,64,64)");
+        var outChannels = CliOptions.OptionalInt("--out", "output channels (default: input channels)");
+        var kernel = CliOptions.Int("--kernel", "kernel size", 3);
+        var stride = CliOptions.Int("--stride", "stride", 1);
+        var padding = CliOptions.OptionalInt("--padding", "zero padding (default: kernel size / 2)", min: 0);
+        var dilation = CliOptions.Int("--dilation", "dilation", 1);
+        var groups = CliOptions.Int("--groups", "groups", 1);
+        var offsetGroups = CliOptions.Int("--offset-groups", "offset groups", 1);
+        var noMask = CliOptions.Flag("--no-mask", "DCNv1: no modulation mask");
+        var backward = CliOptions.Flag("--backward", "time forward + backward (every input's gradient)");
+        return new BenchOperator("deform_conv2d", "deformable convolution (DCNv2) beside conv2d of the same shape, interleaved; GFLOP/s",
+            [shape, BenchOptions.DType, outChannels, kernel, stride, padding, dilation, groups, offsetGroups, noMask, backward], run =>
+            {
+                int[] sh = run.Get(shape) ?? [2, 256, 64, 64];
+                if (sh.Length != 4) throw new ArgumentException("deform_conv2d --shape is N,C,H,W");
+                int k = run.Get(kernel);
+                return RunDeform(run, sh, run.Get(outChannels) ?? sh[1], k, run.Get(stride), run.Get(padding) ?? k / 2, run.Get(dilation),
+                    run.Get(groups), run.Get(offsetGroups), run.Get(backward), useMask: !run.Get(noMask));
+            });
+    }
+
+    private static int RunDeform(BenchRun run, int[] sh, int cout, int k, int stride, int pad, int dil, int groups, int og, bool backward, bool useMask)
+    {
+        var (device, dtype, repeat) = (run.Device, run.DType, run.Repeat);
         int oh = (sh[2] + 2 * pad - dil * (k - 1) - 1) / stride + 1, ow = (sh[3] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
 
         var gen = new Generator(1234);
@@ -82,9 +96,9 @@ internal static partial class VisionBench
             Summarise("deform_conv2d", geo + $"og{og}" + (useMask ? "+mask" : "") + suffix, td),
             Summarise("conv2d", geo + suffix, tc),
         };
-        foreach (var r in rows) Console.WriteLine(opts.ContainsKey("json") ? r.ToJson() : r.ToRow());
-        if (!opts.ContainsKey("json"))
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deform_conv2d / conv2d median time: {rows[0].MedianMs / rows[1].MedianMs:F2}x"));
+        foreach (var r in rows) run.Print(r);
+        if (!run.Json)
+            run.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deform_conv2d / conv2d median time: {rows[0].MedianMs / rows[1].MedianMs:F2}x"));
         return 0;
 
         BenchCommand.Result Summarise(string op, string text, double[] times)

@@ -8,23 +8,27 @@ namespace Runtime.Cli;
 internal static partial class VisionBench
 {
     /// <summary>
-    /// <c>runtime bench lsa [--shape R[,C]] [--seed S] [--maximize] [--repeat K] [--device D] [--threads T] [--json]</c>:
-    /// median time of <see cref="LinearSumAssignment"/> on an R x C float64 matrix (default 200 x 200)
-    /// from the generator below, which benchmarks/scipy_lsa.py repeats so scipy solves the same numbers.
-    /// On a GPU device the matrix lives there and the time includes its copy to the host.
+    /// <c>runtime bench lsa</c>: median time of <see cref="LinearSumAssignment"/> on an R x C float64 matrix
+    /// (default 200 x 200) from the generator below, which benchmarks/scipy_lsa.py repeats so scipy solves the
+    /// same numbers. On a GPU device the matrix lives there and the time includes its copy to the host.
     /// </summary>
-    private static int RunLsa(string[] args)
+    private static BenchOperator LsaOperator()
     {
-        var opts = CommandLine.ParseOptions(args, out _, "json", "maximize");
-        var o = new BenchOptions(opts);
-        var device = o.Device;
-        int[] shape = o.Shape ?? [200];
-        if (shape.Length is not (1 or 2) || shape.Any(v => v < 0)) throw new ArgumentException("--shape is N or R,C (non-negative)");
-        int rows = shape[0], cols = shape[^1];
-        ulong seed = o.ULong("seed", 1234);
-        int? repeat = o.Repeat;
-        bool maximize = opts.ContainsKey("maximize");
+        var shape = BenchOptions.Shape("cost matrix N, or R,C (default 200)");
+        var seed = CliOptions.ULong("--seed", "seed of the cost matrix (default 1234)");
+        var maximize = CliOptions.Flag("--maximize", "maximise the total instead of minimising it");
+        return new BenchOperator("lsa", "linear sum assignment (scipy's linear_sum_assignment) on a float64 matrix; solves/s",
+            [shape, seed, maximize], run =>
+            {
+                int[] sh = run.Get(shape) ?? [200];
+                if (sh.Length is not (1 or 2)) throw new ArgumentException("lsa --shape is N or R,C");
+                return RunLsa(run, sh[0], sh[^1], run.Get(seed) ?? 1234, run.Get(maximize));
+            });
+    }
 
+    private static int RunLsa(BenchRun run, int rows, int cols, ulong seed, bool maximize)
+    {
+        var (device, repeat) = (run.Device, run.Repeat);
         double[] cost = LcgMatrix(seed, rows, cols);
         using var tensor = device == Device.Cpu ? null : Tensor.From<double>(cost, [rows, cols], device);
         double Once()
@@ -39,7 +43,7 @@ internal static partial class VisionBench
         // The solver runs on one thread whatever --threads says.
         var result = new BenchCommand.Result(maximize ? "lsa_max" : "lsa", $"{rows}x{cols}", DType.Float64.Name(), device.ToString(),
             1, reps, median, min, 1000 / median, "solves/s");
-        Console.WriteLine(opts.ContainsKey("json") ? result.ToJson() : result.ToRow());
+        run.Print(result);
         return 0;
     }
 

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Runtime.Autograd;
@@ -6,9 +7,7 @@ using Runtime.Vision.Ops;
 
 namespace Runtime.Cli;
 
-// runtime bench roi_align | roi_pool [--shape N,C,H,W] [--rois K] [--output 7] [--sampling 2] [--scale 0.25]
-//     [--aligned] [--backward] [--device d] [--threads n] [--repeat n] [--json]
-// Defaults: one FPN level of Mask R-CNN on an 800x800 batch of two (features 2x256x200x200 at scale 1/4),
+// runtime bench roi_align | roi_pool. Defaults: one FPN level of Mask R-CNN on an 800x800 batch of two (features 2x256x200x200 at scale 1/4),
 // 512 rois, 7x7 bins, sampling ratio 2, aligned False. benchmarks/torch_roi.py times torchvision on the
 // same rois (the same formula, below).
 internal static partial class VisionBench
@@ -35,23 +34,36 @@ internal static partial class VisionBench
         return r;
     }
 
-    private static int RunRoi(string[] args)
+    private static BenchOperator RoiOperator(bool align)
     {
-        string op = OpName(args)!;
-        var opts = CommandLine.ParseOptions(args, out _, "json", "backward", "aligned");
-        var o = new BenchOptions(opts);
-        var device = o.Device;
-        var shape = o.Shape ?? [2, 256, 200, 200];
-        if (shape.Length != 4) throw new ArgumentException($"bench {op}: --shape is N,C,H,W");
-        int k = o.Int("rois", 512), size = o.Int("output", 7), sampling = o.Int("sampling", 2);
-        double scale = o.Double("scale", 0.25);
-        bool backward = o.Has("backward"), aligned = o.Has("aligned");
-        int? repeat = o.Repeat;
+        string op = align ? "roi_align" : "roi_pool";
+        var shape = BenchOptions.Shape("features N,C,H,W (default 2,256,200,200)");
+        var rois = CliOptions.Int("--rois", "number of rois", 512);
+        var output = CliOptions.Int("--output", "output bins per side", 7);
+        var sampling = CliOptions.Int("--sampling", "sampling points per bin side (0 or less: adaptive, ceil(roi size / bins))", 2, min: int.MinValue);
+        var scale = CliOptions.Double("--scale", "feature map scale relative to the image", 0.25);
+        var aligned = CliOptions.Flag("--aligned", "shift the rois by half a pixel (aligned=True)");
+        var backward = CliOptions.Flag("--backward", "time forward + backward (the input gradient)");
+        Option[] options = align ? [shape, rois, output, sampling, scale, aligned, backward] : [shape, rois, output, scale, backward];
+        string description = align
+            ? "RoIAlign over one FPN level of Mask R-CNN (torchvision's roi_align); Mout/s"
+            : "RoIPool over one FPN level (torchvision's roi_pool); Mout/s";
+        return new BenchOperator(op, description, options, run =>
+        {
+            var sh = run.Get(shape) ?? [2, 256, 200, 200];
+            if (sh.Length != 4) throw new ArgumentException($"bench {op}: --shape is N,C,H,W");
+            run.Print(MeasureRoi(align, sh, run.Get(rois), run.Get(output), align ? run.Get(sampling) : 2, run.Get(scale),
+                align && run.Get(aligned), run.Get(backward), run.Device, run.Repeat));
+            return 0;
+        });
+    }
 
+    private static BenchCommand.Result MeasureRoi(bool align, int[] shape, int k, int size, int sampling, double scale, bool aligned, bool backward, Device device, int? repeat)
+    {
+        string op = align ? "roi_align" : "roi_pool";
         using var x = Tensor.Randn(shape, new Generator(1234), DType.Float32, device);
         using var rois = Tensor.From<float>(BenchRois(k, shape[0], shape[2], shape[3], scale), [k, 5], device);
         x.RequiresGrad = backward;
-        bool align = op == "roi_align";
         Tensor Forward() => align ? RoiOps.RoiAlign(x, rois, (size, size), scale, sampling, aligned) : RoiOps.RoiPool(x, rois, (size, size), scale);
         var backend = Backends.BackendRegistry.For(device);
         double Once()
@@ -76,8 +88,6 @@ internal static partial class VisionBench
         double outputs = (double)k * shape[1] * size * size;
         string grid = align ? "/s" + sampling.ToString(CultureInfo.InvariantCulture) + (aligned ? "a" : "") : "";
         string text = string.Create(CultureInfo.InvariantCulture, $"{string.Join("x", shape)}/k{k}/{size}x{size}{grid}@{scale}{(backward ? "+bwd" : "")}");
-        var result = new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, reps, median, min, outputs / 1e6 / (median / 1000), "Mout/s");
-        Console.WriteLine(o.Json ? result.ToJson() : result.ToRow());
-        return 0;
+        return new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, reps, median, min, outputs / 1e6 / (median / 1000), "Mout/s");
     }
 }
