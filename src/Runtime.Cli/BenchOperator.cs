@@ -32,6 +32,7 @@ internal static class BenchOperators
         .. BenchCommand.Operators,
         ResNetBench.Operator,
         .. VisionBench.Operators,
+        .. ModelBench.Operators,
     ];
 }
 

@@ -22,6 +22,9 @@ internal static class CommandLine
         DevicesCommand.Create(),
         SelfCheckCommand.Create(),
         BenchCommand.Create(),
+        ModelCommands.Train(),
+        ModelCommands.Eval(),
+        ModelCommands.Predict(),
         DrawCommand.Create(),
         ConvertCommand.Create(),
     ];
@@ -30,7 +33,7 @@ internal static class CommandLine
 
     private static CommandGroup Build()
     {
-        var root = new CommandGroup("runtime", "the runtime's command line: devices, self-checks, benchmarks, COCO drawing, checkpoints.", "command");
+        var root = new CommandGroup("runtime", "the runtime's command line: devices, self-checks, benchmarks, detector training, evaluation and prediction, COCO drawing, checkpoints.", "command");
         root.Options.Add(new HelpOption());
         foreach (var c in Commands()) root.Subcommands.Add(c);
         root.Subcommands.Add(HelpCommand(root));

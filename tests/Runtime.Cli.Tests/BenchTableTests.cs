@@ -29,10 +29,12 @@ public sealed class BenchTableTests
         ["lsa"] = ["--shape", "6,8", "--seed", "7", "--maximize"],
         ["attention"] = ["--shape", "1,2,8,4", "--causal", "--backward"],
         ["axial_attention"] = ["--shape", "1,8,3,3", "--heads", "2"],
+        ["fasterrcnn_compact"] = ["--size", "64", "--train"],
+        ["retinanet_compact"] = ["--size", "64"],
     };
 
     /// <summary>Entries that build a whole model (seconds each): their options are checked by the help test only.</summary>
-    private static readonly HashSet<string> Slow = ["resnet50"];
+    private static readonly HashSet<string> Slow = ["resnet50", .. Runtime.Models.ModelCatalog.Names.Where(n => !n.EndsWith("_compact", StringComparison.Ordinal))];
 
     [Fact]
     public void EveryEntryHasATinyCase()
