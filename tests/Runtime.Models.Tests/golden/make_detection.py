@@ -332,8 +332,6 @@ def init_weights(model, seed, overrides):
                     v = torch.randn(p.shape, generator=g) * 0.1
             elif leaf == "bias":
                 v = torch.randn(p.shape, generator=g) * o["bias_std"] + o["bias_mean"]
-                if "bias_first" in o:  # the background logit of the box predictor
-                    v[0] += o["bias_first"]
             else:
                 fan_in = p[0].numel()
                 v = torch.randn(p.shape, generator=g) * (o["gain"] / math.sqrt(fan_in))
@@ -367,7 +365,8 @@ def score_thresh_margin(model, kind, images):
 def calibrate(model, kind, images, target_std, target_means):
     """Rescales the class-logit layer (box predictor cls_score / RetinaNet cls_logits) so that, on these images,
     each output channel's logits have mean target_means[channel] and std target_std[channel] (one forward pass;
-    deterministic). A small background std keeps the box head's foreground-vs-background margins varied. Random weights otherwise give one class a large common-mode logit."""
+    deterministic). Random weights otherwise give one class a large common-mode logit; a small background std
+    keeps the box head's foreground-vs-background margins varied."""
     layer = class_layer(model, kind)
     y = class_logits(model, kind, images)
     with torch.no_grad():
@@ -379,8 +378,9 @@ def calibrate(model, kind, images, target_std, target_means):
 
 
 def calibrate_clear_of_threshold(model, kind, images, cal, seed):
-    """calibrate() (for Faster R-CNN with the class balancing below), shifting the foreground means by small steps until no candidate score lies within 1e-4 of the
-    score threshold (so that float32 rounding differences cannot move a candidate across it)."""
+    """calibrate() (for Faster R-CNN with the class balancing below), shifting the foreground means by small steps
+    until no candidate score lies within 1e-4 of the score threshold (so that float32 rounding differences cannot
+    move a candidate across it)."""
     g = torch.Generator().manual_seed(seed + 99)
     layer = class_layer(model, kind)
     w0, b0 = layer.weight.detach().clone(), layer.bias.detach().clone()
