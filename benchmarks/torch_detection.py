@@ -50,16 +50,17 @@ def rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def bench(name, train, size, repeat, threads):
+def bench(name, train, size, repeat, threads, device="cpu"):
     torch.manual_seed(1234)
-    model = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=91)
+    model = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=91).to(device)
     gen = torch.Generator().manual_seed(1234)
-    image = torch.rand(3, size, size, generator=gen)
+    image = torch.rand(3, size, size, generator=gen).to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
     counts = {}
     if train:
-        images = [torch.rand(3, size, size, generator=gen) for _ in range(2)]
-        targets = [{"boxes": torch.tensor([[v * size for v in b] for b in BOXES], dtype=torch.float32),
-                    "labels": torch.tensor([1, 2, 3], dtype=torch.int64)} for _ in images]
+        images = [torch.rand(3, size, size, generator=gen).to(device) for _ in range(2)]
+        targets = [{"boxes": torch.tensor([[v * size for v in b] for b in BOXES], dtype=torch.float32, device=device),
+                    "labels": torch.tensor([1, 2, 3], dtype=torch.int64, device=device)} for _ in images]
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
@@ -83,9 +84,9 @@ def bench(name, train, size, repeat, threads):
             counts["detections"] = int(out[0]["boxes"].shape[0])
         shape = f"1x3x{size}x{size}"
     before = rss_mb()
-    med, mn, reps = timing.measure(fn, repeat, before=1, budget_ms=15000, min_reps=3, max_reps=30)
+    med, mn, reps = timing.measure(fn, repeat, sync=sync, before=1, budget_ms=15000, min_reps=3, max_reps=30)
     return {"impl": "torch", "op": name + ("_train" if train else ""), "shape": shape, "dtype": "float32",
-            "device": "cpu", "threads": threads, "repeats": reps, "median_ms": round(med, 4), "min_ms": round(mn, 4),
+            "device": device, "threads": threads, "repeats": reps, "median_ms": round(med, 4), "min_ms": round(mn, 4),
             "img_per_s": round((2 if train else 1) / (med / 1000), 3), **counts,
             "peak_rss_before_mb": before, "peak_rss_mb": rss_mb(),
             "version": f"torch {torch.__version__} torchvision {torchvision.__version__}"}
@@ -98,13 +99,14 @@ def main():
     p.add_argument("--size", type=int, default=800)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--repeat", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU visit, scripts/gpu-run.sh)")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     for name in a.models.split(","):
         if name not in ("fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn"):
             raise SystemExit(f"unknown model {name}")
-        print(json.dumps(bench(name, a.train, a.size, a.repeat, torch.get_num_threads())), flush=True)
+        print(json.dumps(bench(name, a.train, a.size, a.repeat, torch.get_num_threads(), a.device)), flush=True)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backwar
   # shellcheck disable=SC2086
   "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
+# The detectors: one 800x800 image through the whole eval model, and a training step at batch 2
+# (benchmarks/torch_detection.py times torchvision the same way below).
+for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train"}; do
+  # shellcheck disable=SC2086
+  "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
+done
 cat "$logs/bench_ours.jsonl"
 
 echo "== benchmarks (PyTorch)"
@@ -113,6 +119,8 @@ if [ -d "$here/benchmarks" ]; then
     python3 "$here/benchmarks/torch_roi.py" roi_pool --device cuda
     python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --device cuda
     python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --backward --device cuda
+    python3 "$here/benchmarks/torch_detection.py" --device cuda
+    python3 "$here/benchmarks/torch_detection.py" --device cuda --train
   } 2>> "$logs/bench_torch.log" | grep '^{' | tee -a "$logs/bench_torch.jsonl"
 fi
 

@@ -27,7 +27,7 @@ internal static class ModelCommands
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "checkpoint folder (model.safetensors, config.json, optimizer state, history.json, predictions/)" };
         var epochs = CliOptions.OptionalInt("--epochs", "epochs (default: 26, or 3 for the compact models)");
         var batch = CliOptions.OptionalInt("--batch", "images per step (default: 2, or 4 for the compact models)");
-        var lr = CliOptions.Text("--lr", "x", "base learning rate (default: 0.02 x batch / 16, or 0.02 for the compact models)");
+        var lr = CliOptions.Text("--lr", "x", "base learning rate (default: 0.02 x batch / 16, or 0.01 for the compact models)");
         var size = CliOptions.OptionalInt("--size", "shorter image side after resizing (default: the model's: 800, or 256 for the compact models)");
         var device = CliOptions.Device("device to train on (default: cpu, or RUNTIME_DEVICE)");
         var seed = CliOptions.ULong("--seed", "seed of data order, flips and sampling (default 1); the CPU repeats a seeded run exactly");
@@ -48,7 +48,7 @@ internal static class ModelCommands
             {
                 Epochs = parse.GetValue(epochs) ?? (compact ? 3 : 26),
                 BatchSize = b,
-                Lr = ParseDouble(parse.GetValue(lr), "--lr") ?? (compact ? 0.02 : 0.02 * b / 16),
+                Lr = ParseDouble(parse.GetValue(lr), "--lr") ?? (compact ? 0.01 : 0.02 * b / 16),
                 Seed = parse.GetValue(seed) ?? 1,
                 ClipGradNorm = ParseDouble(parse.GetValue(clip), "--clip-grad"),
                 TimeLimit = ParseDouble(parse.GetValue(minutes), "--minutes") is double m ? TimeSpan.FromMinutes(m) : null,
@@ -111,7 +111,7 @@ internal static class ModelCommands
             $"{entry.Name}: {model.Parameters().Sum(p => (long)p.NumEl):N0} parameters, {train.Dataset.Count} training / {val.Dataset.Count} held-out images, {config.NumClasses} classes, {config.MinSize[^1]} px, device {device}"));
         var trainer = new DetectionTrainer(entry.Name, model, train.Dataset, val.Dataset, options, outDir, data);
         var history = new TrainingProgress(output).Run(observer => trainer.Run(observer, resume));
-        WriteHistory(outDir, history);
+        WriteHistory(outDir, history, resume);
         var last = history.LastOrDefault(h => h.Evaluation != null)?.Evaluation;
         if (last != null)
         {
@@ -124,9 +124,15 @@ internal static class ModelCommands
         return 0;
     }
 
-    private static void WriteHistory(string outDir, IReadOnlyList<EpochSummary> history)
+    /// <summary>history.json: per epoch the time since the run started, the mean losses and the held-out numbers (a resumed run appends).</summary>
+    private static void WriteHistory(string outDir, IReadOnlyList<EpochSummary> history, bool resume)
     {
-        var rows = history.Select(h => new
+        var path = Path.Combine(outDir, "history.json");
+        var rows = new List<JsonElement>();
+        if (resume && File.Exists(path))
+            rows.AddRange(JsonDocument.Parse(File.ReadAllText(path)).RootElement.EnumerateArray()
+                .Where(r => r.GetProperty("epoch").GetInt32() <= history.FirstOrDefault()?.Epoch).Select(r => r.Clone()));
+        rows.AddRange(history.Select(h => JsonSerializer.SerializeToElement(new
         {
             epoch = h.Epoch + 1,
             seconds = Math.Round(h.Elapsed.TotalSeconds, 1),
@@ -134,8 +140,7 @@ internal static class ModelCommands
             ap = h.Evaluation?.AP,
             ap50 = h.Evaluation?.AP50,
             stats = h.Evaluation?.Stats,
-        });
-        var path = Path.Combine(outDir, "history.json");
+        })));
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.Move(tmp, path, overwrite: true);

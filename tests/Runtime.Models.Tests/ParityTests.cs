@@ -14,7 +14,7 @@ public class ParityTests
     public static TheoryData<string, string> Cases()
     {
         var d = new TheoryData<string, string>();
-        foreach (var dev in TestDevices.Names)
+        foreach (var dev in Runtime.Testing.TestDevices.Names)
             foreach (var c in new[] { "frcnn_r18", "frcnn_r50", "retina_r18", "retina_r18_v2" })
                 d.Add(c, dev);
         return d;

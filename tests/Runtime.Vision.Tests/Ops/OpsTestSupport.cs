@@ -3,40 +3,14 @@ using Runtime.Gpu;
 
 namespace Runtime.Vision.Tests.Ops;
 
-/// <summary>
-/// The devices the vision-operator suites run on: the CPU always, then each available OpenCL and
-/// CUDA device (PoCL gives an OpenCL device on the CPU in CI). A machine without a GPU backend just
-/// runs the CPU cases; an absent device is never a failure. RUNTIME_TEST_CPU_ONLY=1 (scripts/test.sh sets
-/// it for the 256-bit and scalar SIMD runs, which only change the CPU side) keeps to the CPU.
-/// </summary>
+/// <summary>The devices the vision-operator suites run on (tests/Shared/TestDevices.cs).</summary>
 public static class OpsDevices
 {
-    private static readonly Lazy<string[]> Found = new(() =>
-    {
-        var names = new List<string> { "cpu" };
-        if (Environment.GetEnvironmentVariable("RUNTIME_TEST_CPU_ONLY") == "1") return names.ToArray();
-        try
-        {
-            foreach (var info in GpuDevices.List())
-                if (info.Available) names.Add(info.Device.ToString());
-        }
-        catch (Exception e) when (e is DllNotFoundException or InvalidOperationException)
-        {
-            // No GPU library at all: CPU only.
-        }
-        return names.ToArray();
-    });
-
     /// <summary>Device names ("cpu", "opencl:0", "cuda:0", ...) for a [Theory]'s MemberData.</summary>
-    public static TheoryData<string> All()
-    {
-        var d = new TheoryData<string>();
-        foreach (var n in Found.Value) d.Add(n);
-        return d;
-    }
+    public static TheoryData<string> All() => Runtime.Testing.TestDevices.All();
 
     /// <summary>The GPU devices only (empty without one).</summary>
-    public static IEnumerable<Device> Gpus => Found.Value.Skip(1).Select(Device.Parse);
+    public static IEnumerable<Device> Gpus => Runtime.Testing.TestDevices.Gpus;
 }
 
 /// <summary>

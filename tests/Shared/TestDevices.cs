@@ -1,9 +1,9 @@
 using Runtime.Gpu;
 
-namespace Runtime.Models.Tests;
+namespace Runtime.Testing;
 
 /// <summary>
-/// The devices the model suites run on: the CPU, then each available OpenCL / CUDA device (PoCL gives CI an OpenCL
+/// The devices the vision-operator and model suites run on (one file, compiled into both test projects): the CPU, then each available OpenCL / CUDA device (PoCL gives CI an OpenCL
 /// device on the CPU). An absent device is never a failure. RUNTIME_TEST_CPU_ONLY=1 (the 256-bit and scalar SIMD runs
 /// of scripts/test.sh) keeps to the CPU.
 /// </summary>
@@ -27,6 +27,10 @@ public static class TestDevices
     /// <summary>The device names ("cpu", "opencl:0", ...).</summary>
     public static IReadOnlyList<string> Names => Found.Value;
 
+    /// <summary>The GPU devices only (empty without one).</summary>
+    public static IEnumerable<Device> Gpus => Found.Value.Skip(1).Select(Device.Parse);
+
+    /// <summary>Device names for a [Theory]'s MemberData.</summary>
     public static TheoryData<string> All()
     {
         var d = new TheoryData<string>();
