@@ -19,7 +19,7 @@ var entry = ModelCatalog.Get(modelName);
 using var model = entry.Build(entry.ConfigFor(numClasses: train.Dataset.Categories.NumClasses), generator: new Generator(1));
 var options = new TrainOptions
 {
-    Epochs = epochs, BatchSize = batch, Lr = lr, WarmupIters = 100, LrSteps = [epochs - 2 > 0 ? epochs - 2 : epochs, epochs - 1 > 0 ? epochs - 1 : epochs],
+    Epochs = epochs, BatchSize = batch, Lr = lr, WarmupIters = 100, LrSteps = [Math.Max(1, epochs - 1)],
     TimeLimit = TimeSpan.FromMinutes(minutes), EvalEveryEpoch = false, Seed = 1,
 };
 var trainer = new DetectionTrainer(modelName, model, train.Dataset, val.Dataset, options, outDir, "shapes");

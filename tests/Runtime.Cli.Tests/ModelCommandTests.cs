@@ -1,0 +1,124 @@
+using System.Text.Json;
+using Runtime.Models.Backbones;
+using Runtime.Models.Detection;
+using Runtime.Vision.Data;
+
+namespace Runtime.Cli.Tests;
+
+/// <summary>
+/// <c>runtime train | eval | predict</c> end to end on a tiny generated COCO folder and a tiny checkpoint, and
+/// their bad inputs: one line on stderr, a non-zero exit, never a stack trace.
+/// </summary>
+public sealed class ModelCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("runtime-model-cli-").FullName;
+    private readonly string _data;
+
+    public ModelCommandTests()
+    {
+        _data = Path.Combine(_dir, "coco");
+        var options = new ShapesOptions { MinImageSize = 64, MaxImageSize = 80, MinShapes = 1, MaxShapes = 2 };
+        ShapesDataset.Generate(Path.Combine(_data, "train"), 4, 5, options);
+        ShapesDataset.Generate(Path.Combine(_data, "val"), 2, 6, options);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CommandLine.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static void AssertOneLineError((int Code, string Out, string Err) r, params string[] mentions)
+    {
+        Assert.NotEqual(0, r.Code);
+        Assert.DoesNotContain("   at ", r.Err);
+        var line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith("runtime: ", line);
+        foreach (var m in mentions) Assert.Contains(m, line);
+    }
+
+    /// <summary>A checkpoint folder of a tiny Faster R-CNN over the shapes classes (6 + background).</summary>
+    private string TinyCheckpoint()
+    {
+        var folder = Path.Combine(_dir, "ckpt");
+        var config = new FasterRcnnConfig
+        {
+            Backbone = new BackboneConfig { Depth = 18, Layers = [1, 1, 1, 1], Widths = [8, 8, 16, 16], FpnChannels = 8 },
+            NumClasses = 7, MinSize = [64], MaxSize = 96, AnchorSizes = [[8], [16], [32], [64], [128]], RepresentationSize = 16,
+            RoiHeads = new RoiHeadsConfig { ScoreThresh = 0.0 },
+        };
+        using var model = new FasterRcnn(config, generator: new Generator(3));
+        DetectorCheckpoint.Save(folder, model, new CheckpointInfo { Model = "tiny", Config = config, Categories = ShapesDataset.Categories, Epoch = 1 });
+        return folder;
+    }
+
+    [Fact]
+    public void TrainEvalAndPredictRunEndToEnd()
+    {
+        var outDir = Path.Combine(_dir, "run");
+        var train = Run("train", "fasterrcnn_compact", "--data", _data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0");
+        Assert.True(train.Code == 0, train.Err);
+        Assert.Contains("AP50", train.Out);
+        foreach (var f in new[] { "model.safetensors", "config.json", "optimizer.safetensors", "trainer.json", "history.json" })
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        Assert.Equal(2, Directory.GetFiles(Path.Combine(outDir, "predictions"), "*.png").Length);
+        var history = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "history.json"))).RootElement;
+        Assert.Equal(1, history.GetArrayLength());
+        Assert.InRange(history[0].GetProperty("ap50").GetDouble(), 0, 1);
+
+        var json = Path.Combine(_dir, "eval.json");
+        var eval = Run("eval", outDir, "--data", _data, "--json", json);
+        Assert.True(eval.Code == 0, eval.Err);
+        Assert.Contains("Average Precision", eval.Out);
+        var stats = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("stats");
+        Assert.Equal(12, stats.EnumerateObject().Count());
+        Assert.Equal(history[0].GetProperty("ap50").GetDouble(), stats.GetProperty("AP50").GetDouble(), 12);
+    }
+
+    [Fact]
+    public void PredictWritesDrawnImagesAndCocoResults()
+    {
+        var ckpt = TinyCheckpoint();
+        var image = Path.Combine(_data, "val", "images", ShapesDataset.FileName(0));
+        var outDir = Path.Combine(_dir, "pred");
+        var r = Run("predict", "--weights", ckpt, "--score", "0", image, "--out", outDir);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.True(File.Exists(Path.Combine(outDir, Path.GetFileNameWithoutExtension(image) + ".png")));
+        var dets = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "detections.json"))).RootElement;
+        Assert.True(dets.GetArrayLength() > 0);
+        foreach (var d in dets.EnumerateArray())
+        {
+            Assert.Equal(Path.GetFileName(image), d.GetProperty("image_id").GetString());
+            Assert.InRange(d.GetProperty("category_id").GetInt64(), 1, 6);   // the data set's category ids
+            Assert.Equal(4, d.GetProperty("bbox").GetArrayLength());
+            Assert.InRange(d.GetProperty("score").GetDouble(), 0, 1);
+        }
+    }
+
+    [Fact]
+    public void BadInputsAreOneLine()
+    {
+        var image = Path.Combine(_data, "val", "images", ShapesDataset.FileName(0));
+        AssertOneLineError(Run("train", "resnet7", "--data", "shapes", "--out", _dir), "unknown model 'resnet7'", "fasterrcnn_resnet50_fpn");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", Path.Combine(_dir, "nowhere"), "--out", _dir), "--data", "nowhere");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", "shapes", "--out", _dir, "--lr", "abc"), "--lr", "abc");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", "shapes", "--out", _dir, "--epochs", "x"), "--epochs");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", "shapes", "--out", _dir, "--device", "cuda:7"), "cuda:7");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", Path.Combine(_dir, "fresh"), "--resume"), "--resume");
+        AssertOneLineError(Run("eval", Path.Combine(_dir, "none"), "--data", _data), "none");
+        AssertOneLineError(Run("predict", "--weights", Path.Combine(_dir, "w.pth"), image, "--out", _dir), "--model");
+        AssertOneLineError(Run("predict", "--model", "fasterrcnn_compact", "--weights", Path.Combine(_dir, "w.pth"), image, "--out", _dir), "w.pth");
+        // A checkpoint of another model: the weights do not fit, and the message names the keys.
+        var ckpt = TinyCheckpoint();
+        AssertOneLineError(Run("predict", "--model", "retinanet_compact", "--weights", Path.Combine(ckpt, "model.safetensors"), image, "--out", _dir), "does not fit");
+        AssertOneLineError(Run("predict", "--model", "retinanet_compact", "--weights", ckpt, image, "--out", _dir), "tiny");
+        // A corrupt checkpoint description and a missing image.
+        File.WriteAllText(Path.Combine(ckpt, "config.json"), "{ not json");
+        AssertOneLineError(Run("eval", ckpt, "--data", _data), "config.json");
+        AssertOneLineError(Run("predict", "--weights", ckpt, Path.Combine(_dir, "missing.png"), "--out", _dir), "missing.png");
+    }
+}
