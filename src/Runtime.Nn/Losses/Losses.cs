@@ -1,3 +1,5 @@
+using Runtime.Autograd;
+
 namespace Runtime.Nn.Losses;
 
 /// <summary>How a loss reduces its per-element values (torch's <c>reduction</c> argument).</summary>
@@ -215,6 +217,38 @@ public static class Losses
         CheckFloating(inputs, op, nameof(inputs));
         CheckFloating(targets, op, nameof(targets));
         if (gamma < 0) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, $"{op}: gamma must be non-negative");
+        if (targets.RequiresGrad || !GradMode.IsEnabled || !inputs.RequiresGrad) return FocalComposite(inputs, targets, alpha, gamma, reduction);
+        // One recorded step that keeps only x and t for the backward: the composite's eight intermediates are each as
+        // large as the logits (RetinaNet: anchors x classes), and autograd would keep all of them alive.
+        Tensor elementwise;
+        using (GradMode.NoGrad()) elementwise = FocalComposite(inputs, targets, alpha, gamma, Reduction.None);
+        var recorded = Tensor.Record(elementwise, op, [inputs], [inputs, targets], (g, saved) => [FocalGrad(g, saved[0], saved[1], alpha, gamma)]);
+        if (reduction == Reduction.None) return recorded;
+        using (recorded) return Reduce(recorded, reduction);
+    }
+
+    // d/dx of alpha_t ce (1 - p_t)^gamma with p = sigmoid(x): alpha_t [(p - t) m + ce dm], m = (1 - p_t)^gamma,
+    // dm = -gamma (1 - p_t)^(gamma - 1) (2t - 1) p (1 - p).
+    private static Tensor FocalGrad(Tensor g, Tensor x, Tensor t, double alpha, double gamma)
+    {
+        using var scope = new TensorScope();
+        var p = x.Sigmoid();
+        var ce = BceElementwise(x, t, null, null);
+        var omp = 1.0 - p;
+        var omt = 1.0 - t;
+        var ompt = 1.0 - (p * t + omp * omt);
+        var d = (p - t) * ompt.Pow(gamma);
+        if (gamma != 0)
+        {
+            var dm = ompt.Pow(gamma - 1) * (-gamma) * (2.0 * t - 1.0) * (p * omp);
+            d = d + ce * dm;
+        }
+        if (alpha >= 0) d = d * (t * alpha + omt * (1 - alpha));
+        return scope.MoveOut(g * d);
+    }
+
+    private static Tensor FocalComposite(Tensor inputs, Tensor targets, double alpha, double gamma, Reduction reduction)
+    {
         using var p = inputs.Sigmoid();
         using var ce = BceElementwise(inputs, targets, null, null);
         using var pt1 = p * targets;

@@ -10,18 +10,28 @@ public sealed partial class Tensor
     /// Runs a unary kernel and records its gradient rule <paramref name="grad"/>(g, x, y) (null: not differentiable).
     /// Float-only functions turn integer inputs into Float32 first, as PyTorch does.
     /// </summary>
-    private Tensor UnaryKernel(UnaryOp op, string name, double a, double b, bool floatOnly, UnaryGrad? grad)
+    /// <summary>What a unary op's gradient rule reads, so that autograd keeps only that alive until the backward.</summary>
+    private enum Reads { InputAndOutput, Output, Nothing }
+
+    private Tensor UnaryKernel(UnaryOp op, string name, double a, double b, bool floatOnly, UnaryGrad? grad, Reads reads = Reads.InputAndOutput)
     {
         using var x = floatOnly && !DType.IsFloating() ? ToUntracked(DType.Float32) : Alias(register: false);
         var y = Empty(ShapeArray, x.DType, Device);
         if (y.NumEl > 0) Backend.Unary(op, x.KernelView, y.KernelView, a, b);
         if (grad == null || !DType.IsFloating()) return y;
-        return Record(y, name, [this], [this, y], (g, s) => [grad(g, s[0], s[1])]);
+        // A rule that needs only the output (ReLU, exp, sigmoid, ...) must not keep the input alive: in a network the
+        // input of a ReLU is a whole activation (a norm's output) that nothing else holds on to.
+        return reads switch
+        {
+            Reads.Output => Record(y, name, [this], [y], (g, s) => [grad(g, null!, s[0])]),
+            Reads.Nothing => Record(y, name, [this], [], (g, s) => [grad(g, null!, null!)]),
+            _ => Record(y, name, [this], [this, y], (g, s) => [grad(g, s[0], s[1])]),
+        };
     }
 
     private static Tensor ZeroGrad(Tensor g, Tensor x, Tensor y) => ZerosLike(g);
 
-    public Tensor Neg() => UnaryKernel(UnaryOp.Neg, "Neg", 0, 0, false, (g, x, y) => g.Neg());
+    public Tensor Neg() => UnaryKernel(UnaryOp.Neg, "Neg", 0, 0, false, (g, x, y) => g.Neg(), Reads.Nothing);
 
     public Tensor Abs() => UnaryKernel(UnaryOp.Abs, "Abs", 0, 0, false, (g, x, y) =>
     {
@@ -29,9 +39,9 @@ public sealed partial class Tensor
         return g * s;
     });
 
-    public Tensor Sign() => UnaryKernel(UnaryOp.Sign, "Sign", 0, 0, false, ZeroGrad);
+    public Tensor Sign() => UnaryKernel(UnaryOp.Sign, "Sign", 0, 0, false, ZeroGrad, Reads.Nothing);
 
-    public Tensor Exp() => UnaryKernel(UnaryOp.Exp, "Exp", 0, 0, true, (g, x, y) => g * y);
+    public Tensor Exp() => UnaryKernel(UnaryOp.Exp, "Exp", 0, 0, true, (g, x, y) => g * y, Reads.Output);
 
     public Tensor Log() => UnaryKernel(UnaryOp.Log, "Log", 0, 0, true, (g, x, y) => g / x);
 
@@ -45,21 +55,21 @@ public sealed partial class Tensor
     {
         using var d = y * 2.0;
         return g / d;
-    });
+    }, Reads.Output);
 
     public Tensor Rsqrt() => UnaryKernel(UnaryOp.Rsqrt, "Rsqrt", 0, 0, true, (g, x, y) =>
     {
         using var y3 = y.Pow(3);
         using var d = y3 * -0.5;
         return g * d;
-    });
+    }, Reads.Output);
 
     public Tensor Reciprocal() => UnaryKernel(UnaryOp.Reciprocal, "Reciprocal", 0, 0, true, (g, x, y) =>
     {
         using var y2 = y.Square();
         using var d = -y2;
         return g * d;
-    });
+    }, Reads.Output);
 
     public Tensor Square() => UnaryKernel(UnaryOp.Square, "Square", 0, 0, false, (g, x, y) =>
     {
@@ -85,14 +95,14 @@ public sealed partial class Tensor
         using var y2 = y.Square();
         using var d = 1.0 - y2;
         return g * d;
-    });
+    }, Reads.Output);
 
     public Tensor Sigmoid() => UnaryKernel(UnaryOp.Sigmoid, "Sigmoid", 0, 0, true, (g, x, y) =>
     {
         using var om = 1.0 - y;
         using var d = y * om;
         return g * d;
-    });
+    }, Reads.Output);
 
     public Tensor Erf() => UnaryKernel(UnaryOp.Erf, "Erf", 0, 0, true, (g, x, y) =>
     {
@@ -107,7 +117,7 @@ public sealed partial class Tensor
     {
         using var m = y.Gt(0.0);
         return g * m;
-    });
+    }, Reads.Output);
 
     public Tensor LeakyRelu(double negativeSlope = 0.01) => UnaryKernel(UnaryOp.LeakyRelu, "LeakyRelu", negativeSlope, 0, true, (g, x, y) =>
     {
@@ -168,12 +178,12 @@ public sealed partial class Tensor
         return g * d;
     });
 
-    public Tensor Floor() => UnaryKernel(UnaryOp.Floor, "Floor", 0, 0, false, ZeroGrad);
+    public Tensor Floor() => UnaryKernel(UnaryOp.Floor, "Floor", 0, 0, false, ZeroGrad, Reads.Nothing);
 
-    public Tensor Ceil() => UnaryKernel(UnaryOp.Ceil, "Ceil", 0, 0, false, ZeroGrad);
+    public Tensor Ceil() => UnaryKernel(UnaryOp.Ceil, "Ceil", 0, 0, false, ZeroGrad, Reads.Nothing);
 
     /// <summary>Rounds half to even.</summary>
-    public Tensor Round() => UnaryKernel(UnaryOp.Round, "Round", 0, 0, false, ZeroGrad);
+    public Tensor Round() => UnaryKernel(UnaryOp.Round, "Round", 0, 0, false, ZeroGrad, Reads.Nothing);
 
     /// <summary>Limits values to [min, max]; either bound may be null. The gradient passes where min &lt;= x &lt;= max.</summary>
     public Tensor Clamp(double? min = null, double? max = null)
