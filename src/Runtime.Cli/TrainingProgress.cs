@@ -11,8 +11,6 @@ namespace Runtime.Cli;
 internal sealed class TrainingProgress : ITrainingObserver
 {
     private readonly TextWriter _output;
-    private int _iterations, _epochs;
-    private TrainStep? _last;
     private DateTime _lastLine = DateTime.MinValue;
 
     public TrainingProgress(TextWriter output) => _output = output;
@@ -35,14 +33,11 @@ internal sealed class TrainingProgress : ITrainingObserver
 
     public void OnStart(int epochs, int iterationsPerEpoch, int startEpoch)
     {
-        _epochs = epochs;
-        _iterations = iterationsPerEpoch;
         _output.WriteLine($"training {epochs - startEpoch} epoch{(epochs - startEpoch == 1 ? "" : "s")} of {iterationsPerEpoch} steps" + (startEpoch > 0 ? $", resuming after epoch {startEpoch}" : ""));
     }
 
     public void OnStep(TrainStep step)
     {
-        _last = step;
         if (step.Iteration == 1 || step.Iteration == step.Iterations || DateTime.UtcNow - _lastLine > TimeSpan.FromSeconds(15))
         {
             _lastLine = DateTime.UtcNow;

@@ -11,16 +11,8 @@ namespace Runtime.Models;
 public sealed record ModelEntry(string Name, string Description, Func<DetectorConfig> DefaultConfig)
 {
     /// <summary>A model with <paramref name="config"/> (one of this entry's family) on <paramref name="device"/>.</summary>
-    public DetectionModel Build(DetectorConfig? config = null, Device? device = null, Generator? generator = null)
-    {
-        config ??= DefaultConfig();
-        return config switch
-        {
-            FasterRcnnConfig f => new FasterRcnn(f, device: device, generator: generator),
-            RetinaNetConfig r => new RetinaNet(r, device: device, generator: generator),
-            _ => throw new ArgumentException($"no builder for a {config.GetType().Name}", nameof(config)),
-        };
-    }
+    public DetectionModel Build(DetectorConfig? config = null, Device? device = null, Generator? generator = null) =>
+        DetectionModel.Create(config ?? DefaultConfig(), device, generator);
 
     /// <summary>The default configuration with another class count (background included) and, optionally, input size.</summary>
     public DetectorConfig ConfigFor(int? numClasses = null, int? minSize = null, int? maxSize = null)

@@ -125,8 +125,7 @@ public sealed class Golden
     /// <summary>The model with the golden checkpoint loaded, on <paramref name="device"/>.</summary>
     public DetectionModel BuildModel(Device device, string? checkpoint = null)
     {
-        var cfg = ModelConfig();
-        DetectionModel model = cfg is RetinaNetConfig r ? new RetinaNet(r, device: device) : new FasterRcnn((FasterRcnnConfig)cfg, device: device);
+        var model = DetectionModel.Create(ModelConfig(), device);
         DetectorCheckpoint.LoadWeights(model, checkpoint ?? CheckpointPath);
         return model;
     }

@@ -105,7 +105,7 @@ public sealed class FeaturePyramidNetwork : Module
             throw new ArgumentException($"FeaturePyramidNetwork: expected {_inner.Count} maps and names, got {maps.Count} maps and {names.Count} names", nameof(maps));
         for (int i = 0; i < maps.Count; i++)
             if (maps[i].Rank != 4 || maps[i].Size(1) != InChannels[i])
-                throw new ArgumentException($"FeaturePyramidNetwork: map {i} must be [N, {InChannels[i]}, H, W], got {Runtime.Models.Detection.Rows.ShapeText(maps[i])}", nameof(maps));
+                throw new ArgumentException($"FeaturePyramidNetwork: map {i} must be [N, {InChannels[i]}, H, W], got {Shapes.Format(maps[i].Shape)}", nameof(maps));
         var outputs = new Tensor[maps.Count];
         var lastInner = _inner[^1].Forward(maps[^1]);
         try

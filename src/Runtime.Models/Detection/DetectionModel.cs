@@ -27,6 +27,15 @@ public abstract class DetectionModel : Module
             config.AspectRatios.Select(r => (IReadOnlyList<double>)r).ToArray());
     }
 
+    /// <summary>The model a configuration describes (its family: Faster R-CNN or RetinaNet), freshly initialised.</summary>
+    public static DetectionModel Create(DetectorConfig config, Device? device = null, Generator? generator = null) => config switch
+    {
+        FasterRcnnConfig f => new FasterRcnn(f, device: device, generator: generator),
+        RetinaNetConfig r => new RetinaNet(r, device: device, generator: generator),
+        null => throw new ArgumentNullException(nameof(config)),
+        _ => throw new ArgumentException($"no detector family for a {config.GetType().Name}", nameof(config)),
+    };
+
     public DetectorConfig Config { get; }
     public GeneralizedRcnnTransform Transform { get; }
     public BackboneWithFpn Backbone { get; }
@@ -58,7 +67,7 @@ public abstract class DetectionModel : Module
         if (images.Count == 0) return [];
         for (int i = 0; i < images.Count; i++)
             if (images[i].Rank != 3 || images[i].Size(0) != 3)
-                throw new ArgumentException($"image {i} must be [3, H, W], got {Runtime.Models.Detection.Rows.ShapeText(images[i])}", nameof(images));
+                throw new ArgumentException($"image {i} must be [3, H, W], got {Shapes.Format(images[i].Shape)}", nameof(images));
         using var noGrad = GradMode.NoGrad();
         using var batch = Transform.Apply(images);
         using var onDevice = OnDevice(batch);
@@ -74,7 +83,6 @@ public abstract class DetectionModel : Module
     {
         ArgumentNullException.ThrowIfNull(samples);
         if (samples.Count == 0) throw new ArgumentException("a training batch needs at least one sample", nameof(samples));
-        Rows.CheckTargets(samples.Select(s => s.Target).ToArray(), samples.Count);
         using var batch = Transform.Apply(samples, random);
         using var onDevice = OnDevice(batch.Images);
         return ForwardLosses(onDevice, batch.Targets);
@@ -87,20 +95,11 @@ public abstract class DetectionModel : Module
         for (int i = 0; i < detections.Count; i++)
         {
             var d = detections[i];
-            var boxes = ScaleBoxes(d.Boxes, resized[i], original[i]);
+            var boxes = GeneralizedRcnnTransform.PostprocessBoxes(d.Boxes, resized[i], original[i]);
             result.Add(new DetectionResult(boxes, d.Scores, d.Labels, d.Masks));
             d.Boxes.Dispose();
         }
         return result;
-    }
-
-    /// <summary>Boxes [K, 4] scaled by original / resized per axis (float32 ratios, as torchvision's resize_boxes).</summary>
-    public static Tensor ScaleBoxes(Tensor boxes, (int Height, int Width) from, (int Height, int Width) to)
-    {
-        float rh = (float)to.Height / from.Height, rw = (float)to.Width / from.Width;
-        using var ratios = Tensor.From<float>([rw, rh, rw, rh], [4], boxes.Device);
-        using var typed = ratios.To(boxes.DType);
-        return boxes * typed;
     }
 
     private ImageBatch OnDevice(ImageBatch batch)

@@ -13,7 +13,7 @@ public sealed class DetectionResult : IDisposable
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(labels);
         if (boxes.Rank != 2 || boxes.Size(1) != 4 || scores.Rank != 1 || labels.Rank != 1 || scores.Size(0) != boxes.Size(0) || labels.Size(0) != boxes.Size(0))
-            throw new ArgumentException($"detections need boxes [K, 4], scores [K], labels [K]; got {Runtime.Models.Detection.Rows.ShapeText(boxes)}, {Runtime.Models.Detection.Rows.ShapeText(scores)}, {Runtime.Models.Detection.Rows.ShapeText(labels)}", nameof(boxes));
+            throw new ArgumentException($"detections need boxes [K, 4], scores [K], labels [K]; got {Shapes.Format(boxes.Shape)}, {Shapes.Format(scores.Shape)}, {Shapes.Format(labels.Shape)}", nameof(boxes));
         Boxes = boxes;
         Scores = scores;
         Labels = labels;

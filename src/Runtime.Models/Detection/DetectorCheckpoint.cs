@@ -39,15 +39,16 @@ public static class DetectorCheckpoint
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(info);
         Directory.CreateDirectory(folder);
+        var own = model.StateDict();
         var cpu = new Dictionary<string, Tensor>();
         try
         {
-            foreach (var (k, t) in model.StateDict()) cpu[k] = t.Device == Device.Cpu ? t : t.To(Device.Cpu);
+            foreach (var (k, t) in own) cpu[k] = t.Device == Device.Cpu ? t : t.To(Device.Cpu);
             Safetensors.Save(Path.Combine(folder, WeightsFile), cpu, new Dictionary<string, string> { ["model"] = info.Model });
         }
         finally
         {
-            foreach (var (k, t) in cpu) if (!ReferenceEquals(t, model.StateDict()[k])) t.Dispose();
+            foreach (var (k, t) in cpu) if (!ReferenceEquals(t, own[k])) t.Dispose();
         }
         WriteAtomically(Path.Combine(folder, ConfigFile), JsonSerializer.Serialize(info, Json));
     }
@@ -75,8 +76,7 @@ public static class DetectorCheckpoint
     public static (DetectionModel Model, CheckpointInfo Info) Load(string folder, Device? device = null)
     {
         var info = ReadInfo(folder);
-        var entry = ModelCatalog.TryGet(info.Model, out var e) ? e : new ModelEntry(info.Model, "", () => info.Config);
-        var model = entry.Build(info.Config, device);
+        var model = DetectionModel.Create(info.Config, device);
         try
         {
             LoadWeights(model, Path.Combine(folder, WeightsFile));

@@ -138,7 +138,7 @@ public sealed class RegionProposalNetwork : Module
         var losses = new Dictionary<string, Tensor>();
         if (targets != null)
         {
-            var (objLoss, boxLoss) = ComputeLoss(objectness.Reshape(-1), deltas, anchors, targets);
+            var (objLoss, boxLoss) = ComputeLoss(objectness.Reshape(-1), deltas, anchors, allAnchors, targets);
             losses["loss_objectness"] = scope.MoveOut(objLoss);
             losses["loss_rpn_box_reg"] = scope.MoveOut(boxLoss);
         }
@@ -191,7 +191,7 @@ public sealed class RegionProposalNetwork : Module
         return result;
     }
 
-    private (Tensor Objectness, Tensor BoxReg) ComputeLoss(Tensor objectness, Tensor deltas, Tensor[] anchors, IReadOnlyList<DetectionTarget> targets)
+    private (Tensor Objectness, Tensor BoxReg) ComputeLoss(Tensor objectness, Tensor deltas, Tensor[] anchors, Tensor allAnchors, IReadOnlyList<DetectionTarget> targets)
     {
         using var scope = new TensorScope();
         var device = objectness.Device;
@@ -221,21 +221,12 @@ public sealed class RegionProposalNetwork : Module
         var neg = Rows.Where(Tensor.Cat(negMasks, 0));
         var sampled = Tensor.Cat([pos, neg], 0);
         var allLabels = Tensor.Cat(labels, 0).To(objectness.DType);
-        Tensor boxLoss;
+        Tensor regTargets;
+        // Regression targets of the sampled positives only (torchvision encodes every anchor; the picked rows are the same).
         using (GradMode.NoGrad())
-        {
-            // Regression targets of the sampled positives only (torchvision encodes every anchor; the picked rows are the same).
-            var posAnchors = Tensor.Cat(anchors, 0).IndexSelect(0, pos);
-            var posGt = Tensor.Cat(matchedGt, 0).IndexSelect(0, pos);
-            var regTargets = BoxCoder.EncodeSingle(posGt, posAnchors);
-            scope.MoveOut(regTargets);
-            boxLoss = regTargets;
-        }
-        using (boxLoss)
-        {
-            var reg = Losses.SmoothL1(deltas.IndexSelect(0, pos), boxLoss, beta: 1.0 / 9, reduction: Reduction.Sum) / Math.Max(1, sampled.Size(0));
-            var obj = Losses.BinaryCrossEntropyWithLogits(objectness.IndexSelect(0, sampled), allLabels.IndexSelect(0, sampled));
-            return (scope.MoveOut(obj), scope.MoveOut(reg));
-        }
+            regTargets = BoxCoder.EncodeSingle(Tensor.Cat(matchedGt, 0).IndexSelect(0, pos), allAnchors.IndexSelect(0, pos));
+        var reg = Losses.SmoothL1(deltas.IndexSelect(0, pos), regTargets, beta: 1.0 / 9, reduction: Reduction.Sum) / Math.Max(1, sampled.Size(0));
+        var obj = Losses.BinaryCrossEntropyWithLogits(objectness.IndexSelect(0, sampled), allLabels.IndexSelect(0, sampled));
+        return (scope.MoveOut(obj), scope.MoveOut(reg));
     }
 }

@@ -11,17 +11,11 @@ internal static class Rows
         return col.Contiguous();
     }
 
-    /// <summary>Rows <paramref name="index"/> (Int64 [K]) of <paramref name="x"/> along dimension 0.</summary>
-    public static Tensor Take(Tensor x, Tensor index) => x.IndexSelect(0, index);
-
     /// <summary>An Int64 index tensor on <paramref name="device"/>.</summary>
     public static Tensor Index(long[] values, Device device) => Tensor.From<long>(values, [values.Length], device);
 
     /// <summary>The first <paramref name="n"/> entries of a 1-D tensor (all of it when shorter), as a new handle.</summary>
     public static Tensor Head(Tensor x, int n) => x.Narrow(0, 0, Math.Min(n, x.Size(0)));
-
-    /// <summary>"[a, b, c]" for messages.</summary>
-    public static string ShapeText(Tensor t) => "[" + string.Join(", ", t.Shape.ToArray()) + "]";
 
     /// <summary>Checks the targets of a training batch: boxes [G, 4] with x2 &gt; x1 and y2 &gt; y1 (torchvision's check).</summary>
     public static void CheckTargets(IReadOnlyList<Runtime.Vision.Data.DetectionTarget> targets, int imageCount)
@@ -33,7 +27,7 @@ internal static class Rows
         {
             var b = targets[i].Boxes;
             if (b.Rank != 2 || b.Size(1) != 4)
-                throw new ArgumentException($"target {i}: boxes must be [G, 4], got {Rows.ShapeText(b)}", nameof(targets));
+                throw new ArgumentException($"target {i}: boxes must be [G, 4], got {Shapes.Format(b.Shape)}", nameof(targets));
             var v = b.ToDoubleArray();
             for (int g = 0; g < v.Length / 4; g++)
                 if (!(v[4 * g + 2] > v[4 * g] && v[4 * g + 3] > v[4 * g + 1]))

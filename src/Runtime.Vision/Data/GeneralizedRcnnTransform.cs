@@ -116,13 +116,18 @@ public sealed class GeneralizedRcnnTransform
         return res;
     }
 
-    /// <summary>Scales predicted boxes [N,4] from the resized image back to the original one (torchvision's postprocess).</summary>
+    /// <summary>
+    /// Scales predicted boxes [N,4] from the resized image back to the original one (torchvision's postprocess):
+    /// float32 per-axis ratios, on the boxes' device.
+    /// </summary>
     public static Tensor PostprocessBoxes(Tensor boxes, (int Height, int Width) resizedSize, (int Height, int Width) originalSize)
     {
         ArgumentNullException.ThrowIfNull(boxes);
         if (boxes.Rank != 2 || boxes.Size(1) != 4) throw new ArgumentException("boxes must be [N,4]", nameof(boxes));
+        float rh = (float)originalSize.Height / resizedSize.Height, rw = (float)originalSize.Width / resizedSize.Width;
         using var f = boxes.To(DType.Float32);
-        return Tensor.From<float>(ResizeBoxes(f.ToArray<float>(), resizedSize, originalSize), [boxes.Size(0), 4]);
+        using var ratios = Tensor.From<float>([rw, rh, rw, rh], [4], boxes.Device);
+        return f * ratios;
     }
 
     /// <summary>
