@@ -171,20 +171,12 @@ public class RetinaNet : DetectionModel
             var deltasI = deltas.Select(0, i);
             var fg = Rows.Where(matched.Ge(0));
             int numFg = fg.Size(0);
-            // Classification: one-hot targets on the foreground anchors' classes, over the non-ignored anchors.
-            Tensor target;
+            // Classification: each non-ignored anchor's class (its ground truth's label, or -1 for background), as
+            // torchvision's one-hot targets over the valid anchors; the loss builds them a band of rows at a time.
+            Tensor anchorLabels;
             using (GradMode.NoGrad())
-            {
-                target = Tensor.ZerosLike(logitsI);
-                if (numFg > 0)
-                {
-                    var cls = gtLabels.IndexSelect(0, matched.IndexSelect(0, fg));
-                    var flatIdx = fg * logitsI.Size(1) + cls;
-                    target = target.Reshape(-1).Scatter(0, flatIdx, Tensor.OnesLike(flatIdx).To(logitsI.DType)).Reshape(logitsI.Shape.ToArray());
-                }
-            }
-            var valid = Rows.Where(matched.Ne(Matcher.BetweenThresholds));
-            var focal = Losses.SigmoidFocalLoss(logitsI.IndexSelect(0, valid), target.IndexSelect(0, valid), reduction: Reduction.Sum) / Math.Max(1, numFg);
+                anchorLabels = numFg > 0 ? matched.Scatter(0, fg, gtLabels.IndexSelect(0, matched.IndexSelect(0, fg))) : matched;
+            var focal = Losses.SigmoidFocalLossFromLabels(logitsI, anchorLabels) / Math.Max(1, numFg);
             // Box regression on the foreground anchors.
             var matchedGt = gt.Size(0) == 0 ? Tensor.Zeros([0, 4], gt.DType, device) : gt.IndexSelect(0, matched.IndexSelect(0, fg));
             var fgAnchors = anchors[i].IndexSelect(0, fg);

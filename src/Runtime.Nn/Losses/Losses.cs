@@ -227,6 +227,75 @@ public static class Losses
         using (recorded) return Reduce(recorded, reduction);
     }
 
+    /// <summary>
+    /// The summed <see cref="SigmoidFocalLoss"/> of <c>[N, C]</c> logits against one-hot targets given as one label
+    /// per row: <c>labels[n] &gt;= 0</c> is row n's class, <c>-1</c> an all-zero (background) row, and any lower
+    /// value leaves the row out. This is RetinaNet's classification loss,
+    /// <c>sigmoid_focal_loss(x[valid], one_hot[valid], reduction="sum")</c>, without building the one-hot targets
+    /// or copying the valid rows: rows are worked in bands and only the logits and the labels are kept for the
+    /// backward, so the loss adds no more than a band's worth to the peak memory of a training step.
+    /// </summary>
+    public static Tensor SigmoidFocalLossFromLabels(Tensor inputs, Tensor labels, double alpha = 0.25, double gamma = 2.0)
+    {
+        const string op = "SigmoidFocalLossFromLabels";
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(labels);
+        CheckFloating(inputs, op, nameof(inputs));
+        if (inputs.Rank != 2) throw new ArgumentException($"{op}: inputs must be [N, C], got shape {Fmt(inputs.Shape)}", nameof(inputs));
+        if (labels.Rank != 1 || labels.Size(0) != inputs.Size(0))
+            throw new ArgumentException($"{op}: labels must be [{inputs.Size(0)}] for inputs {Fmt(inputs.Shape)}, got shape {Fmt(labels.Shape)}", nameof(labels));
+        if (!labels.DType.IsIntegral()) throw new ArgumentException($"{op}: labels must be integral, got {labels.DType.Name()}", nameof(labels));
+        if (gamma < 0) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, $"{op}: gamma must be non-negative");
+        Tensor total;
+        using (GradMode.NoGrad()) total = FocalBands(inputs, labels, alpha, gamma, null);
+        if (!GradMode.IsEnabled || !inputs.RequiresGrad) return total;
+        return Tensor.Record(total, op, [inputs], [inputs, labels], (g, saved) => [FocalBands(saved[0], saved[1], alpha, gamma, g)!]);
+    }
+
+    private const int FocalBandRows = 4096;
+
+    // Without g: the summed loss over rows in bands. With g (the scalar output's gradient): d(sum)/dx times g.
+    private static Tensor FocalBands(Tensor x, Tensor labels, double alpha, double gamma, Tensor? g)
+    {
+        int n = x.Size(0), c = x.Size(1);
+        using var classes = Tensor.Arange(c, DType.Int64, x.Device);
+        using var lab = labels.To(DType.Int64);
+        var parts = new List<Tensor>();
+        try
+        {
+            for (int start = 0; start < n; start += FocalBandRows)
+            {
+                int len = Math.Min(FocalBandRows, n - start);
+                using var xb = x.Narrow(0, start, len);
+                using var lb = lab.Narrow(0, start, len);
+                using var lcol = lb.Unsqueeze(-1);
+                using var hit = lcol.Eq(classes);
+                using var t = hit.To(x.DType);
+                using var keep = lcol.Ge(-1);
+                using var rowMask = keep.To(x.DType);
+                if (g == null)
+                {
+                    using var e = FocalComposite(xb, t, alpha, gamma, Reduction.None);
+                    using var masked = e * rowMask;
+                    parts.Add(masked.Sum());
+                }
+                else
+                {
+                    using var d = FocalGrad(g, xb, t, alpha, gamma);
+                    parts.Add(d * rowMask);
+                }
+            }
+            if (g != null) return n == 0 ? Tensor.ZerosLike(x) : Tensor.Cat(parts, 0);
+            if (parts.Count == 0) return Tensor.Zeros([], x.DType, x.Device);
+            using var sums = Tensor.Stack(parts, 0);
+            return sums.Sum();
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
     // d/dx of alpha_t ce (1 - p_t)^gamma with p = sigmoid(x): alpha_t [(p - t) m + ce dm], m = (1 - p_t)^gamma,
     // dm = -gamma (1 - p_t)^(gamma - 1) (2t - 1) p (1 - p).
     private static Tensor FocalGrad(Tensor g, Tensor x, Tensor t, double alpha, double gamma)

@@ -75,6 +75,75 @@ public class LossTests
     }
 
     [Fact]
+    public void SigmoidFocalFromLabels_GradCheck()
+    {
+        using var scope = new TensorScope();
+        using var labels = Tensor.From<long>([2, -1, 0, -2, 1, -1], 6);
+        GradCheck(a => L.SigmoidFocalLossFromLabels(a[0], labels), [RandnF64([6, 3], 16, 2.0)]);
+        GradCheck(a => L.SigmoidFocalLossFromLabels(a[0], labels, -1, 1.5), [RandnF64([6, 3], 17, 2.0)]);
+    }
+
+    /// <summary>
+    /// Against torchvision's formulation, <c>sigmoid_focal_loss(x[valid], one_hot[valid], reduction="sum")</c>, value
+    /// and gradient, over more rows than one band (4096) so that the bands' seams are crossed.
+    /// </summary>
+    [Fact]
+    public void SigmoidFocalFromLabels_MatchesOneHotOverValidRows()
+    {
+        using var scope = new TensorScope();
+        const int n = 4096 * 2 + 37, c = 5;
+        var rng = new Random(18);
+        var lab = new long[n];
+        for (int i = 0; i < n; i++) lab[i] = rng.Next(-2, c);
+        var labels = Tensor.From(lab, n);
+        var oneHot = new double[n * c];
+        var validRows = new List<long>();
+        for (int i = 0; i < n; i++)
+        {
+            if (lab[i] >= 0) oneHot[i * c + lab[i]] = 1;
+            if (lab[i] >= -1) validRows.Add(i);
+        }
+        var valid = Tensor.From(validRows.ToArray(), validRows.Count);
+        var t = Tensor.From(oneHot, n, c);
+
+        var x1 = RandnF64([n, c], 19, 3.0).RequiresGrad_();
+        var ours = L.SigmoidFocalLossFromLabels(x1, labels);
+        ours.Backward();
+        var x2 = x1.Detach().Clone().RequiresGrad_();
+        var reference = L.SigmoidFocalLoss(x2.IndexSelect(0, valid), t.IndexSelect(0, valid), reduction: Reduction.Sum);
+        reference.Backward();
+        AssertClose(reference.ToArray<double>(), ours, 1e-12, 1e-12);
+        AssertClose(x2.Grad!.ToArray<double>(), x1.Grad!, 1e-13, 1e-12);
+        Assert.True(reference.Item() > 100); // thousands of rows: a real sum, not a degenerate one
+
+        // Float32 agrees with the float64 reference to float rounding.
+        using var x3 = x1.Detach().To(DType.Float32);
+        using var l3 = L.SigmoidFocalLossFromLabels(x3, labels);
+        Assert.Equal(reference.Item(), l3.Item(), reference.Item() * 1e-5);
+    }
+
+    [Fact]
+    public void SigmoidFocalFromLabels_RejectsBadArguments()
+    {
+        using var scope = new TensorScope();
+        var x = Tensor.Zeros([4, 3], DType.Float64);
+        var e1 = Assert.Throws<ArgumentException>(() => L.SigmoidFocalLossFromLabels(x, Tensor.Zeros([3], DType.Int64)));
+        Assert.Equal("labels", e1.ParamName);
+        Assert.Contains("[4]", e1.Message);
+        Assert.Contains("[3]", e1.Message);
+        var e2 = Assert.Throws<ArgumentException>(() => L.SigmoidFocalLossFromLabels(x, Tensor.Zeros([4], DType.Float64)));
+        Assert.Contains("integral", e2.Message);
+        var e3 = Assert.Throws<ArgumentException>(() => L.SigmoidFocalLossFromLabels(Tensor.Zeros([12], DType.Float64), Tensor.Zeros([12], DType.Int64)));
+        Assert.Equal("inputs", e3.ParamName);
+        // No rows at all: a zero loss and a zero gradient.
+        var empty = Tensor.Zeros([0, 3], DType.Float64).RequiresGrad_();
+        var l = L.SigmoidFocalLossFromLabels(empty, Tensor.Zeros([0], DType.Int64));
+        Assert.Equal(0.0, l.Item());
+        l.Backward();
+        Assert.Equal([0, 3], empty.Grad!.Shape.ToArray());
+    }
+
+    [Fact]
     public void Dice_GradCheck()
     {
         using var scope = new TensorScope();
