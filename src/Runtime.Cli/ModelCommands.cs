@@ -183,7 +183,7 @@ internal static class ModelCommands
             var val = DetectionData.Open(data, train: false, DataFolder(checkpoint));
             if (val.Dataset.Categories.NumClasses != model.NumClasses)
                 throw new ArgumentException($"the checkpoint's {info.Model} has {model.NumClasses} classes (background included) but the data set has {val.Dataset.Categories.NumClasses}");
-            var (result, _) = DetectionEvaluation.Evaluate(model, val.Dataset);
+            var result = DetectionEvaluation.Evaluate(model, val.Dataset).Box;
             output.WriteLine($"{info.Model} ({info.Epoch} epochs) on {val.Dataset.Count} held-out images:");
             output.WriteLine(result.Summary());
             if (json != null)
