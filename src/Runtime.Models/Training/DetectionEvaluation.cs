@@ -60,13 +60,15 @@ public static class DetectionEvaluation
 
     /// <summary>
     /// Detections for every image of <paramref name="data"/> (model in eval mode, <paramref name="batchSize"/> images at
-    /// a time) and their COCO evaluation: boxes, and masks when the model gives them. <paramref name="progress"/>
-    /// receives the images done.
+    /// a time: by default 4, or 1 for Mask R-CNN, whose pasted masks take H x W floats per detection) and their COCO
+    /// evaluation: boxes, and masks when the model gives them. <paramref name="progress"/> receives the images done.
     /// </summary>
-    public static DetectionScores Evaluate(DetectionModel model, CocoDetection data, int batchSize = 4, IProgress<int>? progress = null)
+    public static DetectionScores Evaluate(DetectionModel model, CocoDetection data, int? batchSize = null, IProgress<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
+        int batch = batchSize ?? (model is MaskRcnn ? 1 : 4);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch, nameof(batchSize));
         bool wasTraining = model.IsTraining;
         model.Eval();
         var detections = new List<CocoEvalDetection>();
@@ -74,9 +76,9 @@ public static class DetectionEvaluation
         bool masks = false;
         try
         {
-            for (int start = 0; start < data.Count; start += batchSize)
+            for (int start = 0; start < data.Count; start += batch)
             {
-                int n = Math.Min(batchSize, data.Count - start);
+                int n = Math.Min(batch, data.Count - start);
                 var samples = Enumerable.Range(start, n).Select(data.Get).ToArray();
                 try
                 {
