@@ -3,7 +3,8 @@
 # own): `runtime bench <model> [--train]` and benchmarks/torch_detection.py on the same 800x800 input (eval: one
 # image through transform, backbone, heads and postprocess; --train: one SGD step at batch 2). Prints every JSON
 # line, then a markdown table. Usage: benchmarks/compare_detection.sh [threads] [repeat]   (default 2, 3)
-# MODELS narrows it down (default "fasterrcnn_resnet50_fpn retinanet_resnet50_fpn"); TRAIN=0 skips the steps.
+# MODELS narrows it down or adds Mask R-CNN (default "fasterrcnn_resnet50_fpn retinanet_resnet50_fpn"; also
+# maskrcnn_resnet50_fpn); TRAIN=0 skips the steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Times torchvision's fasterrcnn_resnet50_fpn / retinanet_resnet50_fpn as
-`runtime bench fasterrcnn_resnet50_fpn|retinanet_resnet50_fpn [--train] [--size N]` does; prints the same JSON
-lines (impl "torch"), one per model.
+"""Times torchvision's fasterrcnn_resnet50_fpn / maskrcnn_resnet50_fpn / retinanet_resnet50_fpn as
+`runtime bench fasterrcnn_resnet50_fpn|maskrcnn_resnet50_fpn|retinanet_resnet50_fpn [--train] [--size N]` does;
+prints the same JSON lines (impl "torch"), one per model.
 
 Usage: OPENBLAS_CORETYPE=SKYLAKEX OPENBLAS_NUM_THREADS=2 /usr/bin/python3 benchmarks/torch_detection.py
            [--models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn] [--train] [--size 800] [--threads 2] [--repeat N]
+(--models also takes maskrcnn_resnet50_fpn; the default list stays the two of the first comparison.)
 Debian's torch calls the system BLAS (libblas.so.3, OpenBLAS when libopenblas0 is installed, else the slow
 reference BLAS); on AVX-512 machines set OPENBLAS_CORETYPE=SKYLAKEX, since Debian's OpenBLAS otherwise picks a
 slower kernel (on AVX-512 Intel, and on the AMD EPYC these sessions run on: 1024^3 sgemm at 2 threads took 43 ms
@@ -26,7 +27,8 @@ many came out, so that the C# run is compared on equal work.
 after the eval image), each with the 3 ground-truth boxes (x1, y1, x2, y2) = size * (0.10, 0.15, 0.45, 0.50),
 size * (0.50, 0.20, 0.90, 0.55), size * (0.30, 0.55, 0.70, 0.95), labels 1, 2, 3; SGD(lr 1e-4, momentum 0.9,
 weight_decay 1e-4) on the parameters that require grad: zero_grad, losses = model(images, targets),
-sum(losses.values()).backward(), step. "loss" is the first step's total loss.
+sum(losses.values()).backward(), step. "loss" is the first step's total loss. Mask R-CNN's targets also carry
+masks: uint8 [3, size, size], box k's mask 1 on rows int(y1) <= y < int(y2) and columns int(x1) <= x < int(x2).
 
 Timing: benchmarks/timing.py (one warm-up, then about 15 s of repetitions, 3 to 30, or --repeat), as
 `runtime bench resnet50` does. Memory: ru_maxrss of the process when the model is built and the inputs made
@@ -61,6 +63,12 @@ def bench(name, train, size, repeat, threads, device="cpu"):
         images = [torch.rand(3, size, size, generator=gen).to(device) for _ in range(2)]
         targets = [{"boxes": torch.tensor([[v * size for v in b] for b in BOXES], dtype=torch.float32, device=device),
                     "labels": torch.tensor([1, 2, 3], dtype=torch.int64, device=device)} for _ in images]
+        if name.startswith("maskrcnn"):
+            for t in targets:
+                masks = torch.zeros(len(BOXES), size, size, dtype=torch.uint8)
+                for k, (x1, y1, x2, y2) in enumerate(t["boxes"].tolist()):
+                    masks[k, int(y1):int(y2), int(x1):int(x2)] = 1
+                t["masks"] = masks.to(device)
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
@@ -104,7 +112,7 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     for name in a.models.split(","):
-        if name not in ("fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn"):
+        if name not in ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn"):
             raise SystemExit(f"unknown model {name}")
         print(json.dumps(bench(name, a.train, a.size, a.repeat, torch.get_num_threads(), a.device)), flush=True)
 

@@ -1,6 +1,6 @@
-// Trains a compact detector from scratch on the synthetic shapes set and reports held-out box AP.
+// Trains a compact detector from scratch on the synthetic shapes set and reports held-out box AP (and mask AP).
 //   dotnet run --project samples/TrainDetector -c Release -- [model] [minutes] [batch] [lr]
-// model: fasterrcnn_compact (default) or retinanet_compact; the full CLI is `runtime train`.
+// model: fasterrcnn_compact (default), maskrcnn_compact or retinanet_compact; the full CLI is `runtime train`.
 using System.Globalization;
 using Runtime;
 using Runtime.Models;
@@ -40,5 +40,6 @@ sealed class Printer : ITrainingObserver
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"epoch {e.Epoch + 1} done at {e.Elapsed:mm\\:ss}"));
         if (e.Evaluation is { } r) Console.WriteLine(r.Summary());
+        if (e.MaskEvaluation is { } m) Console.WriteLine("masks:\n" + m.Summary());
     }
 }

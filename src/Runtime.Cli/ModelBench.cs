@@ -13,8 +13,9 @@ namespace Runtime.Cli;
 /// <c>runtime bench &lt;detector&gt;</c> for every model of the catalogue, as benchmarks/torch_detection.py times
 /// torchvision: random weights (the backbone with trainable BatchNorm and all stages trainable, as torchvision builds
 /// it without pretrained weights), one --size x --size image in [0, 1] through the whole eval model (transform and
-/// post-processing included), or with --train one SGD step at batch 2 with three boxes per image. Prints the median
-/// time, the detection count (random weights make it arbitrary, so compare equal work) and the peak working set.
+/// post-processing included), or with --train one SGD step at batch 2 with three boxes per image (for Mask R-CNN each
+/// with the box-filled mask, pixels int(y1) &lt;= y &lt; int(y2), int(x1) &lt;= x &lt; int(x2)). Prints the median time, the
+/// detection count (random weights make it arbitrary, so compare equal work) and the peak working set.
 /// </summary>
 internal static class ModelBench
 {
@@ -40,6 +41,17 @@ internal static class ModelBench
         });
     }
 
+    /// <summary>One size x size mask per box, filled over the box's pixels (torch_detection.py makes the same).</summary>
+    private static byte[] BoxMasks(float[] boxes, int size)
+    {
+        int n = boxes.Length / 4;
+        var masks = new byte[n * size * size];
+        for (int k = 0; k < n; k++)
+            for (int y = (int)boxes[4 * k + 1]; y < (int)boxes[4 * k + 3]; y++)
+                masks.AsSpan((k * size + y) * size + (int)boxes[4 * k], (int)boxes[4 * k + 2] - (int)boxes[4 * k]).Fill(1);
+        return masks;
+    }
+
     private static string Measure(string name, DetectionModel model, int size, bool train, Device device, int? repeat, bool json)
     {
         using var _ = model;
@@ -55,8 +67,9 @@ internal static class ModelBench
         {
             model.Train();
             float[] boxes = Boxes.SelectMany(b => new[] { (float)(b.X1 * size), (float)(b.Y1 * size), (float)(b.X2 * size), (float)(b.Y2 * size) }).ToArray();
+            byte[]? masks = model is MaskRcnn ? BoxMasks(boxes, size) : null;
             samples = Enumerable.Range(0, 2).Select(i => new DetectionSample(Tensor.Rand([3, size, size], gen),
-                DetectionTarget.FromArrays(boxes, [1, 2, 3], null, 0, 0, [0, 0, 0], [1, 1, 1], i))).ToArray();
+                DetectionTarget.FromArrays(boxes, [1, 2, 3], masks, size, size, [0, 0, 0], [1, 1, 1], i))).ToArray();
             optimizer = new Sgd(model.Parameters().Where(p => p.RequiresGrad).ToArray(), 1e-4, 0.9, weightDecay: 1e-4);
             once = () =>
             {

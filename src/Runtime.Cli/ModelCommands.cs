@@ -14,7 +14,8 @@ namespace Runtime.Cli;
 
 /// <summary>
 /// <c>runtime train | eval | predict</c>: the detection models of <see cref="ModelCatalog"/> trained on the shapes
-/// set or a COCO folder, evaluated with the 12 COCO numbers, and run on image files (drawn PNGs + COCO results JSON).
+/// set or a COCO folder, evaluated with the 12 COCO numbers (of the boxes, and of the masks for Mask R-CNN), and run
+/// on image files (drawn PNGs with boxes and translucent masks + COCO results JSON with RLE segmentations).
 /// </summary>
 internal static class ModelCommands
 {
@@ -64,9 +65,9 @@ internal static class ModelCommands
     {
         var checkpoint = new Argument<string>("checkpoint-dir") { Description = "a folder written by 'runtime train'" };
         var data = new Option<string>("--data") { Required = true, HelpName = "shapes|coco-dir", Description = "the data set whose held-out split is scored" };
-        var json = CliOptions.Text("--json", "file", "also write the 12 numbers and per-category AP as JSON");
+        var json = CliOptions.Text("--json", "file", "also write the 12 numbers and per-category AP as JSON (boxes; masks too for Mask R-CNN)");
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
-        var command = new Command("eval", "COCO box evaluation (the 12 numbers) of a checkpoint on a data set's held-out split") { checkpoint, data, json, device };
+        var command = new Command("eval", "COCO evaluation (the 12 numbers) of a checkpoint on a data set's held-out split: boxes, and masks for Mask R-CNN") { checkpoint, data, json, device };
         command.SetAction(parse => RunEval(parse.GetValue(checkpoint)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(device), parse.Output()));
         return command;
     }
@@ -80,7 +81,7 @@ internal static class ModelCommands
         var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "PNG, JPEG or PPM files" };
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "where <image>.png and detections.json go" };
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
-        var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores) and detections.json in COCO results format")
+        var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores; masks for Mask R-CNN) and detections.json in COCO results format (with RLE segmentations for Mask R-CNN)")
         {
             model, weights, numClasses, score, images, outDir, device,
         };
@@ -112,12 +113,18 @@ internal static class ModelCommands
         var trainer = new DetectionTrainer(entry.Name, model, train.Dataset, val.Dataset, options, outDir, data);
         var history = new TrainingProgress(output).Run(observer => trainer.Run(observer, resume));
         WriteHistory(outDir, history, resume);
-        var last = history.LastOrDefault(h => h.Evaluation != null)?.Evaluation;
-        if (last != null)
+        var last = history.LastOrDefault(h => h.Evaluation != null);
+        if (last?.Evaluation is { } box)
         {
             output.WriteLine("held-out box evaluation:");
-            output.WriteLine(last.Summary());
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"AP {last.AP:F3}  AP50 {last.AP50:F3}  AP75 {last.AP75:F3}"));
+            output.WriteLine(box.Summary());
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"AP {box.AP:F3}  AP50 {box.AP50:F3}  AP75 {box.AP75:F3}"));
+        }
+        if (last?.MaskEvaluation is { } mask)
+        {
+            output.WriteLine("held-out mask evaluation:");
+            output.WriteLine(mask.Summary());
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mask AP {mask.AP:F3}  AP50 {mask.AP50:F3}  AP75 {mask.AP75:F3}"));
         }
         int drawn = DrawHeldOut(model, val.Dataset, Path.Combine(outDir, "predictions"), 8);
         output.WriteLine($"checkpoint: {Path.GetFullPath(outDir)}; {drawn} held-out predictions drawn to {Path.GetFullPath(Path.Combine(outDir, "predictions"))}");
@@ -132,15 +139,25 @@ internal static class ModelCommands
         if (resume && File.Exists(path))
             rows.AddRange(JsonDocument.Parse(File.ReadAllText(path)).RootElement.EnumerateArray()
                 .Where(r => r.GetProperty("epoch").GetInt32() <= history.FirstOrDefault()?.Epoch).Select(r => r.Clone()));
-        rows.AddRange(history.Select(h => JsonSerializer.SerializeToElement(new
+        rows.AddRange(history.Select(h =>
         {
-            epoch = h.Epoch + 1,
-            seconds = Math.Round(h.Elapsed.TotalSeconds, 1),
-            losses = h.MeanLosses,
-            ap = h.Evaluation?.AP,
-            ap50 = h.Evaluation?.AP50,
-            stats = h.Evaluation?.Stats,
-        })));
+            var row = new Dictionary<string, object?>
+            {
+                ["epoch"] = h.Epoch + 1,
+                ["seconds"] = Math.Round(h.Elapsed.TotalSeconds, 1),
+                ["losses"] = h.MeanLosses,
+                ["ap"] = h.Evaluation?.AP,
+                ["ap50"] = h.Evaluation?.AP50,
+                ["stats"] = h.Evaluation?.Stats,
+            };
+            if (h.MaskEvaluation is { } m)
+            {
+                row["mask_ap"] = m.AP;
+                row["mask_ap50"] = m.AP50;
+                row["mask_stats"] = m.Stats;
+            }
+            return JsonSerializer.SerializeToElement(row);
+        }));
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.Move(tmp, path, overwrite: true);
@@ -163,14 +180,23 @@ internal static class ModelCommands
         return n;
     }
 
+    /// <summary>Draws the detections scoring at least <paramref name="minScore"/>: boxes with captions, and masks (probability &gt; 0.5) translucent with outlines.</summary>
     private static void DrawTo(Image image, DetectionResult r, IReadOnlyList<string> names, double minScore, string path)
     {
         var scores = r.Scores.ToArray<float>();
         var keep = Enumerable.Range(0, scores.Length).Where(k => scores[k] >= minScore).ToArray();
         var boxes = r.Boxes.ToArray<float>();
         var labels = r.Labels.ToArray<long>();
+        byte[] masks = [];
+        if (r.BinaryMasks() is var (planes, h, w))
+        {
+            if (h != image.Height || w != image.Width)
+                throw new InvalidOperationException($"masks are {h}x{w} but the image is {image.Height}x{image.Width}");
+            masks = keep.SelectMany(k => planes.Skip(k * h * w).Take(h * w)).ToArray();
+        }
         var drawn = Visualize.Detections(image,
-            keep.SelectMany(k => boxes.Skip(4 * k).Take(4)).ToArray(), keep.Select(k => labels[k]).ToArray(), keep.Select(k => scores[k]).ToArray(), names: names);
+            keep.SelectMany(k => boxes.Skip(4 * k).Take(4)).ToArray(), keep.Select(k => labels[k]).ToArray(), keep.Select(k => scores[k]).ToArray(),
+            masks: masks, names: names);
         drawn.Save(path);
     }
 
@@ -183,22 +209,35 @@ internal static class ModelCommands
             var val = DetectionData.Open(data, train: false, DataFolder(checkpoint));
             if (val.Dataset.Categories.NumClasses != model.NumClasses)
                 throw new ArgumentException($"the checkpoint's {info.Model} has {model.NumClasses} classes (background included) but the data set has {val.Dataset.Categories.NumClasses}");
-            var (result, _) = DetectionEvaluation.Evaluate(model, val.Dataset);
+            var scores = DetectionEvaluation.Evaluate(model, val.Dataset);
             output.WriteLine($"{info.Model} ({info.Epoch} epochs) on {val.Dataset.Count} held-out images:");
-            output.WriteLine(result.Summary());
+            if (scores.Mask != null) output.WriteLine("boxes:");
+            output.WriteLine(scores.Box.Summary());
+            if (scores.Mask != null)
+            {
+                output.WriteLine("masks:");
+                output.WriteLine(scores.Mask.Summary());
+            }
             if (json != null)
             {
                 var names = new[] { "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl" };
+                Dictionary<string, double>? Stats(CocoEvalResult? r) => r == null ? null : names.Zip(r.Stats).ToDictionary(p => p.First, p => p.Second);
+                Dictionary<string, double>? PerCategory(CocoEvalResult? r) => r?.PerCategoryAP.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value);
                 var doc = new
                 {
                     model = info.Model,
                     checkpoint = Path.GetFullPath(checkpoint),
                     images = val.Dataset.Count,
-                    stats = names.Zip(result.Stats).ToDictionary(p => p.First, p => p.Second),
-                    per_category_ap = result.PerCategoryAP.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value),
+                    stats = Stats(scores.Box),
+                    per_category_ap = PerCategory(scores.Box),
+                    mask_stats = Stats(scores.Mask),
+                    mask_per_category_ap = PerCategory(scores.Mask),
                 };
                 var tmp = json + ".tmp";
-                File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+                File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions
+                {
+                    WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+                }));
                 File.Move(tmp, json, overwrite: true);
             }
         }
@@ -259,19 +298,23 @@ internal static class ModelCommands
                 var scores = r.Scores.ToArray<float>();
                 var boxes = r.Boxes.ToArray<float>();
                 var labels = r.Labels.ToArray<long>();
+                var rles = r.MaskRles();
                 int kept = 0;
                 for (int k = 0; k < scores.Length; k++)
                 {
                     if (scores[k] < minScore) continue;
                     kept++;
                     float x1 = boxes[4 * k], y1 = boxes[4 * k + 1];
-                    results.Add(new Dictionary<string, object>
+                    var row = new Dictionary<string, object>
                     {
                         ["image_id"] = Path.GetFileName(file),
                         ["category_id"] = categoryOf(labels[k]),
                         ["bbox"] = new[] { x1, y1, boxes[4 * k + 2] - x1, boxes[4 * k + 3] - y1 },
                         ["score"] = scores[k],
-                    });
+                    };
+                    // COCO's compressed RLE of the mask thresholded at 0.5, as pycocotools' mask.encode writes it.
+                    if (rles.Count > 0) row["segmentation"] = new Dictionary<string, object> { ["size"] = rles[k].Size, ["counts"] = rles[k].ToCompressedString() };
+                    results.Add(row);
                 }
                 output.WriteLine($"{file}: {kept} detection{(kept == 1 ? "" : "s")} at score >= {minScore.ToString(CultureInfo.InvariantCulture)}");
             }

@@ -51,6 +51,8 @@ public static class ModelCatalog
         {
             list.Add(new($"fasterrcnn_resnet{depth}_fpn", $"Faster R-CNN, ResNet-{depth} + FPN (torchvision's fasterrcnn_resnet50_fpn layout), 91 COCO classes, 800 px",
                 () => new FasterRcnnConfig { Backbone = new BackboneConfig { Depth = depth } }));
+            list.Add(new($"maskrcnn_resnet{depth}_fpn", $"Mask R-CNN, ResNet-{depth} + FPN (torchvision's maskrcnn_resnet50_fpn layout), 91 COCO classes, 800 px",
+                () => new MaskRcnnConfig { Backbone = new BackboneConfig { Depth = depth } }));
             list.Add(new($"retinanet_resnet{depth}_fpn", $"RetinaNet, ResNet-{depth} + FPN P3-P7 (torchvision's retinanet_resnet50_fpn layout), 91 COCO classes, 800 px",
                 () => new RetinaNetConfig { Backbone = new BackboneConfig { Depth = depth, ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" } }));
         }
@@ -75,16 +77,19 @@ public static class ModelCatalog
         {
             Depth = 18, Widths = [16, 32, 64, 128], FpnChannels = 64, Norm = BackboneNorm.BatchNorm, TrainableLayers = 5,
         };
+        T CompactRcnn<T>() where T : FasterRcnnConfig, new() => new T
+        {
+            Backbone = backbone,
+            NumClasses = 4, MinSize = [256], MaxSize = 256,
+            AnchorSizes = [[16], [32], [64], [128], [256]],
+            RepresentationSize = 256,
+            Rpn = new RpnConfig { PreNmsTopNTrain = 600, PostNmsTopNTrain = 300, PreNmsTopNTest = 300, PostNmsTopNTest = 150, BatchSizePerImage = 128 },
+            RoiHeads = new RoiHeadsConfig { BatchSizePerImage = 128 },
+        };
         yield return new("fasterrcnn_compact", "compact Faster R-CNN for training from scratch on a CPU: ResNet-18 at 1/4 width, BatchNorm, FPN 64, 256 px",
-            () => new FasterRcnnConfig
-            {
-                Backbone = backbone,
-                NumClasses = 4, MinSize = [256], MaxSize = 256,
-                AnchorSizes = [[16], [32], [64], [128], [256]],
-                RepresentationSize = 256,
-                Rpn = new RpnConfig { PreNmsTopNTrain = 600, PostNmsTopNTrain = 300, PreNmsTopNTest = 300, PostNmsTopNTest = 150, BatchSizePerImage = 128 },
-                RoiHeads = new RoiHeadsConfig { BatchSizePerImage = 128 },
-            });
+            CompactRcnn<FasterRcnnConfig>);
+        yield return new("maskrcnn_compact", "compact Mask R-CNN for training from scratch on a CPU: fasterrcnn_compact plus a mask head of 4 x 64 channels, 28x28 masks",
+            () => CompactRcnn<MaskRcnnConfig>() with { MaskLayers = [64, 64, 64, 64], MaskDimReduced = 64 });
         yield return new("retinanet_compact", "compact RetinaNet for training from scratch on a CPU: ResNet-18 at 1/4 width, BatchNorm, FPN 64 (P3-P7), 256 px",
             () => new RetinaNetConfig
             {

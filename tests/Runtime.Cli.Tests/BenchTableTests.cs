@@ -30,6 +30,7 @@ public sealed class BenchTableTests
         ["attention"] = ["--shape", "1,2,8,4", "--causal", "--backward"],
         ["axial_attention"] = ["--shape", "1,8,3,3", "--heads", "2"],
         ["fasterrcnn_compact"] = ["--size", "64", "--train"],
+        ["maskrcnn_compact"] = ["--size", "64", "--train"],
         ["retinanet_compact"] = ["--size", "64"],
     };
 

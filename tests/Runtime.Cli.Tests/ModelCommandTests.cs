@@ -80,6 +80,44 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void MaskRcnnTrainsEvaluatesMasksAndPredictsSegmentations()
+    {
+        var outDir = Path.Combine(_dir, "mask");
+        var train = Run("train", "maskrcnn_compact", "--data", _data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0");
+        Assert.True(train.Code == 0, train.Err);
+        Assert.Contains("held-out mask evaluation", train.Out);
+        Assert.Contains("mask AP", train.Out);
+        var history = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "history.json"))).RootElement;
+        Assert.InRange(history[0].GetProperty("mask_ap50").GetDouble(), 0, 1);
+        Assert.True(history[0].GetProperty("losses").TryGetProperty("loss_mask", out _));
+
+        var json = Path.Combine(_dir, "mask-eval.json");
+        var eval = Run("eval", outDir, "--data", _data, "--json", json);
+        Assert.True(eval.Code == 0, eval.Err);
+        Assert.Contains("masks:", eval.Out);
+        var doc = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        Assert.Equal(12, doc.GetProperty("stats").EnumerateObject().Count());
+        Assert.Equal(12, doc.GetProperty("mask_stats").EnumerateObject().Count());
+        Assert.Equal(history[0].GetProperty("mask_ap50").GetDouble(), doc.GetProperty("mask_stats").GetProperty("AP50").GetDouble(), 12);
+
+        var image = Path.Combine(_data, "val", "images", ShapesDataset.FileName(0));
+        var predDir = Path.Combine(_dir, "mask-pred");
+        var pred = Run("predict", "--weights", outDir, "--score", "0", image, "--out", predDir);
+        Assert.True(pred.Code == 0, pred.Err);
+        Assert.True(File.Exists(Path.Combine(predDir, Path.GetFileNameWithoutExtension(image) + ".png")));
+        var img = Runtime.Vision.Imaging.Image.Load(image);
+        var dets = JsonDocument.Parse(File.ReadAllText(Path.Combine(predDir, "detections.json"))).RootElement;
+        Assert.True(dets.GetArrayLength() > 0);
+        foreach (var d in dets.EnumerateArray())
+        {
+            var seg = d.GetProperty("segmentation");
+            Assert.Equal(new[] { img.Height, img.Width }, seg.GetProperty("size").EnumerateArray().Select(x => x.GetInt32()).ToArray());
+            var rle = Runtime.Vision.Evaluation.Rle.FromCompressedString(seg.GetProperty("counts").GetString()!, img.Height, img.Width);
+            Assert.Equal(img.Height * img.Width, rle.DecodeRowMajor().Length);
+        }
+    }
+
+    [Fact]
     public void PredictWritesDrawnImagesAndCocoResults()
     {
         var ckpt = TinyCheckpoint();
@@ -96,6 +134,7 @@ public sealed class ModelCommandTests : IDisposable
             Assert.InRange(d.GetProperty("category_id").GetInt64(), 1, 6);   // the data set's category ids
             Assert.Equal(4, d.GetProperty("bbox").GetArrayLength());
             Assert.InRange(d.GetProperty("score").GetDouble(), 0, 1);
+            Assert.False(d.TryGetProperty("segmentation", out _));   // boxes only
         }
     }
 

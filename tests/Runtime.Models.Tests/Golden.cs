@@ -3,6 +3,7 @@ using Runtime.Models.Backbones;
 using Runtime.Models.Detection;
 using Runtime.Nn.Models;
 using Runtime.Vision.Data;
+using Runtime.Vision.Evaluation;
 using Runtime.Vision.Imaging;
 
 namespace Runtime.Models.Tests;
@@ -25,6 +26,7 @@ public sealed class Golden
     public JsonElement Eval => Root.GetProperty("eval");
     public JsonElement Train => Root.GetProperty("train");
     public bool IsRetinaNet => Root.GetProperty("model").GetString() == "RetinaNet";
+    public bool IsMaskRcnn => Root.GetProperty("model").GetString() == "MaskRCNN";
 
     public static string Folder => Path.Combine(AppContext.BaseDirectory, "golden");
 
@@ -96,7 +98,19 @@ public sealed class Golden
         }
         var rpn = c.GetProperty("rpn");
         var roi = c.GetProperty("roi_heads");
-        return new FasterRcnnConfig
+        FasterRcnnConfig family = new FasterRcnnConfig();
+        if (IsMaskRcnn)
+        {
+            var pool = c.GetProperty("mask_roi_pool");
+            var head = c.GetProperty("mask_head");
+            family = new MaskRcnnConfig
+            {
+                MaskPoolSize = Ints(pool.GetProperty("output_size"))[0], MaskPoolSampling = pool.GetProperty("sampling_ratio").GetInt32(),
+                MaskLayers = Ints(head.GetProperty("layers")), MaskDilation = head.GetProperty("dilation").GetInt32(),
+                MaskDimReduced = c.GetProperty("mask_predictor").GetProperty("dim_reduced").GetInt32(),
+            };
+        }
+        return family with
         {
             Backbone = backbone, NumClasses = c.GetProperty("num_classes").GetInt32(),
             MinSize = [t.GetProperty("min_size").GetInt32()], MaxSize = t.GetProperty("max_size").GetInt32(),
@@ -130,7 +144,16 @@ public sealed class Golden
         return model;
     }
 
-    /// <summary>The training samples: both images with their targets (original pixels).</summary>
+    /// <summary>COCO RLEs {size [H, W], counts [[...] per mask]} (column-major runs, zeros first) as row-major 0/1 planes.</summary>
+    public static (byte[] Planes, int Height, int Width) Masks(JsonElement rles)
+    {
+        var size = Ints(rles.GetProperty("size"));
+        var planes = rles.GetProperty("counts").EnumerateArray()
+            .SelectMany(c => new Rle(size[0], size[1], c.EnumerateArray().Select(x => x.GetUInt32()).ToArray()).DecodeRowMajor()).ToArray();
+        return (planes, size[0], size[1]);
+    }
+
+    /// <summary>The training samples: both images with their targets (original pixels, masks for Mask R-CNN).</summary>
     public DetectionSample[] TrainSamples(Device device)
     {
         var images = Images(device);
@@ -139,7 +162,11 @@ public sealed class Golden
         {
             var boxes = Data(targets[i].GetProperty("boxes")).Select(v => (float)v).ToArray();
             var labels = Longs(targets[i].GetProperty("labels"));
-            var target = DetectionTarget.FromArrays(boxes, labels, null, 0, 0, new long[labels.Length], new float[labels.Length], i);
+            byte[]? masks = null;
+            int mh = 0, mw = 0;
+            if (targets[i].TryGetProperty("masks", out var m))
+                (masks, mh, mw) = Masks(m);
+            var target = DetectionTarget.FromArrays(boxes, labels, masks, mh, mw, new long[labels.Length], new float[labels.Length], i);
             return new DetectionSample(im, target);
         }).ToArray();
     }

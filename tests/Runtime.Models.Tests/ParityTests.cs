@@ -4,10 +4,11 @@ using Runtime.Models.Detection;
 namespace Runtime.Models.Tests;
 
 /// <summary>
-/// Tiny torchvision Faster R-CNN and RetinaNet models (seeded weights, non-trivial FrozenBatchNorm statistics,
-/// saved as .pth) give the same pyramid, proposals, detections, losses and gradients here as in torchvision
-/// (golden/make_detection.py). Eval: boxes to 1e-3 relative, scores to 1e-4, same labels. Train: every loss term to
-/// 1e-4 relative with torchvision's sampled anchors and proposals replayed.
+/// Tiny torchvision Faster R-CNN, Mask R-CNN and RetinaNet models (seeded weights, non-trivial FrozenBatchNorm
+/// statistics, saved as .pth) give the same pyramid, proposals, detections, masks, losses and gradients here as in
+/// torchvision (golden/make_detection.py). Eval: boxes to 1e-3 relative, scores to 1e-4, same labels; mask
+/// probabilities to 1e-4 and the pasted binary masks identical but for pixels within 1e-4 of 0.5. Train: every loss
+/// term (loss_mask included) to 1e-4 relative with torchvision's sampled anchors and proposals replayed.
 /// </summary>
 public class ParityTests
 {
@@ -15,7 +16,7 @@ public class ParityTests
     {
         var d = new TheoryData<string, string>();
         foreach (var dev in Runtime.Testing.TestDevices.Names)
-            foreach (var c in new[] { "frcnn_r18", "frcnn_r50", "retina_r18", "retina_r18_v2" })
+            foreach (var c in new[] { "frcnn_r18", "frcnn_r50", "mrcnn_r18", "retina_r18", "retina_r18_v2" })
                 d.Add(c, dev);
         return d;
     }
@@ -63,8 +64,19 @@ public class ParityTests
                     CheckAll(Golden.Data(head.GetProperty("bbox_regression")), d0.ToDoubleArray(), 1e-4, 1e-4, "bbox_regression");
                 }
             }
-            var dets = model.Predict(images);
+            List<DetectionResult> dets;
+            if (model is MaskRcnn)
+            {
+                // The masks as the RoI heads give them (28x28, before pasting), then pasted into the images.
+                var raw = model.ForwardDetections(onDev);
+                var expMasks = g.Eval.GetProperty("masks").EnumerateArray().ToArray();
+                for (int i = 0; i < raw.Count; i++) CheckRawMasks(expMasks[i], raw[i], $"image {i}");
+                dets = DetectionModel.Postprocess(raw, batch.ImageSizes, batch.OriginalSizes);
+                for (int i = 0; i < dets.Count; i++) CheckPastedMasks(expMasks[i], dets[i], $"image {i}");
+            }
+            else dets = model.Predict(images);
             var exp = g.Eval.GetProperty("detections").EnumerateArray().ToArray();
+            Assert.Equal(exp.Length, dets.Count);
             for (int i = 0; i < dets.Count; i++)
                 using (dets[i])
                     CheckDetections(exp[i], dets[i], $"image {i}");
@@ -125,6 +137,39 @@ public class ParityTests
         foreach (var (k, t) in old.StateDict())
             Assert.Equal(a[k].ToDoubleArray(), t.ToDoubleArray());
         Assert.Equal(a["rpn.head.conv.0.0.weight"].ToDoubleArray(), old.StateDict()["rpn.head.conv.0.0.weight"].ToDoubleArray());
+    }
+
+    [Fact]
+    public void OldMaskHeadKeyNamesLoad()
+    {
+        // mrcnn_r18's weights under the pre-0.13 names of the mask head (roi_heads.mask_head.mask_fcn{i+1}.*) and of the
+        // RPN head's conv, as the published COCO checkpoints store them (make_detection.py checks torchvision loads them).
+        var g = Golden.Load("mrcnn_r18");
+        using var fresh = g.BuildModel(Device.Cpu);
+        var state = Runtime.Nn.Checkpoints.TorchCheckpoint.Load(g.CheckpointPath);
+        var path = Path.Combine(Path.GetTempPath(), $"mrcnn-oldkeys-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var old = new Dictionary<string, Tensor>();
+            foreach (var (k, t) in state)
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(k, @"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$");
+                old[m.Success ? $"roi_heads.mask_head.mask_fcn{int.Parse(m.Groups[1].Value) + 1}.{m.Groups[2].Value}" : k.Replace("rpn.head.conv.0.0.", "rpn.head.conv.")] = t;
+            }
+            Assert.Contains("roi_heads.mask_head.mask_fcn4.weight", old.Keys);
+            Assert.DoesNotContain("roi_heads.mask_head.0.0.weight", old.Keys);
+            Runtime.Nn.Checkpoints.Safetensors.Save(path, old);
+            using var loaded = g.BuildModel(Device.Cpu, path);
+            var a = fresh.StateDict();
+            var b = loaded.StateDict();
+            Assert.Equal(a.Keys.Order(), b.Keys.Order());
+            foreach (var (k, t) in b) Assert.Equal(a[k].ToDoubleArray(), t.ToDoubleArray());
+        }
+        finally
+        {
+            foreach (var t in state.Values) t.Dispose();
+            File.Delete(path);
+        }
     }
 
     // torchvision's RoI picks are indices into its training proposals + ground truth; proposals whose scores differ
@@ -195,6 +240,43 @@ public class ParityTests
         for (int i = 0; i < n; i++)
             Assert.True(Same(i, i) || (i > 0 && Same(i, i - 1)) || (i + 1 < n && Same(i, i + 1)),
                 $"{what}: proposal {i} [{string.Join(", ", expected.Skip(4 * i).Take(4))}] vs ours [{string.Join(", ", actual.Skip(4 * i).Take(4))}]");
+    }
+
+    // Mask probabilities before pasting: the first few detections in full, a few rows and the sum of every one.
+    private static void CheckRawMasks(JsonElement expected, DetectionResult d, string what)
+    {
+        Assert.NotNull(d.Masks);
+        int k = expected.GetProperty("count").GetInt32(), m = Golden.Ints(expected.GetProperty("size"))[0];
+        Assert.Equal(new[] { k, 1, m, m }, d.Masks!.Shape.ToArray());
+        var ours = d.Masks.ToDoubleArray();
+        var first = Golden.Data(expected.GetProperty("first"));
+        CheckAll(first, ours.Take(first.Length).ToArray(), 0, 1e-4, $"{what} mask probabilities");
+        var rows = expected.GetProperty("rows");
+        var index = Golden.Ints(rows.GetProperty("index"));
+        var rowValues = Golden.Data(rows);
+        var oursRows = Enumerable.Range(0, k).SelectMany(j => index.SelectMany(r => ours.Skip((j * m + r) * m).Take(m))).ToArray();
+        CheckAll(rowValues, oursRows, 0, 1e-4, $"{what} mask rows [{string.Join(", ", index)}]");
+        var sums = Golden.Doubles(expected.GetProperty("sums"));
+        for (int j = 0; j < k; j++) Close(sums[j], ours.Skip(j * m * m).Take(m * m).Sum(), 1e-5, 1e-3, $"{what} mask {j} sum");
+    }
+
+    // Pasted masks: the binary masks (> 0.5) identical except at pixels torchvision puts within 1e-4 of 0.5; the sums.
+    private static void CheckPastedMasks(JsonElement expected, DetectionResult d, string what)
+    {
+        var pasted = expected.GetProperty("pasted").EnumerateArray().ToArray();
+        Assert.Equal(pasted.Length, d.Count);
+        var (planes, h, w) = d.BinaryMasks()!.Value;
+        Assert.Equal(new[] { d.Count, 1, h, w }, d.Masks!.Shape.ToArray());
+        var probs = d.Masks.ToDoubleArray();
+        for (int j = 0; j < pasted.Length; j++)
+        {
+            var want = new Runtime.Vision.Evaluation.Rle(h, w, pasted[j].GetProperty("counts").EnumerateArray().Select(x => x.GetUInt32()).ToArray()).DecodeRowMajor();
+            var near = pasted[j].GetProperty("near_half").EnumerateArray().Select(x => x.GetInt32()).ToHashSet();
+            var ours = planes.AsSpan(j * h * w, h * w);
+            for (int p = 0; p < want.Length; p++)
+                Assert.True(want[p] == ours[p] || near.Contains(p), $"{what} pasted mask {j}: pixel ({p / w}, {p % w}) is {ours[p]}, torchvision {want[p]}");
+            Close(pasted[j].GetProperty("sum").GetDouble(), probs.Skip(j * h * w).Take(h * w).Sum(), 1e-4, 1e-3, $"{what} pasted mask {j} sum");
+        }
     }
 
     private static void CheckDetections(JsonElement expected, DetectionResult d, string what)

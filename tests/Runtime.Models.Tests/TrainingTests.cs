@@ -69,7 +69,7 @@ public sealed class TrainingTests : IDisposable
             Assert.Equal(6, info.Categories!.Count);
             Assert.IsType<FasterRcnnConfig>(info.Config);
             Assert.Equal(weights, model.StateDict().Values.Select(t => t.ToDoubleArray()).ToArray());
-            var (result, _) = DetectionEvaluation.Evaluate(model, _data);
+            var result = DetectionEvaluation.Evaluate(model, _data).Box;
             Assert.Equal(12, result.Stats.Length);
             Assert.All(result.Stats, s => Assert.InRange(s, -1, 1));
         }
@@ -89,6 +89,37 @@ public sealed class TrainingTests : IDisposable
         using var retina = new RetinaNet(new RetinaNetConfig { Backbone = Config.Backbone with { ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" }, NumClasses = 7 });
         var ex = Assert.Throws<CheckpointFormatException>(() => DetectorCheckpoint.LoadWeights(retina, Path.Combine(dir, DetectorCheckpoint.WeightsFile)));
         Assert.Contains("rpn.head", ex.Message);
+    }
+
+    [Fact]
+    public void MaskRcnnTrainsOnShapesMasksAndIsScoredOnBoxesAndMasks()
+    {
+        var dir = Path.Combine(_root, "mask");
+        var config = new MaskRcnnConfig
+        {
+            Backbone = Config.Backbone, NumClasses = 7, MinSize = [64], MaxSize = 96, AnchorSizes = Config.AnchorSizes,
+            RepresentationSize = 16, Rpn = Config.Rpn, RoiHeads = Config.RoiHeads with { ScoreThresh = 0.0 },
+            MaskLayers = [8, 8], MaskDimReduced = 8,
+        };
+        using (var model = new MaskRcnn(config, generator: new Generator(11)))
+        {
+            var options = new TrainOptions { Epochs = 1, BatchSize = 2, Lr = 0.01, WarmupIters = 2, LrSteps = [1], Seed = 3 };
+            var summary = Assert.Single(new DetectionTrainer("tiny_mask", model, _data, _data, options, dir).Run());
+            Assert.True(double.IsFinite(summary.MeanLosses["loss_mask"]));
+            Assert.NotNull(summary.Evaluation);
+            Assert.Equal(Runtime.Vision.Evaluation.CocoIouType.Segm, summary.MaskEvaluation!.IouType);
+            Assert.Equal(12, summary.MaskEvaluation.Stats.Length);
+            Assert.All(summary.MaskEvaluation.Stats, s => Assert.InRange(s, -1, 1));
+        }
+        var (loaded, info) = DetectorCheckpoint.Load(dir);
+        using (loaded)
+        {
+            Assert.IsType<MaskRcnn>(loaded);
+            Assert.IsType<MaskRcnnConfig>(info.Config);
+            var scores = DetectionEvaluation.Evaluate(loaded, _data);
+            Assert.NotNull(scores.Mask);
+            Assert.Equal(scores.BoxDetections.Count, scores.MaskDetections.Count);
+        }
     }
 
     private static void CopyFolder(string from, string to)

@@ -112,6 +112,23 @@ public class ConvTests
         TestUtil.AssertClose(t.Y[..perTY], yt, 1e-9, 1e-9);
     }
 
+    [Fact]
+    public void ConvTranspose2d_BackwardAfterTheInputIsDisposed()
+    {
+        // A layer's intermediate input may be disposed once the forward is done (its saved copy serves the backward).
+        var gen = new Generator(5);
+        using var leaf = Tensor.Randn([2, 3, 4, 4], gen).RequiresGrad_();
+        using var w = Tensor.Randn([3, 2, 2, 2], gen).RequiresGrad_();
+        Tensor y;
+        using (var x = leaf * 2.0) y = x.ConvTranspose2d(w, null, stride: 2);
+        using (y)
+        using (var s = y.Sum())
+            s.Backward();
+        Assert.NotNull(leaf.Grad);
+        Assert.NotNull(w.Grad);
+        Assert.Equal(leaf.ShapeArray, leaf.Grad!.ShapeArray);
+    }
+
     // ---------------------------------------------------------------- float64 loop reference
 
     /// <summary>Sizes of a forward convolution, as the reference loops see them.</summary>

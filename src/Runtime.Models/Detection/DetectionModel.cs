@@ -27,9 +27,10 @@ public abstract class DetectionModel : Module
             config.AspectRatios.Select(r => (IReadOnlyList<double>)r).ToArray());
     }
 
-    /// <summary>The model a configuration describes (its family: Faster R-CNN or RetinaNet), freshly initialised.</summary>
+    /// <summary>The model a configuration describes (its family: Faster R-CNN, Mask R-CNN or RetinaNet), freshly initialised.</summary>
     public static DetectionModel Create(DetectorConfig config, Device? device = null, Generator? generator = null) => config switch
     {
+        MaskRcnnConfig m => new MaskRcnn(m, device: device, generator: generator),
         FasterRcnnConfig f => new FasterRcnn(f, device: device, generator: generator),
         RetinaNetConfig r => new RetinaNet(r, device: device, generator: generator),
         null => throw new ArgumentNullException(nameof(config)),
@@ -88,7 +89,11 @@ public abstract class DetectionModel : Module
         return ForwardLosses(onDevice, batch.Targets);
     }
 
-    /// <summary>Boxes of each image mapped from the resized frame back to the original size (torchvision's transform.postprocess).</summary>
+    /// <summary>
+    /// Boxes of each image mapped from the resized frame back to the original size, and the per-box masks
+    /// ([K, 1, M, M], Mask R-CNN) pasted into image-sized planes [K, 1, H, W] at those boxes (torchvision's
+    /// transform.postprocess with paste_masks_in_image). Consumes the boxes and masks of <paramref name="detections"/>.
+    /// </summary>
     public static List<DetectionResult> Postprocess(List<DetectionResult> detections, IReadOnlyList<(int Height, int Width)> resized, IReadOnlyList<(int Height, int Width)> original)
     {
         var result = new List<DetectionResult>(detections.Count);
@@ -96,7 +101,13 @@ public abstract class DetectionModel : Module
         {
             var d = detections[i];
             var boxes = GeneralizedRcnnTransform.PostprocessBoxes(d.Boxes, resized[i], original[i]);
-            result.Add(new DetectionResult(boxes, d.Scores, d.Labels, d.Masks));
+            Tensor? masks = null;
+            if (d.Masks != null)
+            {
+                masks = Masks.PasteMasksInImage(d.Masks, boxes, original[i]);
+                d.Masks.Dispose();
+            }
+            result.Add(new DetectionResult(boxes, d.Scores, d.Labels, masks));
             d.Boxes.Dispose();
         }
         return result;

@@ -26,6 +26,26 @@ public sealed class DetectionResult : IDisposable
     public Tensor? Masks { get; }
     public int Count => Boxes.Size(0);
 
+    /// <summary>
+    /// The binary masks (probability &gt; <paramref name="threshold"/>, torchvision's references use 0.5) as K
+    /// row-major H x W planes of 0/1 bytes, and their size; null without masks.
+    /// </summary>
+    public (byte[] Planes, int Height, int Width)? BinaryMasks(double threshold = 0.5)
+    {
+        if (Masks == null) return null;
+        using var noGrad = GradMode.NoGrad();
+        using var above = Masks.Gt(threshold);
+        return (above.ToArray<byte>(), Masks.Size(-2), Masks.Size(-1));
+    }
+
+    /// <summary>The COCO run-length encodings of the binary masks (<see cref="BinaryMasks"/>), one per detection; empty without masks.</summary>
+    public IReadOnlyList<Runtime.Vision.Evaluation.Rle> MaskRles(double threshold = 0.5)
+    {
+        if (BinaryMasks(threshold) is not var (planes, h, w)) return [];
+        int plane = h * w;
+        return Enumerable.Range(0, Count).Select(k => Runtime.Vision.Evaluation.Rle.EncodeRowMajor(planes.AsSpan(k * plane, plane), h, w)).ToArray();
+    }
+
     /// <summary>Takes the tensors out of <paramref name="scope"/> (they outlive the block that made them); returns this.</summary>
     public DetectionResult MoveOutOf(TensorScope scope)
     {

@@ -10,6 +10,7 @@ namespace Runtime.Models.Detection;
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "family")]
 [JsonDerivedType(typeof(FasterRcnnConfig), "fasterrcnn")]
+[JsonDerivedType(typeof(MaskRcnnConfig), "maskrcnn")]
 [JsonDerivedType(typeof(RetinaNetConfig), "retinanet")]
 public abstract record DetectorConfig
 {
@@ -48,7 +49,7 @@ public abstract record DetectorConfig
 }
 
 /// <summary>Faster R-CNN (torchvision's <c>FasterRCNN</c>): the RPN, the box branch and its MLP head width.</summary>
-public sealed record FasterRcnnConfig : DetectorConfig
+public record FasterRcnnConfig : DetectorConfig
 {
     public RpnConfig Rpn { get; init; } = new();
     public RoiHeadsConfig RoiHeads { get; init; } = new();
@@ -60,6 +61,46 @@ public sealed record FasterRcnnConfig : DetectorConfig
     public int BoxPoolSize { get; init; } = 7;
 
     public int BoxPoolSampling { get; init; } = 2;
+
+    internal override void Validate()
+    {
+        base.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(RepresentationSize, nameof(RepresentationSize));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BoxPoolSize, nameof(BoxPoolSize));
+    }
+}
+
+/// <summary>
+/// Mask R-CNN (torchvision's <c>MaskRCNN</c>): Faster R-CNN plus the mask branch of the RoI heads, a
+/// MultiScaleRoIAlign (14x14, sampling 2) over the pyramid levels, <see cref="MaskRcnnHeads"/> (3x3 convolutions +
+/// ReLU, torchvision: four of 256) and <see cref="MaskRcnnPredictor"/> (2x2 transposed convolution to
+/// <see cref="MaskDimReduced"/> channels + ReLU, then 1x1 to the per-class mask logits, 2 x pool size square: 28x28).
+/// </summary>
+public sealed record MaskRcnnConfig : FasterRcnnConfig
+{
+    /// <summary>Output size of the mask RoIAlign (14) and its sampling ratio (2).</summary>
+    public int MaskPoolSize { get; init; } = 14;
+
+    public int MaskPoolSampling { get; init; } = 2;
+
+    /// <summary>Output channels of each 3x3 convolution of the mask head (torchvision: 256, 256, 256, 256).</summary>
+    public int[] MaskLayers { get; init; } = [256, 256, 256, 256];
+
+    /// <summary>Dilation (and padding) of the mask head's convolutions (1).</summary>
+    public int MaskDilation { get; init; } = 1;
+
+    /// <summary>Channels of the predictor's transposed convolution (torchvision: 256).</summary>
+    public int MaskDimReduced { get; init; } = 256;
+
+    internal override void Validate()
+    {
+        base.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaskPoolSize, nameof(MaskPoolSize));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaskDilation, nameof(MaskDilation));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaskDimReduced, nameof(MaskDimReduced));
+        if (MaskLayers.Length == 0 || MaskLayers.Any(c => c <= 0))
+            throw new ArgumentException($"the mask head needs at least one layer of positive width, got [{string.Join(", ", MaskLayers)}]", nameof(MaskLayers));
+    }
 }
 
 /// <summary>RetinaNet (torchvision's <c>RetinaNet</c>): the dense head and its post-processing.</summary>

@@ -21,16 +21,22 @@ public class FasterRcnn : DetectionModel
         var pool = new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling);
         var boxHead = new TwoMlpHead(channels * config.BoxPoolSize * config.BoxPoolSize, config.RepresentationSize, dtype, device, generator);
         var predictor = new FastRcnnPredictor(config.RepresentationSize, config.NumClasses, dtype, device, generator);
-        RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, SamplingGenerator));
+        RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, SamplingGenerator, dtype, device, generator));
     }
 
     public new FasterRcnnConfig Config { get; }
     public RegionProposalNetwork Rpn { get; }
     public RoiHeads RoiHeads { get; }
 
-    /// <summary>Builds the RoI heads; the mask families override this to add their branches.</summary>
-    protected virtual RoiHeads CreateRoiHeads(MultiScaleRoIAlign pool, TwoMlpHead boxHead, FastRcnnPredictor predictor, FasterRcnnConfig config, Generator? generator) =>
-        new(pool, boxHead, predictor, config.RoiHeads, generator);
+    /// <summary>
+    /// Builds the RoI heads around the box branch's parts; the mask families override this to add their branches
+    /// (<see cref="MaskRcnn"/>). Called from the constructor: <paramref name="samplingGenerator"/> drives the
+    /// proposal sampler, <paramref name="dtype"/>, <paramref name="device"/> and <paramref name="generator"/> are for
+    /// new layers' parameters.
+    /// </summary>
+    protected virtual RoiHeads CreateRoiHeads(MultiScaleRoIAlign boxPool, TwoMlpHead boxHead, FastRcnnPredictor boxPredictor, FasterRcnnConfig config,
+        Generator samplingGenerator, DType dtype, Device? device, Generator? generator) =>
+        new(boxPool, boxHead, boxPredictor, config.RoiHeads, samplingGenerator);
 
     public override List<DetectionResult> ForwardDetections(ImageBatch images)
     {

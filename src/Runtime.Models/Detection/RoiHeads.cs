@@ -65,6 +65,13 @@ public sealed record RoiHeadsConfig
 }
 
 /// <summary>
+/// The proposals the RoI heads train on, per image: the sampled boxes [K, 4] (resized frame), their class labels
+/// [K] (0 = background), the index [K] of the ground truth each was matched to (0 for background) and the box
+/// regression targets [K, 4].
+/// </summary>
+public sealed record RoiTrainingSamples(Tensor[] Proposals, Tensor[] Labels, Tensor[] MatchedIdxs, Tensor[] RegressionTargets);
+
+/// <summary>
 /// torchvision's <c>RoIHeads</c> (box branch): proposals pooled by <see cref="MultiScaleRoIAlign"/>, a box head
 /// and a predictor. In training the ground-truth boxes join the proposals, which are matched (IoU 0.5) and
 /// sampled (512 per image, a quarter positive) and give a cross-entropy class loss and a smooth-L1 (beta 1/9)
@@ -97,8 +104,9 @@ public class RoiHeads : Module
     public IPositiveNegativeSampler Sampler { get; set; }
 
     /// <summary>
-    /// With targets: the losses <c>loss_classifier</c> and <c>loss_box_reg</c> (no detections). Without: the
-    /// detections per image in the resized frame.
+    /// With targets: the losses <c>loss_classifier</c> and <c>loss_box_reg</c> (and those of the further branches,
+    /// <see cref="AddBranchLosses"/>; no detections). Without: the detections per image in the resized frame
+    /// (completed by the further branches, <see cref="CompleteDetections"/>).
     /// </summary>
     public (List<DetectionResult> Detections, Dictionary<string, Tensor> Losses) Forward(FeatureMaps features, IReadOnlyList<Tensor> proposals,
         IReadOnlyList<(int Height, int Width)> imageSizes, IReadOnlyList<DetectionTarget>? targets)
@@ -108,34 +116,51 @@ public class RoiHeads : Module
         using var scope = new TensorScope();
         var losses = new Dictionary<string, Tensor>();
         var detections = new List<DetectionResult>();
+        var sizes = ToHw(imageSizes);
         if (targets != null)
         {
-            var (sampledProposals, labels, regTargets) = SelectTrainingSamples(proposals, targets);
-            var pooled = BoxRoiPool.Forward(features, sampledProposals, ToHw(imageSizes));
+            var samples = SelectTrainingSamples(proposals, targets);
+            var pooled = BoxRoiPool.Forward(features, samples.Proposals, sizes);
             var head = BoxHead.Forward(pooled);
             var (logits, deltas) = BoxPredictor.Forward(head);
-            var (cls, box) = FastRcnnLoss(logits, deltas, Tensor.Cat(labels, 0), Tensor.Cat(regTargets, 0));
-            losses["loss_classifier"] = scope.MoveOut(cls);
-            losses["loss_box_reg"] = scope.MoveOut(box);
+            var (cls, box) = FastRcnnLoss(logits, deltas, Tensor.Cat(samples.Labels, 0), Tensor.Cat(samples.RegressionTargets, 0));
+            losses["loss_classifier"] = cls;
+            losses["loss_box_reg"] = box;
+            AddBranchLosses(features, sizes, samples, targets, losses);
+            foreach (var l in losses.Values) scope.MoveOut(l);
         }
         else
         {
-            var pooled = BoxRoiPool.Forward(features, proposals, ToHw(imageSizes));
+            var pooled = BoxRoiPool.Forward(features, proposals, sizes);
             var head = BoxHead.Forward(pooled);
             var (logits, deltas) = BoxPredictor.Forward(head);
-            detections = PostprocessDetections(logits, deltas, proposals, imageSizes);
+            detections = CompleteDetections(features, sizes, PostprocessDetections(logits, deltas, proposals, imageSizes));
             foreach (var d in detections) d.MoveOutOf(scope);
         }
         return (detections, losses);
     }
 
+    /// <summary>
+    /// Training hook of the branches that follow the box branch (Mask R-CNN's mask branch): adds their loss terms to
+    /// <paramref name="losses"/>, computed on the sampled proposals. Tensors made here belong to the caller's scope.
+    /// </summary>
+    protected virtual void AddBranchLosses(FeatureMaps features, (int H, int W)[] imageSizes, RoiTrainingSamples samples,
+        IReadOnlyList<DetectionTarget> targets, Dictionary<string, Tensor> losses) { }
+
+    /// <summary>
+    /// Evaluation hook of the branches that follow the box branch: the detections (resized frame) with what those
+    /// branches add (Mask R-CNN: the masks). Tensors made here belong to the caller's scope.
+    /// </summary>
+    protected virtual List<DetectionResult> CompleteDetections(FeatureMaps features, (int H, int W)[] imageSizes, List<DetectionResult> detections) => detections;
+
     private static (int H, int W)[] ToHw(IReadOnlyList<(int Height, int Width)> sizes) => sizes.Select(s => (s.Height, s.Width)).ToArray();
 
     /// <summary>
     /// torchvision's select_training_samples: per image, proposals + ground truth, matched and sampled (kept in
-    /// index order); returns the sampled boxes, their class labels (0 background) and regression targets.
+    /// index order); returns the sampled boxes, their class labels (0 background), the index of the ground truth
+    /// each was matched to (0 for background) and the regression targets.
     /// </summary>
-    protected (Tensor[] Proposals, Tensor[] Labels, Tensor[] RegressionTargets) SelectTrainingSamples(IReadOnlyList<Tensor> proposals, IReadOnlyList<DetectionTarget> targets)
+    protected RoiTrainingSamples SelectTrainingSamples(IReadOnlyList<Tensor> proposals, IReadOnlyList<DetectionTarget> targets)
     {
         using var noGrad = GradMode.NoGrad();
         using var scope = new TensorScope();
@@ -166,6 +191,7 @@ public class RoiHeads : Module
         var (pos, neg) = Sampler.Sample(labels);
         var outProposals = new Tensor[n];
         var outLabels = new Tensor[n];
+        var outMatched = new Tensor[n];
         var outTargets = new Tensor[n];
         for (int i = 0; i < n; i++)
         {
@@ -173,12 +199,14 @@ public class RoiHeads : Module
             var boxes = withGt[i].IndexSelect(0, keep);
             var gt = targets[i].Boxes.To(boxes.Device).To(boxes.DType);
             if (gt.Size(0) == 0) gt = Tensor.Zeros([1, 4], boxes.DType, boxes.Device);
-            var matchedGt = gt.IndexSelect(0, matchedIdx[i].IndexSelect(0, keep));
+            var matched = matchedIdx[i].IndexSelect(0, keep);
+            var matchedGt = gt.IndexSelect(0, matched);
             outProposals[i] = scope.MoveOut(boxes);
             outLabels[i] = scope.MoveOut(labels[i].IndexSelect(0, keep));
+            outMatched[i] = scope.MoveOut(matched);
             outTargets[i] = scope.MoveOut(BoxCoder.EncodeSingle(matchedGt, boxes));
         }
-        return (outProposals, outLabels, outTargets);
+        return new RoiTrainingSamples(outProposals, outLabels, outMatched, outTargets);
     }
 
     /// <summary>torchvision's fastrcnn_loss: cross-entropy over all samples; smooth-L1 (beta 1/9, summed) on the positives' true-class deltas over the sample count.</summary>

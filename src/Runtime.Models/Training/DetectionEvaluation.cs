@@ -4,18 +4,30 @@ using Runtime.Vision.Evaluation;
 
 namespace Runtime.Models.Training;
 
-/// <summary>Runs a detector over a COCO data set and scores it with the COCO evaluator (box AP, 12 numbers).</summary>
+/// <summary>
+/// The COCO scores of a detector on a data set: box AP (12 numbers) always, mask AP for the models that give masks
+/// (Mask R-CNN), and the COCO results each was computed from.
+/// </summary>
+public sealed record DetectionScores(CocoEvalResult Box, CocoEvalResult? Mask, IReadOnlyList<CocoEvalDetection> BoxDetections, IReadOnlyList<CocoEvalDetection> MaskDetections);
+
+/// <summary>Runs a detector over a COCO data set and scores it with the COCO evaluator (bbox, and segm when the model gives masks).</summary>
 public static class DetectionEvaluation
 {
-    /// <summary>The COCO ground truth of a data set, as the evaluator reads it.</summary>
-    public static CocoGroundTruth GroundTruth(CocoDetection data)
+    /// <summary>
+    /// The COCO ground truth of a data set, as the evaluator reads it; with <paramref name="masks"/> each annotation
+    /// carries its segmentation as an RLE (an annotation without one is an empty mask, as the data loader reads it).
+    /// </summary>
+    public static CocoGroundTruth GroundTruth(CocoDetection data, bool masks = false)
     {
+        ArgumentNullException.ThrowIfNull(data);
         var file = data.File;
         var images = data.ImageIds.Select(id => file.Image(id)).Select(i => new CocoEvalImage(i.Id, i.Height, i.Width)).ToArray();
+        var sizes = images.ToDictionary(i => i.Id);
         var cats = file.Categories.Select(c => new CocoEvalCategory(c.Id, c.Name)).ToArray();
-        var ids = data.ImageIds.ToHashSet();
-        var anns = file.Annotations.Where(a => ids.Contains(a.ImageId))
-            .Select(a => new CocoEvalAnnotation(a.Id, a.ImageId, a.CategoryId, a.Bbox, a.Area, a.IsCrowd)).ToArray();
+        var anns = file.Annotations.Where(a => sizes.ContainsKey(a.ImageId))
+            .Select(a => new CocoEvalAnnotation(a.Id, a.ImageId, a.CategoryId, a.Bbox, a.Area, a.IsCrowd,
+                masks ? CocoEvalSegmentation.FromRle(CocoDetection.ToRle(a.Segmentation, sizes[a.ImageId].Height, sizes[a.ImageId].Width)) : null))
+            .ToArray();
         return new CocoGroundTruth(images, cats, anns);
     }
 
@@ -33,22 +45,40 @@ public static class DetectionEvaluation
     }
 
     /// <summary>
-    /// Detections for every image of <paramref name="data"/> (model in eval mode, <paramref name="batchSize"/> images at
-    /// a time) and the COCO box evaluation of them. <paramref name="progress"/> receives the images done.
+    /// COCO segmentation results of one image's detections (which must carry masks): each mask thresholded at
+    /// probability &gt; 0.5 and run-length encoded, no box (as torchvision's references submit them).
     /// </summary>
-    public static (CocoEvalResult Result, List<CocoEvalDetection> Detections) Evaluate(DetectionModel model, CocoDetection data, int batchSize = 4,
-        IProgress<int>? progress = null)
+    public static IEnumerable<CocoEvalDetection> ToCocoSegm(long imageId, DetectionResult d, Func<long, long> categoryOf)
+    {
+        if (d.Masks == null) throw new ArgumentException("the detections carry no masks", nameof(d));
+        var rles = d.MaskRles();
+        var scores = d.Scores.ToDoubleArray();
+        var labels = d.Labels.ToArray<long>();
+        for (int k = 0; k < labels.Length; k++)
+            yield return new CocoEvalDetection(imageId, categoryOf(labels[k]), scores[k], Segmentation: CocoEvalSegmentation.FromRle(rles[k]));
+    }
+
+    /// <summary>
+    /// Detections for every image of <paramref name="data"/> (model in eval mode, <paramref name="batchSize"/> images at
+    /// a time: by default 4, or 1 for Mask R-CNN, whose pasted masks take H x W floats per detection) and their COCO
+    /// evaluation: boxes, and masks when the model gives them. <paramref name="progress"/> receives the images done.
+    /// </summary>
+    public static DetectionScores Evaluate(DetectionModel model, CocoDetection data, int? batchSize = null, IProgress<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
+        int batch = batchSize ?? (model is MaskRcnn ? 1 : 4);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch, nameof(batchSize));
         bool wasTraining = model.IsTraining;
         model.Eval();
         var detections = new List<CocoEvalDetection>();
+        var segments = new List<CocoEvalDetection>();
+        bool masks = false;
         try
         {
-            for (int start = 0; start < data.Count; start += batchSize)
+            for (int start = 0; start < data.Count; start += batch)
             {
-                int n = Math.Min(batchSize, data.Count - start);
+                int n = Math.Min(batch, data.Count - start);
                 var samples = Enumerable.Range(start, n).Select(data.Get).ToArray();
                 try
                 {
@@ -56,7 +86,11 @@ public static class DetectionEvaluation
                     for (int i = 0; i < n; i++)
                     {
                         using var r = results[i];
-                        detections.AddRange(ToCoco(samples[i].Target.ImageId, r, label => data.Categories.CategoryIdOf((int)label)));
+                        long imageId = samples[i].Target.ImageId;
+                        detections.AddRange(ToCoco(imageId, r, label => data.Categories.CategoryIdOf((int)label)));
+                        if (r.Masks == null) continue;
+                        masks = true;
+                        segments.AddRange(ToCocoSegm(imageId, r, label => data.Categories.CategoryIdOf((int)label)));
                     }
                 }
                 finally
@@ -70,7 +104,8 @@ public static class DetectionEvaluation
         {
             model.Train(wasTraining);
         }
-        var evaluator = new CocoEvaluator(GroundTruth(data), CocoIouType.Bbox);
-        return (evaluator.Evaluate(detections), detections);
+        var box = new CocoEvaluator(GroundTruth(data), CocoIouType.Bbox).Evaluate(detections);
+        var mask = masks || model is MaskRcnn ? new CocoEvaluator(GroundTruth(data, masks: true), CocoIouType.Segm).Evaluate(segments) : null;
+        return new DetectionScores(box, mask, detections, segments);
     }
 }

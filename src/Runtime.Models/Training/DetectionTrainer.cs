@@ -57,8 +57,12 @@ public sealed record TrainOptions
 /// <summary>One training step as the progress display sees it.</summary>
 public sealed record TrainStep(int Epoch, int Epochs, int Iteration, int Iterations, IReadOnlyDictionary<string, double> Losses, double Loss, double Lr, double ImagesPerSecond, TimeSpan Elapsed);
 
-/// <summary>One finished epoch: its mean losses, the held-out evaluation (if run) and where the checkpoint went.</summary>
-public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, CocoEvalResult? Evaluation, string Checkpoint, TimeSpan Elapsed);
+/// <summary>
+/// One finished epoch: its mean losses, the held-out evaluation (if run: boxes, and masks for the mask models) and
+/// where the checkpoint went.
+/// </summary>
+public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, CocoEvalResult? Evaluation, string Checkpoint, TimeSpan Elapsed,
+    CocoEvalResult? MaskEvaluation = null);
 
 /// <summary>Receives the trainer's progress (the CLI draws a progress bar or prints lines).</summary>
 public interface ITrainingObserver
@@ -153,13 +157,13 @@ public sealed class DetectionTrainer
             }
             bool last = epoch == _options.Epochs - 1 || outOfTime;
             var checkpoint = SaveCheckpoint(optimizer, epoch + 1);
-            CocoEvalResult? eval = null;
+            DetectionScores? eval = null;
             if (_val != null && (_options.EvalEveryEpoch || last))
             {
                 observer.OnEvaluating(_val.Count);
-                eval = DetectionEvaluation.Evaluate(_model, _val).Result;
+                eval = DetectionEvaluation.Evaluate(_model, _val);
             }
-            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval, checkpoint, clock.Elapsed);
+            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval?.Box, checkpoint, clock.Elapsed, eval?.Mask);
             summaries.Add(summary);
             observer.OnEpoch(summary);
             if (outOfTime) break;

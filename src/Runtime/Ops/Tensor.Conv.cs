@@ -112,8 +112,9 @@ public sealed partial class Tensor
                 Tensor? gx = null;
                 if (needX)
                 {
-                    gx = Empty([n, cin, h, w], DType, Device);
-                    if (gx.NumEl > 0) Backend.Conv2d(gyc.KernelView, s[1].KernelView, null, gx.KernelView, g);
+                    // gy's dtype, device and backend: the input itself may be disposed by now (its saved copy is s[0]).
+                    gx = Empty([n, cin, h, w], gyc.DType, gyc.Device);
+                    if (gx.NumEl > 0) gyc.Backend.Conv2d(gyc.KernelView, s[1].KernelView, null, gx.KernelView, g);
                 }
                 var gw = needW ? ConvGradWeight(gyc, s[0], wShape, g) : null;
                 return bias is null ? [gx, gw] : [gx, gw, gyc.Sum([0, 2, 3])];
