@@ -69,5 +69,11 @@ internal sealed class BenchRun
 
     public T Get<T>(Option<T> option) => _parse.GetValue(option)!;
 
+    /// <summary>
+    /// A sizes option (<see cref="CliOptions.Sizes"/>): null when it was left out. System.CommandLine reads a left-out
+    /// array option as an empty array, and a given one is never empty, so empty means "use the entry's default".
+    /// </summary>
+    public int[]? Get(Option<int[]?> option) => _parse.GetValue(option) is { Length: > 0 } sizes ? sizes : null;
+
     public void Print(BenchCommand.Result result) => Output.WriteLine(Json ? result.ToJson() : result.ToRow());
 }

@@ -2,7 +2,7 @@ namespace Runtime.Cli;
 
 /// <summary>
 /// <c>runtime bench</c> for the vision operators. Each family has its own file (VisionBench.Boxes.cs,
-/// VisionBench.Roi.cs, VisionBench.Deform.cs, VisionBench.Lsa.cs, VisionBench.Attention.cs) with the
+/// VisionBench.Roi.cs, VisionBench.Masks.cs, VisionBench.Deform.cs, VisionBench.Lsa.cs, VisionBench.Attention.cs) with the
 /// factory of its entries, which print the same rows / JSON lines as the core benchmarks
 /// (<see cref="BenchCommand.Result"/>).
 /// </summary>
@@ -15,6 +15,7 @@ internal static partial class VisionBench
         NmsOperator(batched: true),
         RoiOperator(align: true),
         RoiOperator(align: false),
+        PasteMasksOperator(),
         DeformOperator(),
         LsaOperator(),
         AttentionOperator(),

@@ -25,6 +25,7 @@ public sealed class BenchTableTests
         ["batched_nms"] = ["--boxes", "50", "--classes", "3"],
         ["roi_align"] = ["--shape", "1,2,16,16", "--rois", "3", "--output", "2", "--sampling", "0", "--aligned", "--backward"],
         ["roi_pool"] = ["--shape", "1,2,16,16", "--rois", "3", "--scale", "0.5"],
+        ["paste_masks"] = ["--shape", "3,5,5", "--height", "20", "--width", "30"],
         ["deform_conv2d"] = ["--shape", "1,2,6,6", "--out", "2", "--kernel", "3", "--no-mask", "--backward"],
         ["lsa"] = ["--shape", "6,8", "--seed", "7", "--maximize"],
         ["attention"] = ["--shape", "1,2,8,4", "--causal", "--backward"],
@@ -43,6 +44,23 @@ public sealed class BenchTableTests
         foreach (var op in BenchOperators.All)
             Assert.True(Tiny.ContainsKey(op.Name) || Slow.Contains(op.Name), $"bench {op.Name} has no tiny case in BenchTableTests");
         Assert.All(Tiny.Keys, name => Assert.Contains(name, BenchOperators.All.Select(o => o.Name)));
+    }
+
+    /// <summary>Every entry with a <c>--shape</c> reads it as null when left out (its default), and as given otherwise.</summary>
+    [Fact]
+    public void LeftOutShape_ReadsAsNull()
+    {
+        int checkedEntries = 0;
+        foreach (var op in BenchOperators.All)
+        {
+            if (op.Options.OfType<System.CommandLine.Option<int[]?>>().FirstOrDefault(o => o.Name == "--shape") is not { } shape) continue;
+            var bare = new BenchRun(CommandLine.Parse(["bench", op.Name]));
+            Assert.Null(bare.Get(shape));
+            var given = new BenchRun(CommandLine.Parse(["bench", op.Name, "--shape", "3x4,5"]));
+            Assert.Equal(new[] { 3, 4, 5 }, given.Get(shape));
+            checkedEntries++;
+        }
+        Assert.True(checkedEntries >= 10, $"only {checkedEntries} entries have --shape");
     }
 
     public static TheoryData<string> TinyNames => [.. Tiny.Keys];

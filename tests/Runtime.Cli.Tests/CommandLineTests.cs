@@ -258,4 +258,5 @@ public sealed class ScriptCommandLineTests
         var parse = CommandLine.Parse(line.Split(' '));
         Assert.Empty(parse.Errors.Select(e => e.Message));
     }
+
 }
