@@ -52,13 +52,13 @@ for spec in ${SPECS:-matmul:4096 matmul:2048 matmul:1024 add sum relu exp softma
   "$bin" "${args[@]}" >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
 # The vision operators on the device (the PyTorch/torchvision side comes from the benchmarks/ scripts below).
-for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backward" "roi_pool" "deform_conv2d --shape 2,256,64,64 --kernel 3 --out 256" "attention --shape 1,8,4096,64" "attention --shape 1,8,4096,64 --backward"}; do
+for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backward" "roi_pool" "deform_conv2d --shape 2,256,64,64 --kernel 3 --out 256" "attention --shape 1,8,4096,64" "attention --shape 1,8,4096,64 --backward" "paste_masks"}; do
   # shellcheck disable=SC2086
   "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
 # The detectors: one 800x800 image through the whole eval model, and a training step at batch 2
 # (benchmarks/torch_detection.py times torchvision the same way below).
-for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train"}; do
+for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "maskrcnn_resnet50_fpn" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train" "maskrcnn_resnet50_fpn --train"}; do
   # shellcheck disable=SC2086
   "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
@@ -119,8 +119,9 @@ if [ -d "$here/benchmarks" ]; then
     python3 "$here/benchmarks/torch_roi.py" roi_pool --device cuda
     python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --device cuda
     python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --backward --device cuda
-    python3 "$here/benchmarks/torch_detection.py" --device cuda
-    python3 "$here/benchmarks/torch_detection.py" --device cuda --train
+    python3 "$here/benchmarks/torch_masks.py" --device cuda
+    python3 "$here/benchmarks/torch_detection.py" --device cuda --models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
+    python3 "$here/benchmarks/torch_detection.py" --device cuda --train --models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
   } 2>> "$logs/bench_torch.log" | grep '^{' | tee -a "$logs/bench_torch.jsonl"
 fi
 
