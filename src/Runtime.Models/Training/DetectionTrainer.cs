@@ -33,6 +33,11 @@ public sealed record TrainOptions
     public bool EvalEveryEpoch { get; init; } = true;
     /// <summary>Stop after this much training time (the epoch in progress ends early); null: no limit.</summary>
     public TimeSpan? TimeLimit { get; init; }
+    /// <summary>
+    /// Images per epoch: the first this many of each epoch's shuffled order, in whole batches (a fixed schedule shorter
+    /// than a pass over a large set; each epoch sees another random subset); null: the whole training split.
+    /// </summary>
+    public int? EpochImages { get; init; }
 
     internal void Validate()
     {
@@ -41,6 +46,7 @@ public sealed record TrainOptions
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ArgumentOutOfRangeException(nameof(Lr), Lr, "the learning rate must be positive");
         ArgumentOutOfRangeException.ThrowIfNegative(Workers, nameof(Workers));
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupIters, nameof(WarmupIters));
+        if (EpochImages is int n && n < BatchSize) throw new ArgumentOutOfRangeException(nameof(EpochImages), n, "an epoch needs at least one batch of images");
     }
 
     /// <summary>The learning rate at <paramref name="iteration"/> of <paramref name="epoch"/> (warm-up only in the first epoch, as torchvision).</summary>
@@ -62,7 +68,7 @@ public sealed record TrainStep(int Epoch, int Epochs, int Iteration, int Iterati
 /// where the checkpoint went.
 /// </summary>
 public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, CocoEvalResult? Evaluation, string Checkpoint, TimeSpan Elapsed,
-    CocoEvalResult? MaskEvaluation = null);
+    CocoEvalResult? MaskEvaluation = null, MaskSplitScores? MaskSplit = null);
 
 /// <summary>Receives the trainer's progress (the CLI draws a progress bar or prints lines).</summary>
 public interface ITrainingObserver
@@ -122,7 +128,7 @@ public sealed class DetectionTrainer
         {
             BatchSize = _options.BatchSize, Shuffle = true, Seed = _options.Seed, NumWorkers = _options.Workers, DropLast = true,
         });
-        int iters = loader.BatchCount;
+        int iters = _options.EpochImages is int cap ? Math.Min(loader.BatchCount, cap / _options.BatchSize) : loader.BatchCount;
         if (iters == 0) throw new ArgumentException($"the training set has {_train.Count} images, fewer than one batch of {_options.BatchSize}");
         observer.OnStart(_options.Epochs, iters, startEpoch);
         var summaries = new List<EpochSummary>();
@@ -154,6 +160,7 @@ public sealed class DetectionTrainer
                     foreach (var s in batch) s.Dispose();
                 }
                 if (_options.TimeLimit is { } limit && clock.Elapsed >= limit) { outOfTime = true; break; }
+                if (it == iters) break;
             }
             bool last = epoch == _options.Epochs - 1 || outOfTime;
             var checkpoint = SaveCheckpoint(optimizer, epoch + 1);
@@ -163,7 +170,7 @@ public sealed class DetectionTrainer
                 observer.OnEvaluating(_val.Count);
                 eval = DetectionEvaluation.Evaluate(_model, _val);
             }
-            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval?.Box, checkpoint, clock.Elapsed, eval?.Mask);
+            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval?.Box, checkpoint, clock.Elapsed, eval?.Mask, eval?.MaskSplit);
             summaries.Add(summary);
             observer.OnEpoch(summary);
             if (outOfTime) break;
