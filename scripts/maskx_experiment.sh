@@ -20,8 +20,10 @@ a=${MASK_CLASSES:-circle,square,triangle}
 rows=${ROWS:-"agnostic transfer transfer_mlp oracle"}
 schedule=(--epochs "${EPOCHS:-3}" --epoch-images "${EPOCH_IMAGES:-1000}" --batch "${BATCH:-4}" --lr "${LR:-0.02}" --seed "${SEED:-1}")
 dotnet build src/Runtime.Cli -c Release -v q -nologo >/dev/null
-runtime() { dotnet src/Runtime.Cli/bin/Release/net10.0/runtime.dll "$@"; }
+# The rows run a private copy of the build, so rebuilding the tree meanwhile cannot change a later row.
 mkdir -p "$out/data"
+rm -rf "$out/bin" && cp -r src/Runtime.Cli/bin/Release/net10.0 "$out/bin"
+runtime() { dotnet "$out/bin/runtime.dll" "$@"; }
 for row in $rows; do
   case $row in
     oracle) args=(maskrcnn_compact) ;;
@@ -34,11 +36,11 @@ for row in $rows; do
   [ -e "$dir/data" ] || ln -s ../data "$dir/data"
   start=$(date +%s)
   # shellcheck disable=SC2086
-  runtime train "${args[@]}" --data shapes --out "$dir" "${schedule[@]}" ${EXTRA:-} > "$dir/train.log"
+  runtime train "${args[@]}" --data shapes --out "$dir" "${schedule[@]}" --final-eval-only ${EXTRA:-} > "$dir/train.log"
   end=$(date +%s)
   echo "$((end - start))" > "$dir/seconds"
   runtime eval "$dir" --data shapes --mask-classes "$a" --json "$dir/eval.json" > "$dir/eval.log"
-  grep -E "^epoch [0-9]+ done|^mask AP on" "$dir/train.log" | sed "s/^/$row: /"
+  grep -E "^epoch [0-9]+ done|^mask AP on" "$dir/eval.log" "$dir/train.log" | sed "s/^/$row: /"
 done
 /usr/bin/python3 - "$out" "$a" $rows <<'PY' | tee "$out/table.md"
 import json, os, sys

@@ -37,10 +37,11 @@ internal static class ModelCommands
         var minutes = CliOptions.Text("--minutes", "m", "stop training after this many minutes (then checkpoint and evaluate)");
         var workers = CliOptions.Int("--workers", "background image loaders", 1, min: 0);
         var epochImages = CliOptions.OptionalInt("--epoch-images", "images per epoch, a random subset each epoch (default: the whole training split)");
+        var finalEval = CliOptions.Flag("--final-eval-only", "evaluate on the held-out split after the last epoch only (default: after every epoch)");
         var mask = new MaskOptions();
         var command = new Command("train", "train a detector from scratch; checkpoints and evaluates on the held-out split after every epoch")
         {
-            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages,
+            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval,
         };
         foreach (var o in mask.All) command.Options.Add(o);
         command.SetAction(parse =>
@@ -58,6 +59,7 @@ internal static class ModelCommands
                 TimeLimit = ParseDouble(parse.GetValue(minutes), "--minutes") is double m ? TimeSpan.FromMinutes(m) : null,
                 Workers = parse.GetValue(workers),
                 EpochImages = parse.GetValue(epochImages),
+                EvalEveryEpoch = !parse.GetValue(finalEval),
             };
             if (compact) options = options with { WarmupIters = 100, LrSteps = [options.Epochs - 1] };
             return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume),
