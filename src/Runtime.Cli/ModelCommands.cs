@@ -38,10 +38,12 @@ internal static class ModelCommands
         var workers = CliOptions.Int("--workers", "background image loaders", 1, min: 0);
         var epochImages = CliOptions.OptionalInt("--epoch-images", "images per epoch, a random subset each epoch (default: the whole training split)");
         var finalEval = CliOptions.Flag("--final-eval-only", "evaluate on the held-out split after the last epoch only (default: after every epoch)");
+        var init = CliOptions.Text("--init", "dir|file", "start from the weights of a checkpoint folder or weights file: those whose names and shapes the model shares (a detector's weights starting a mask model, e.g.); the rest keep their initialisation");
+        var freezeDetector = CliOptions.Flag("--freeze-detector", "train the mask branch alone: backbone, RPN and box branch keep their (--init) weights and BatchNorm statistics (stage-wise training)");
         var mask = new MaskOptions();
         var command = new Command("train", "train a detector from scratch; checkpoints and evaluates on the held-out split after every epoch")
         {
-            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval,
+            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector,
         };
         foreach (var o in mask.All) command.Options.Add(o);
         command.SetAction(parse =>
@@ -60,10 +62,11 @@ internal static class ModelCommands
                 Workers = parse.GetValue(workers),
                 EpochImages = parse.GetValue(epochImages),
                 EvalEveryEpoch = !parse.GetValue(finalEval),
+                Frozen = parse.GetValue(freezeDetector) ? TrainOptions.Detector : [],
             };
             if (compact) options = options with { WarmupIters = 100, LrSteps = [options.Epochs - 1] };
             return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume),
-                mask.Read(parse), parse.Output());
+                mask.Read(parse), parse.GetValue(init), parse.Output());
         });
         return command;
     }
@@ -113,9 +116,13 @@ internal static class ModelCommands
 
     private static string DataFolder(string outDir) => Path.Combine(outDir, "data");
 
-    private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume, MaskSettings mask, TextWriter output)
+    private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume, MaskSettings mask,
+        string? init, TextWriter output)
     {
         BackendRegistry.For(device);
+        if (init != null && resume) throw new ArgumentException("--init starts a new run; --resume continues the one in --out (give one of them)");
+        if (options.Frozen.Count > 0 && !entry.DefaultConfig().GetType().IsAssignableTo(typeof(MaskRcnnConfig)))
+            throw new ArgumentException($"--freeze-detector trains the mask branch alone, and {entry.Name} has none");
         Directory.CreateDirectory(outDir);
         output.WriteLine($"data: {(DetectionData.IsShapes(data) ? "generating/reading the shapes set in " + DataFolder(outDir) : data)}");
         var train = DetectionData.Open(data, train: true, DataFolder(outDir));
@@ -123,6 +130,15 @@ internal static class ModelCommands
         var categories = train.Dataset.Categories;
         var config = mask.Apply(entry.ConfigFor(numClasses: categories.NumClasses, minSize: size), entry.Name, categories);
         using var model = entry.Build(config, device, new Generator(options.Seed));
+        if (init != null)
+        {
+            var weights = Directory.Exists(init) ? Path.Combine(init, DetectorCheckpoint.WeightsFile) : init;
+            var loaded = DetectorCheckpoint.LoadWeights(model, weights, strict: false);
+            int total = model.StateDict().Count;
+            output.WriteLine($"initialised {total - loaded.MissingKeys.Count} of {total} tensors from {init}" +
+                (loaded.MissingKeys.Count > 0 ? $"; fresh: {string.Join(", ", Prefixes(loaded.MissingKeys))}" : ""));
+        }
+        if (options.Frozen.Count > 0) output.WriteLine($"frozen: {string.Join(", ", options.Frozen.Select(f => f + "*"))} (weights and BatchNorm statistics)");
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{entry.Name}: {model.Parameters().Sum(p => (long)p.NumEl):N0} parameters, {train.Dataset.Count} training / {val.Dataset.Count} held-out images, {config.NumClasses} classes, {config.MinSize[^1]} px, device {device}"));
         if (config is MaskXRcnnConfig x)
@@ -189,6 +205,9 @@ internal static class ModelCommands
         File.WriteAllText(tmp, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.Move(tmp, path, overwrite: true);
     }
+
+    /// <summary>Module paths of state-dict keys (the key less its last part), in order, once each.</summary>
+    private static IEnumerable<string> Prefixes(IEnumerable<string> keys) => keys.Select(k => k[..Math.Max(0, k.LastIndexOf('.'))]).Distinct();
 
     private static string Names(CategoryMap categories, IEnumerable<int> labels) => string.Join(", ", labels.Select(l => categories.Names[l]));
 

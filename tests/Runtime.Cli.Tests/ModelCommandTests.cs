@@ -164,6 +164,38 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void StageWiseTrainingKeepsTheDetectorAsLoaded()
+    {
+        // Stage 1: a detector. Stage 2: the mask branch alone on it (--init, --freeze-detector): every detector
+        // tensor, BatchNorm statistics included, comes out as it went in; the mask branch trains.
+        var detector = Path.Combine(_dir, "detector");
+        var stage1 = Run("train", "fasterrcnn_compact", "--data", _data, "--out", detector, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0");
+        Assert.True(stage1.Code == 0, stage1.Err);
+        var masks = Path.Combine(_dir, "stage2");
+        var stage2 = Run("train", "maskx_rcnn_compact", "--data", _data, "--out", masks, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0",
+            "--init", detector, "--freeze-detector", "--mask-classes", "circle,square,triangle", "--final-eval-only");
+        Assert.True(stage2.Code == 0, stage2.Err);
+        Assert.Contains("fresh: roi_heads.mask_head.0.0", stage2.Out);
+        Assert.Contains("frozen: backbone*, rpn*, roi_heads.box_*", stage2.Out);
+        var before = Runtime.Nn.Checkpoints.Safetensors.Load(Path.Combine(detector, "model.safetensors"));
+        var after = Runtime.Nn.Checkpoints.Safetensors.Load(Path.Combine(masks, "model.safetensors"));
+        try
+        {
+            Assert.Contains(before.Keys, k => k.Contains("running_mean", StringComparison.Ordinal));
+            foreach (var (k, t) in before) Assert.True(t.ToDoubleArray().SequenceEqual(after[k].ToDoubleArray()), $"{k} changed");
+            var init = JsonDocument.Parse(File.ReadAllText(Path.Combine(masks, "config.json"))).RootElement.GetProperty("config").GetProperty("family").GetString();
+            Assert.Equal("maskx_rcnn", init);
+            Assert.Contains(after.Keys, k => k.StartsWith("roi_heads.mask_predictor.weight_transfer", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var t in before.Values.Concat(after.Values)) t.Dispose();
+        }
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", detector, "--freeze-detector"), "--freeze-detector");
+        AssertOneLineError(Run("train", "maskrcnn_compact", "--data", _data, "--out", masks, "--init", detector, "--resume"), "--init", "--resume");
+    }
+
+    [Fact]
     public void MaskOptionsThatDoNotFitAreOneLine()
     {
         AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", _dir, "--mask-classes", "circle"), "--mask-classes", "mask models");

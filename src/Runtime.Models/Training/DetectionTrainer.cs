@@ -38,6 +38,16 @@ public sealed record TrainOptions
     /// than a pass over a large set; each epoch sees another random subset); null: the whole training split.
     /// </summary>
     public int? EpochImages { get; init; }
+    /// <summary>
+    /// Parameter-name prefixes that stay as they are (stage-wise training, e.g. the mask branch alone on a trained
+    /// detector): their parameters are not trained and the BatchNorm layers under them keep their statistics.
+    /// </summary>
+    public IReadOnlyList<string> Frozen { get; init; } = [];
+
+    /// <summary>The prefixes of everything but the mask branch: backbone, RPN and box branch.</summary>
+    public static IReadOnlyList<string> Detector { get; } = ["backbone", "rpn", "roi_heads.box_"];
+
+    internal bool IsFrozen(string name) => Frozen.Any(f => name.StartsWith(f, StringComparison.Ordinal));
 
     internal void Validate()
     {
@@ -120,7 +130,23 @@ public sealed class DetectionTrainer
     public IReadOnlyList<EpochSummary> Run(ITrainingObserver? observer = null, bool resume = false, CancellationToken cancel = default)
     {
         observer ??= new NullObserver();
+        // Frozen parameters stop requiring gradients for the run (so backward skips them), then get them back.
+        var frozen = _model.NamedParameters().Where(p => p.Parameter.RequiresGrad && _options.IsFrozen(p.Name)).Select(p => p.Parameter).ToArray();
+        foreach (var p in frozen) p.RequiresGrad = false;
+        try
+        {
+            return RunEpochs(observer, resume, cancel);
+        }
+        finally
+        {
+            foreach (var p in frozen) p.RequiresGrad = true;
+        }
+    }
+
+    private List<EpochSummary> RunEpochs(ITrainingObserver observer, bool resume, CancellationToken cancel)
+    {
         var trainable = _model.Parameters().Where(p => p.RequiresGrad).ToArray();
+        if (trainable.Length == 0) throw new ArgumentException("nothing to train: every parameter is frozen");
         using var optimizer = new Sgd(trainable, _options.Lr, _options.Momentum, weightDecay: _options.WeightDecay);
         int startEpoch = resume ? Restore(optimizer) : 0;
         var flipped = new TransformedDataset<DetectionSample>(_train, new RandomHorizontalFlip(_options.FlipProbability), _options.Seed);
@@ -136,6 +162,8 @@ public sealed class DetectionTrainer
         for (int epoch = startEpoch; epoch < _options.Epochs; epoch++)
         {
             _model.Train();
+            foreach (var (name, m) in _model.NamedModules())
+                if (m is BatchNorm2d && _options.IsFrozen(name)) m.Eval();
             flipped.SetEpoch(epoch);
             // Every random stream restarts from (seed, epoch): a run resumed at an epoch repeats the uninterrupted one.
             var random = new Generator(Dataset.MixSeed(_options.Seed, epoch, 1));
