@@ -30,6 +30,11 @@ internal static class CliOptions
 
     public static Option<bool> Flag(string name, string description) => new(name) { Description = description };
 
+    /// <summary>One of <paramref name="choices"/> (exact spelling); null when the option was not given.</summary>
+    public static Option<string?> Choice(string name, string description, IReadOnlyList<string> choices) =>
+        Parsed<string?>(name, string.Join('|', choices), description, t => choices.Contains(t)
+            ? t : throw new FormatException($"expected {string.Join(", ", choices.Take(choices.Count - 1))} or {choices[^1]}, got '{t}'"));
+
     public static Option<string?> Text(string name, string helpName, string description) =>
         new(name) { HelpName = helpName, Description = description };
 

@@ -36,10 +36,16 @@ internal static class ModelCommands
         var clip = CliOptions.Text("--clip-grad", "norm", "clip the gradient norm to this value");
         var minutes = CliOptions.Text("--minutes", "m", "stop training after this many minutes (then checkpoint and evaluate)");
         var workers = CliOptions.Int("--workers", "background image loaders", 1, min: 0);
+        var epochImages = CliOptions.OptionalInt("--epoch-images", "images per epoch, a random subset each epoch (default: the whole training split)");
+        var finalEval = CliOptions.Flag("--final-eval-only", "evaluate on the held-out split after the last epoch only (default: after every epoch)");
+        var init = CliOptions.Text("--init", "dir|file", "start from the weights of a checkpoint folder or weights file: those whose names and shapes the model shares (a detector's weights starting a mask model, e.g.); the rest keep their initialisation");
+        var freezeDetector = CliOptions.Flag("--freeze-detector", "train the mask branch alone: backbone, RPN and box branch keep their (--init) weights and BatchNorm statistics (stage-wise training)");
+        var mask = new MaskOptions();
         var command = new Command("train", "train a detector from scratch; checkpoints and evaluates on the held-out split after every epoch")
         {
-            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers,
+            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector,
         };
+        foreach (var o in mask.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var entry = ModelCatalog.Get(parse.GetValue(model)!);
@@ -54,9 +60,13 @@ internal static class ModelCommands
                 ClipGradNorm = ParseDouble(parse.GetValue(clip), "--clip-grad"),
                 TimeLimit = ParseDouble(parse.GetValue(minutes), "--minutes") is double m ? TimeSpan.FromMinutes(m) : null,
                 Workers = parse.GetValue(workers),
+                EpochImages = parse.GetValue(epochImages),
+                EvalEveryEpoch = !parse.GetValue(finalEval),
+                Frozen = parse.GetValue(freezeDetector) ? TrainOptions.Detector : [],
             };
             if (compact) options = options with { WarmupIters = 100, LrSteps = [options.Epochs - 1] };
-            return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume), parse.Output());
+            return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume),
+                mask.Read(parse), parse.GetValue(init), parse.Output());
         });
         return command;
     }
@@ -67,8 +77,13 @@ internal static class ModelCommands
         var data = new Option<string>("--data") { Required = true, HelpName = "shapes|coco-dir", Description = "the data set whose held-out split is scored" };
         var json = CliOptions.Text("--json", "file", "also write the 12 numbers and per-category AP as JSON (boxes; masks too for Mask R-CNN)");
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
-        var command = new Command("eval", "COCO evaluation (the 12 numbers) of a checkpoint on a data set's held-out split: boxes, and masks for Mask R-CNN") { checkpoint, data, json, device };
-        command.SetAction(parse => RunEval(parse.GetValue(checkpoint)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(device), parse.Output()));
+        var maskClasses = CliOptions.Text("--mask-classes", "names|ids",
+            "also score the masks on these classes (A) and on the others (B), comma-separated names or category ids (default: the checkpoint's mask classes, if trained with some)");
+        var command = new Command("eval", "COCO evaluation (the 12 numbers) of a checkpoint on a data set's held-out split: boxes, and masks for Mask R-CNN")
+        {
+            checkpoint, data, json, device, maskClasses,
+        };
+        command.SetAction(parse => RunEval(parse.GetValue(checkpoint)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(device), parse.GetValue(maskClasses), parse.Output()));
         return command;
     }
 
@@ -81,12 +96,14 @@ internal static class ModelCommands
         var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "PNG, JPEG or PPM files" };
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "where <image>.png and detections.json go" };
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
+        var mask = new MaskOptions();
         var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores; masks for Mask R-CNN) and detections.json in COCO results format (with RLE segmentations for Mask R-CNN)")
         {
             model, weights, numClasses, score, images, outDir, device,
         };
+        foreach (var o in mask.Architecture) command.Options.Add(o);
         command.SetAction(parse => RunPredict(parse.GetValue(model), parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(score),
-            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), parse.Output()));
+            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), mask.Read(parse), parse.Output()));
         return command;
     }
 
@@ -99,17 +116,35 @@ internal static class ModelCommands
 
     private static string DataFolder(string outDir) => Path.Combine(outDir, "data");
 
-    private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume, TextWriter output)
+    private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume, MaskSettings mask,
+        string? init, TextWriter output)
     {
         BackendRegistry.For(device);
+        if (init != null && resume) throw new ArgumentException("--init starts a new run; --resume continues the one in --out (give one of them)");
+        if (options.Frozen.Count > 0 && !entry.DefaultConfig().GetType().IsAssignableTo(typeof(MaskRcnnConfig)))
+            throw new ArgumentException($"--freeze-detector trains the mask branch alone, and {entry.Name} has none");
         Directory.CreateDirectory(outDir);
         output.WriteLine($"data: {(DetectionData.IsShapes(data) ? "generating/reading the shapes set in " + DataFolder(outDir) : data)}");
         var train = DetectionData.Open(data, train: true, DataFolder(outDir));
         var val = DetectionData.Open(data, train: false, DataFolder(outDir));
-        var config = entry.ConfigFor(numClasses: train.Dataset.Categories.NumClasses, minSize: size);
+        var categories = train.Dataset.Categories;
+        var config = mask.Apply(entry.ConfigFor(numClasses: categories.NumClasses, minSize: size), entry.Name, categories);
         using var model = entry.Build(config, device, new Generator(options.Seed));
+        if (init != null)
+        {
+            var weights = Directory.Exists(init) ? Path.Combine(init, DetectorCheckpoint.WeightsFile) : init;
+            var loaded = DetectorCheckpoint.LoadWeights(model, weights, strict: false);
+            int total = model.StateDict().Count;
+            output.WriteLine($"initialised {total - loaded.MissingKeys.Count} of {total} tensors from {init}" +
+                (loaded.MissingKeys.Count > 0 ? $"; fresh: {string.Join(", ", Prefixes(loaded.MissingKeys))}" : ""));
+        }
+        if (options.Frozen.Count > 0) output.WriteLine($"frozen: {string.Join(", ", options.Frozen.Select(f => f + "*"))} (weights and BatchNorm statistics)");
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{entry.Name}: {model.Parameters().Sum(p => (long)p.NumEl):N0} parameters, {train.Dataset.Count} training / {val.Dataset.Count} held-out images, {config.NumClasses} classes, {config.MinSize[^1]} px, device {device}"));
+        if (config is MaskXRcnnConfig x)
+            output.WriteLine($"mask predictor: {x.MaskHead}{(x.UsesTransfer ? $", weight transfer from {x.TransferInput}, gradient {(x.TransferStopGradient ? "stopped at" : "into")} the box predictor" : "")}");
+        if (config is MaskRcnnConfig { MaskClasses: { } a })
+            output.WriteLine($"mask supervision on {Names(categories, a)} (A); boxes only for {Names(categories, Others(categories, a))} (B)");
         var trainer = new DetectionTrainer(entry.Name, model, train.Dataset, val.Dataset, options, outDir, data);
         var history = new TrainingProgress(output).Run(observer => trainer.Run(observer, resume));
         WriteHistory(outDir, history, resume);
@@ -120,12 +155,13 @@ internal static class ModelCommands
             output.WriteLine(box.Summary());
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"AP {box.AP:F3}  AP50 {box.AP50:F3}  AP75 {box.AP75:F3}"));
         }
-        if (last?.MaskEvaluation is { } mask)
+        if (last?.MaskEvaluation is { } maskEval)
         {
             output.WriteLine("held-out mask evaluation:");
-            output.WriteLine(mask.Summary());
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mask AP {mask.AP:F3}  AP50 {mask.AP50:F3}  AP75 {mask.AP75:F3}"));
+            output.WriteLine(maskEval.Summary());
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mask AP {maskEval.AP:F3}  AP50 {maskEval.AP50:F3}  AP75 {maskEval.AP75:F3}"));
         }
+        if (last?.MaskSplit is { } split) output.WriteLine(SplitText(split, categories));
         int drawn = DrawHeldOut(model, val.Dataset, Path.Combine(outDir, "predictions"), 8);
         output.WriteLine($"checkpoint: {Path.GetFullPath(outDir)}; {drawn} held-out predictions drawn to {Path.GetFullPath(Path.Combine(outDir, "predictions"))}");
         return 0;
@@ -156,12 +192,31 @@ internal static class ModelCommands
                 row["mask_ap50"] = m.AP50;
                 row["mask_stats"] = m.Stats;
             }
+            if (h.MaskSplit is { } split)
+            {
+                row["mask_ap_a"] = split.A.AP;
+                row["mask_ap50_a"] = split.A.AP50;
+                row["mask_ap_b"] = split.B.AP;
+                row["mask_ap50_b"] = split.B.AP50;
+            }
             return JsonSerializer.SerializeToElement(row);
         }));
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.Move(tmp, path, overwrite: true);
     }
+
+    /// <summary>Module paths of state-dict keys (the key less its last part), in order, once each.</summary>
+    private static IEnumerable<string> Prefixes(IEnumerable<string> keys) => keys.Select(k => k[..Math.Max(0, k.LastIndexOf('.'))]).Distinct();
+
+    private static string Names(CategoryMap categories, IEnumerable<int> labels) => string.Join(", ", labels.Select(l => categories.Names[l]));
+
+    private static int[] Others(CategoryMap categories, IReadOnlyCollection<int> labels) =>
+        categories.Categories.Select(c => categories.LabelOf(c.Id)).Except(labels).Order().ToArray();
+
+    /// <summary>The mask AP on the mask classes (A) and on the others (B), one line.</summary>
+    private static string SplitText(MaskSplitScores split, CategoryMap categories) => string.Create(CultureInfo.InvariantCulture,
+        $"mask AP on A ({Names(categories, split.MaskClasses)}) {split.A.AP:F3}  AP50 {split.A.AP50:F3};  on B ({Names(categories, Others(categories, split.MaskClasses))}) {split.B.AP:F3}  AP50 {split.B.AP50:F3}");
 
     private static int DrawHeldOut(DetectionModel model, CocoDetection val, string folder, int count)
     {
@@ -200,16 +255,20 @@ internal static class ModelCommands
         drawn.Save(path);
     }
 
-    private static int RunEval(string checkpoint, string data, string? json, Device device, TextWriter output)
+    private static int RunEval(string checkpoint, string data, string? json, Device device, string? maskClasses, TextWriter output)
     {
         BackendRegistry.For(device);
         var (model, info) = DetectorCheckpoint.Load(checkpoint, device);
         using (model)
         {
             var val = DetectionData.Open(data, train: false, DataFolder(checkpoint));
-            if (val.Dataset.Categories.NumClasses != model.NumClasses)
-                throw new ArgumentException($"the checkpoint's {info.Model} has {model.NumClasses} classes (background included) but the data set has {val.Dataset.Categories.NumClasses}");
-            var scores = DetectionEvaluation.Evaluate(model, val.Dataset);
+            var categories = val.Dataset.Categories;
+            if (categories.NumClasses != model.NumClasses)
+                throw new ArgumentException($"the checkpoint's {info.Model} has {model.NumClasses} classes (background included) but the data set has {categories.NumClasses}");
+            if (maskClasses != null && model is not MaskRcnn)
+                throw new ArgumentException($"--mask-classes scores masks, but the checkpoint's {info.Model} gives none");
+            var split = maskClasses != null ? MaskSettings.ParseClasses(maskClasses, categories, categories.NumClasses) : null;
+            var scores = DetectionEvaluation.Evaluate(model, val.Dataset, maskClasses: split);
             output.WriteLine($"{info.Model} ({info.Epoch} epochs) on {val.Dataset.Count} held-out images:");
             if (scores.Mask != null) output.WriteLine("boxes:");
             output.WriteLine(scores.Box.Summary());
@@ -218,6 +277,7 @@ internal static class ModelCommands
                 output.WriteLine("masks:");
                 output.WriteLine(scores.Mask.Summary());
             }
+            if (scores.MaskSplit is { } s) output.WriteLine(SplitText(s, categories));
             if (json != null)
             {
                 var names = new[] { "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl" };
@@ -232,6 +292,9 @@ internal static class ModelCommands
                     per_category_ap = PerCategory(scores.Box),
                     mask_stats = Stats(scores.Mask),
                     mask_per_category_ap = PerCategory(scores.Mask),
+                    mask_classes_a = scores.MaskSplit?.MaskClasses.Select(l => categories.Names[l]).ToArray(),
+                    mask_stats_a = Stats(scores.MaskSplit?.A),
+                    mask_stats_b = Stats(scores.MaskSplit?.B),
                 };
                 var tmp = json + ".tmp";
                 File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions
@@ -244,7 +307,8 @@ internal static class ModelCommands
         return 0;
     }
 
-    private static int RunPredict(string? modelName, string weights, int? numClasses, double minScore, string[] images, string outDir, Device device, TextWriter output)
+    private static int RunPredict(string? modelName, string weights, int? numClasses, double minScore, string[] images, string outDir, Device device, MaskSettings mask,
+        TextWriter output)
     {
         BackendRegistry.For(device);
         foreach (var f in images)
@@ -254,6 +318,8 @@ internal static class ModelCommands
         Func<long, long> categoryOf;
         if (Directory.Exists(weights))
         {
+            if (mask.MaskHead != null || mask.TransferInput != null)
+                throw new ArgumentException($"--mask-head and --transfer-input describe a weights file's architecture; the checkpoint in '{weights}' has its own");
             var (m, info) = DetectorCheckpoint.Load(weights, device);
             if (modelName != null && modelName != info.Model)
             {
@@ -269,7 +335,7 @@ internal static class ModelCommands
         {
             if (modelName == null) throw new ArgumentException("--model is required with a weights file (it names the architecture)");
             var entry = ModelCatalog.Get(modelName);
-            model = entry.Build(entry.ConfigFor(numClasses: numClasses), device);
+            model = entry.Build(mask.Apply(entry.ConfigFor(numClasses: numClasses), entry.Name, null), device);
             try
             {
                 DetectorCheckpoint.LoadWeights(model, weights);

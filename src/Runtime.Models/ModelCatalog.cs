@@ -53,6 +53,8 @@ public static class ModelCatalog
                 () => new FasterRcnnConfig { Backbone = new BackboneConfig { Depth = depth } }));
             list.Add(new($"maskrcnn_resnet{depth}_fpn", $"Mask R-CNN, ResNet-{depth} + FPN (torchvision's maskrcnn_resnet50_fpn layout), 91 COCO classes, 800 px",
                 () => new MaskRcnnConfig { Backbone = new BackboneConfig { Depth = depth } }));
+            list.Add(new($"maskx_rcnn_resnet{depth}_fpn", $"Mask^X R-CNN, ResNet-{depth} + FPN: maskrcnn_resnet{depth}_fpn whose class masks come from the box weights by a weight transfer (+ class-agnostic MLP branch), for partial mask supervision",
+                () => new MaskXRcnnConfig { Backbone = new BackboneConfig { Depth = depth } }));
             list.Add(new($"retinanet_resnet{depth}_fpn", $"RetinaNet, ResNet-{depth} + FPN P3-P7 (torchvision's retinanet_resnet50_fpn layout), 91 COCO classes, 800 px",
                 () => new RetinaNetConfig { Backbone = new BackboneConfig { Depth = depth, ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" } }));
         }
@@ -90,6 +92,8 @@ public static class ModelCatalog
             CompactRcnn<FasterRcnnConfig>);
         yield return new("maskrcnn_compact", "compact Mask R-CNN for training from scratch on a CPU: fasterrcnn_compact plus a mask head of 4 x 64 channels, 28x28 masks",
             () => CompactRcnn<MaskRcnnConfig>() with { MaskLayers = [64, 64, 64, 64], MaskDimReduced = 64 });
+        yield return new("maskx_rcnn_compact", "compact Mask^X R-CNN for training from scratch on a CPU: maskrcnn_compact with the weight transfer (+ class-agnostic MLP branch), for partial mask supervision",
+            () => CompactRcnn<MaskXRcnnConfig>() with { MaskLayers = [64, 64, 64, 64], MaskDimReduced = 64, MaskMlpLayers = [256] });
         yield return new("retinanet_compact", "compact RetinaNet for training from scratch on a CPU: ResNet-18 at 1/4 width, BatchNorm, FPN 64 (P3-P7), 256 px",
             () => new RetinaNetConfig
             {

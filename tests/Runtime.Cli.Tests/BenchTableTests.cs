@@ -32,6 +32,7 @@ public sealed class BenchTableTests
         ["axial_attention"] = ["--shape", "1,8,3,3", "--heads", "2"],
         ["fasterrcnn_compact"] = ["--size", "64", "--train"],
         ["maskrcnn_compact"] = ["--size", "64", "--train"],
+        ["maskx_rcnn_compact"] = ["--size", "64", "--train", "--mask-head", "agnostic_mlp", "--no-stop-grad"],
         ["retinanet_compact"] = ["--size", "64"],
     };
 

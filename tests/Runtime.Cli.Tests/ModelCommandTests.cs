@@ -118,6 +118,98 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void MaskXTrainsOnPartialMasksAndScoresBothSplits()
+    {
+        var outDir = Path.Combine(_dir, "maskx");
+        var train = Run("train", "maskx_rcnn_compact", "--data", _data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0",
+            "--epoch-images", "2", "--final-eval-only", "--mask-classes", "Circle,2", "--mask-head", "transfer", "--transfer-input", "cls", "--no-stop-grad");
+        Assert.True(train.Code == 0, train.Err);
+        Assert.Contains("mask predictor: transfer, weight transfer from cls, gradient into the box predictor", train.Out);
+        Assert.Contains("mask supervision on circle, square (A); boxes only for triangle, ellipse, star, hexagon (B)", train.Out);
+        Assert.Contains("training 1 epoch of 1 steps", train.Out);
+        Assert.Contains("mask AP on A (circle, square)", train.Out);
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "config.json"))).RootElement.GetProperty("config");
+        Assert.Equal("maskx_rcnn", config.GetProperty("family").GetString());
+        Assert.Equal("transfer", config.GetProperty("mask_head").GetString());
+        Assert.Equal("cls", config.GetProperty("transfer_input").GetString());
+        Assert.False(config.GetProperty("transfer_stop_gradient").GetBoolean());
+        Assert.Equal(new[] { 1, 2 }, config.GetProperty("mask_classes").EnumerateArray().Select(x => x.GetInt32()).ToArray());
+        var history = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "history.json"))).RootElement;
+        Assert.InRange(history[0].GetProperty("mask_ap_b").GetDouble(), -1, 1);
+
+        // eval scores A and B: the checkpoint's mask classes, or others given.
+        var json = Path.Combine(_dir, "maskx-eval.json");
+        var eval = Run("eval", outDir, "--data", _data, "--json", json);
+        Assert.True(eval.Code == 0, eval.Err);
+        Assert.Contains("mask AP on A (circle, square)", eval.Out);
+        var doc = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        Assert.Equal(history[0].GetProperty("mask_ap_a").GetDouble(), doc.GetProperty("mask_stats_a").GetProperty("AP").GetDouble(), 12);
+        Assert.Equal(12, doc.GetProperty("mask_stats_b").EnumerateObject().Count());
+        eval = Run("eval", outDir, "--data", _data, "--mask-classes", "star", "--json", json);
+        Assert.True(eval.Code == 0, eval.Err);
+        Assert.Contains("mask AP on A (star)", eval.Out);
+        Assert.Equal(new[] { "star" }, JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("mask_classes_a").EnumerateArray().Select(x => x.GetString()).ToArray());
+
+        var image = Path.Combine(_data, "val", "images", ShapesDataset.FileName(0));
+        var pred = Run("predict", "--weights", outDir, "--score", "0", image, "--out", Path.Combine(_dir, "maskx-pred"));
+        Assert.True(pred.Code == 0, pred.Err);
+        Assert.True(JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "maskx-pred", "detections.json"))).RootElement.EnumerateArray()
+            .All(d => d.TryGetProperty("segmentation", out _)));
+        // The weights file alone needs the architecture's options.
+        pred = Run("predict", "--model", "maskx_rcnn_compact", "--num-classes", "7", "--mask-head", "transfer", "--transfer-input", "cls",
+            "--weights", Path.Combine(outDir, "model.safetensors"), image, "--out", Path.Combine(_dir, "maskx-pred2"));
+        Assert.True(pred.Code == 0, pred.Err);
+        AssertOneLineError(Run("predict", "--model", "maskx_rcnn_compact", "--num-classes", "7", "--weights", Path.Combine(outDir, "model.safetensors"), image,
+            "--out", _dir), "does not fit");
+    }
+
+    [Fact]
+    public void StageWiseTrainingKeepsTheDetectorAsLoaded()
+    {
+        // Stage 1: a detector. Stage 2: the mask branch alone on it (--init, --freeze-detector): every detector
+        // tensor, BatchNorm statistics included, comes out as it went in; the mask branch trains.
+        var detector = Path.Combine(_dir, "detector");
+        var stage1 = Run("train", "fasterrcnn_compact", "--data", _data, "--out", detector, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0");
+        Assert.True(stage1.Code == 0, stage1.Err);
+        var masks = Path.Combine(_dir, "stage2");
+        var stage2 = Run("train", "maskx_rcnn_compact", "--data", _data, "--out", masks, "--epochs", "1", "--batch", "2", "--size", "64", "--workers", "0",
+            "--init", detector, "--freeze-detector", "--mask-classes", "circle,square,triangle", "--final-eval-only");
+        Assert.True(stage2.Code == 0, stage2.Err);
+        Assert.Contains("fresh: roi_heads.mask_head.0.0", stage2.Out);
+        Assert.Contains("frozen: backbone*, rpn*, roi_heads.box_*", stage2.Out);
+        var before = Runtime.Nn.Checkpoints.Safetensors.Load(Path.Combine(detector, "model.safetensors"));
+        var after = Runtime.Nn.Checkpoints.Safetensors.Load(Path.Combine(masks, "model.safetensors"));
+        try
+        {
+            Assert.Contains(before.Keys, k => k.Contains("running_mean", StringComparison.Ordinal));
+            foreach (var (k, t) in before) Assert.True(t.ToDoubleArray().SequenceEqual(after[k].ToDoubleArray()), $"{k} changed");
+            var init = JsonDocument.Parse(File.ReadAllText(Path.Combine(masks, "config.json"))).RootElement.GetProperty("config").GetProperty("family").GetString();
+            Assert.Equal("maskx_rcnn", init);
+            Assert.Contains(after.Keys, k => k.StartsWith("roi_heads.mask_predictor.weight_transfer", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var t in before.Values.Concat(after.Values)) t.Dispose();
+        }
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", detector, "--freeze-detector"), "--freeze-detector");
+        AssertOneLineError(Run("train", "maskrcnn_compact", "--data", _data, "--out", masks, "--init", detector, "--resume"), "--init", "--resume");
+    }
+
+    [Fact]
+    public void MaskOptionsThatDoNotFitAreOneLine()
+    {
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", _dir, "--mask-classes", "circle"), "--mask-classes", "mask models");
+        AssertOneLineError(Run("train", "maskrcnn_compact", "--data", _data, "--out", _dir, "--mask-head", "agnostic"), "--mask-head", "maskx_rcnn");
+        AssertOneLineError(Run("train", "maskrcnn_compact", "--data", _data, "--out", _dir, "--no-stop-grad"), "--no-stop-grad", "maskx_rcnn");
+        AssertOneLineError(Run("train", "maskx_rcnn_compact", "--data", _data, "--out", _dir, "--mask-head", "fcn"), "--mask-head", "transfer_mlp", "'fcn'");
+        AssertOneLineError(Run("train", "maskx_rcnn_compact", "--data", _data, "--out", _dir, "--transfer-input", "det"), "--transfer-input", "cls_box");
+        AssertOneLineError(Run("train", "maskx_rcnn_compact", "--data", _data, "--out", _dir, "--mask-classes", "circle,pentagon"), "'pentagon'", "hexagon (6)");
+        AssertOneLineError(Run("train", "maskx_rcnn_compact", "--data", _data, "--out", _dir, "--mask-classes", "9"), "category id 9");
+        AssertOneLineError(Run("train", "maskx_rcnn_compact", "--data", _data, "--out", _dir, "--mask-classes", "circle,1"), "twice");
+        AssertOneLineError(Run("eval", TinyCheckpoint(), "--data", _data, "--mask-classes", "circle"), "--mask-classes", "tiny");
+    }
+
+    [Fact]
     public void PredictWritesDrawnImagesAndCocoResults()
     {
         var ckpt = TinyCheckpoint();

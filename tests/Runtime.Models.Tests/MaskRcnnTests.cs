@@ -162,12 +162,12 @@ public class MaskRcnnTests
             using var logits = predictor.Forward(h);
             return MaskRoiHeads.MaskRcnnLoss(logits, [p0, p1], [gt0, gt1], [l0, l1], [m0, m1]);
         }
-        GradCheck(Loss, features);
+        FiniteDifferences.Check(Loss, features);
         using var logits = Tensor.Randn([3, 3, 6, 6], gen, DType.Float64);
-        GradCheck(x => MaskRoiHeads.MaskRcnnLoss(x, [p0, p1], [gt0, gt1], [l0, l1], [m0, m1]), logits);
+        FiniteDifferences.Check(x => MaskRoiHeads.MaskRcnnLoss(x, [p0, p1], [gt0, gt1], [l0, l1], [m0, m1]), logits);
     }
 
-    private static byte[] Blob(int count, int h, int w, int seed)
+    internal static byte[] Blob(int count, int h, int w, int seed)
     {
         var r = new Random(seed);
         var m = new byte[count * h * w];
@@ -179,31 +179,5 @@ public class MaskRcnnTests
                     m[(k * h + y) * w + x] = (byte)((y - cy) * (y - cy) + (x - cx) * (x - cx) <= rad * rad ? 1 : 0);
         }
         return m;
-    }
-
-    /// <summary>Central differences of a scalar function of a Float64 tensor against its backward.</summary>
-    private static void GradCheck(Func<Tensor, Tensor> f, Tensor x, double eps = 1e-6, double atol = 1e-7, double rtol = 1e-5)
-    {
-        Assert.Equal(DType.Float64, x.DType);
-        x.RequiresGrad = true;
-        x.Grad = null;
-        using (var y = f(x)) y.Backward();
-        var analytic = x.Grad!.ToArray<double>();
-        var values = x.ToArray<double>();
-        using var noGrad = GradMode.NoGrad();
-        double Eval(int i, double v)
-        {
-            var copy = (double[])values.Clone();
-            copy[i] = v;
-            using var xi = Tensor.From<double>(copy, x.Shape.ToArray());
-            using var y = f(xi);
-            return y.Item();
-        }
-        Assert.Contains(analytic, g => g != 0);
-        for (int i = 0; i < values.Length; i++)
-        {
-            double numeric = (Eval(i, values[i] + eps) - Eval(i, values[i] - eps)) / (2 * eps);
-            Assert.True(Math.Abs(numeric - analytic[i]) <= atol + rtol * Math.Abs(numeric), $"element {i}: numeric {numeric:R}, analytic {analytic[i]:R}");
-        }
     }
 }

@@ -27,9 +27,10 @@ public abstract class DetectionModel : Module
             config.AspectRatios.Select(r => (IReadOnlyList<double>)r).ToArray());
     }
 
-    /// <summary>The model a configuration describes (its family: Faster R-CNN, Mask R-CNN or RetinaNet), freshly initialised.</summary>
+    /// <summary>The model a configuration describes (its family: Faster R-CNN, Mask R-CNN, Mask^X R-CNN or RetinaNet), freshly initialised.</summary>
     public static DetectionModel Create(DetectorConfig config, Device? device = null, Generator? generator = null) => config switch
     {
+        MaskXRcnnConfig x => new MaskXRcnn(x, device: device, generator: generator),
         MaskRcnnConfig m => new MaskRcnn(m, device: device, generator: generator),
         FasterRcnnConfig f => new FasterRcnn(f, device: device, generator: generator),
         RetinaNetConfig r => new RetinaNet(r, device: device, generator: generator),

@@ -92,8 +92,11 @@ public static class DetectorCheckpoint
     /// <summary>
     /// Loads a weights file into <paramref name="model"/>: safetensors, or a torchvision <c>.pth</c> / <c>.pt</c> state
     /// dict (pre-0.13 key names renamed). Keys and shapes must match exactly; a mismatch names the keys at fault.
+    /// Not <paramref name="strict"/>: the keys both share are loaded (shapes must still match), the model's others
+    /// keep their values and the file's others are ignored (a detector's weights starting a mask model, e.g.); the
+    /// result names them.
     /// </summary>
-    public static void LoadWeights(DetectionModel model, string path)
+    public static LoadStateDictResult LoadWeights(DetectionModel model, string path, bool strict = true)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist", path);
         var ext = Path.GetExtension(path).ToLowerInvariant();
@@ -103,7 +106,7 @@ public static class DetectorCheckpoint
             var upgraded = TorchvisionKeys.Upgrade(raw);
             try
             {
-                model.LoadStateDict(upgraded);
+                return model.LoadStateDict(upgraded, strict);
             }
             catch (ArgumentException ex)
             {

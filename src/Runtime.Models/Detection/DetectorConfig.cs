@@ -11,6 +11,7 @@ namespace Runtime.Models.Detection;
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "family")]
 [JsonDerivedType(typeof(FasterRcnnConfig), "fasterrcnn")]
 [JsonDerivedType(typeof(MaskRcnnConfig), "maskrcnn")]
+[JsonDerivedType(typeof(MaskXRcnnConfig), "maskx_rcnn")]
 [JsonDerivedType(typeof(RetinaNetConfig), "retinanet")]
 public abstract record DetectorConfig
 {
@@ -75,8 +76,9 @@ public record FasterRcnnConfig : DetectorConfig
 /// MultiScaleRoIAlign (14x14, sampling 2) over the pyramid levels, <see cref="MaskRcnnHeads"/> (3x3 convolutions +
 /// ReLU, torchvision: four of 256) and <see cref="MaskRcnnPredictor"/> (2x2 transposed convolution to
 /// <see cref="MaskDimReduced"/> channels + ReLU, then 1x1 to the per-class mask logits, 2 x pool size square: 28x28).
+/// <see cref="MaskClasses"/> restricts the mask loss to some classes (partial supervision, as Mask^X R-CNN trains).
 /// </summary>
-public sealed record MaskRcnnConfig : FasterRcnnConfig
+public record MaskRcnnConfig : FasterRcnnConfig
 {
     /// <summary>Output size of the mask RoIAlign (14) and its sampling ratio (2).</summary>
     public int MaskPoolSize { get; init; } = 14;
@@ -92,14 +94,73 @@ public sealed record MaskRcnnConfig : FasterRcnnConfig
     /// <summary>Channels of the predictor's transposed convolution (torchvision: 256).</summary>
     public int MaskDimReduced { get; init; } = 256;
 
+    /// <summary>
+    /// Partial supervision: the labels (1 .. classes - 1) whose ground-truth masks train the mask branch (set A; Hu et
+    /// al.'s "classes with masks"). The mask loss is computed on the positive proposals matched to a ground truth of
+    /// these classes only; the other classes (set B) train the box branch alone, and every class gets masks at test
+    /// time. Null: every class (plain Mask R-CNN). Empty: no class (the mask loss is 0).
+    /// </summary>
+    public int[]? MaskClasses { get; init; }
+
     internal override void Validate()
     {
         base.Validate();
+        if (MaskClasses is { } a && (a.Any(l => l < 1 || l >= NumClasses) || a.Distinct().Count() != a.Length))
+            throw new ArgumentException($"mask classes must be distinct labels in 1..{NumClasses - 1}, got [{string.Join(", ", a)}]", nameof(MaskClasses));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaskPoolSize, nameof(MaskPoolSize));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaskDilation, nameof(MaskDilation));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaskDimReduced, nameof(MaskDimReduced));
         if (MaskLayers.Length == 0 || MaskLayers.Any(c => c <= 0))
             throw new ArgumentException($"the mask head needs at least one layer of positive width, got [{string.Join(", ", MaskLayers)}]", nameof(MaskLayers));
+    }
+}
+
+/// <summary>
+/// Mask^X R-CNN (Hu et al. 2018, "Learning to Segment Every Thing"): Mask R-CNN whose mask predictor is a
+/// <see cref="MaskXPredictor"/> of the kind <see cref="MaskHead"/> names. With the weight transfer the per-class 1x1
+/// mask kernels are not parameters but <c>T(w_det[c])</c> of the box predictor's class weights
+/// (<see cref="WeightTransfer"/>), so classes trained on boxes only (those outside
+/// <see cref="MaskRcnnConfig.MaskClasses"/>) get masks of their own too.
+/// </summary>
+public sealed record MaskXRcnnConfig : MaskRcnnConfig
+{
+    /// <summary>The mask predictor kinds: "agnostic", "agnostic_mlp", "transfer", "transfer_mlp".</summary>
+    public static IReadOnlyList<string> MaskHeads { get; } = ["agnostic", "agnostic_mlp", "transfer", "transfer_mlp"];
+
+    /// <summary>The inputs of the weight transfer: "cls", "box", "cls_box".</summary>
+    public static IReadOnlyList<string> TransferInputs { get; } = ["cls", "box", "cls_box"];
+
+    /// <summary>
+    /// The mask predictor (<see cref="MaskXPredictor"/>): "agnostic" (one mask for every class, the paper's baseline),
+    /// "transfer" (per-class FCN kernels from the weight transfer), and either with "_mlp" (plus a class-agnostic MLP
+    /// branch whose 28x28 logits are added to every class's). Default "transfer_mlp", the paper's Mask^X R-CNN.
+    /// </summary>
+    public string MaskHead { get; init; } = "transfer_mlp";
+
+    /// <summary>What the weight transfer reads of the box predictor: "cls" (cls_score's row c), "box" (bbox_pred's rows 4c..4c+3) or "cls_box" (both, concatenated; the paper's best).</summary>
+    public string TransferInput { get; init; } = "cls_box";
+
+    /// <summary>Stop the mask loss's gradient at the detection weights (the paper's default): the box predictor trains on the box losses only.</summary>
+    public bool TransferStopGradient { get; init; } = true;
+
+    /// <summary>Hidden widths of the MLP branch's fully connected layers (each + ReLU) before its last one to the M x M logits; empty: one layer.</summary>
+    public int[] MaskMlpLayers { get; init; } = [];
+
+    [JsonIgnore]
+    public bool UsesTransfer => MaskHead.StartsWith("transfer", StringComparison.Ordinal);
+
+    [JsonIgnore]
+    public bool UsesMlp => MaskHead.EndsWith("_mlp", StringComparison.Ordinal);
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (!MaskHeads.Contains(MaskHead))
+            throw new ArgumentException($"the Mask^X mask head must be {string.Join(", ", MaskHeads)}, got '{MaskHead}'", nameof(MaskHead));
+        if (!TransferInputs.Contains(TransferInput))
+            throw new ArgumentException($"the weight transfer's input must be {string.Join(", ", TransferInputs)}, got '{TransferInput}'", nameof(TransferInput));
+        if (MaskMlpLayers.Any(w => w <= 0))
+            throw new ArgumentException($"the MLP branch's widths must be positive, got [{string.Join(", ", MaskMlpLayers)}]", nameof(MaskMlpLayers));
     }
 }
 

@@ -80,13 +80,18 @@ public sealed class MaskRcnnPredictor : UnaryModule
 /// <c>loss_mask</c> is the binary cross-entropy of the matched ground truth's class channel against that ground
 /// truth's mask cut out at the proposal (<see cref="ProjectMasksOnBoxes"/>). Evaluation: the detections' boxes are
 /// pooled the same way and each gets sigmoid of its class's logits, [K, 1, 28, 28] (pasted into the image by
-/// <see cref="DetectionModel.Postprocess"/>). The mask predictor is any module giving [K, classes, M, M] logits
-/// (Mask^X plugs in one whose class weights come from the box predictor).
+/// <see cref="DetectionModel.Postprocess"/>). The mask predictor is any module giving [K, classes, M, M] logits, or
+/// [K, 1, M, M] for one class-agnostic mask (Mask^X plugs in one whose class weights come from the box predictor).
+/// Partial supervision: with <paramref name="maskClasses"/> only the positives matched to a ground truth of those
+/// labels train the mask branch (set A); every class still gets a mask at test time.
 /// </summary>
 public class MaskRoiHeads : RoiHeads
 {
+    private readonly long[]? _maskClassTable;
+
     public MaskRoiHeads(MultiScaleRoIAlign boxRoiPool, UnaryModule boxHead, FastRcnnPredictor boxPredictor,
-        MultiScaleRoIAlign maskRoiPool, UnaryModule maskHead, UnaryModule maskPredictor, RoiHeadsConfig? config = null, Generator? generator = null)
+        MultiScaleRoIAlign maskRoiPool, UnaryModule maskHead, UnaryModule maskPredictor, RoiHeadsConfig? config = null, Generator? generator = null,
+        IReadOnlyList<int>? maskClasses = null)
         : base(boxRoiPool, boxHead, boxPredictor, config, generator)
     {
         ArgumentNullException.ThrowIfNull(maskRoiPool);
@@ -95,11 +100,25 @@ public class MaskRoiHeads : RoiHeads
         MaskRoiPool = RegisterModule("mask_roi_pool", maskRoiPool);
         MaskHead = RegisterModule("mask_head", maskHead);
         MaskPredictor = RegisterModule("mask_predictor", maskPredictor);
+        if (maskClasses != null)
+        {
+            _maskClassTable = new long[boxPredictor.NumClasses];
+            foreach (int l in maskClasses)
+            {
+                if (l < 1 || l >= boxPredictor.NumClasses)
+                    throw new ArgumentOutOfRangeException(nameof(maskClasses), l, $"mask classes must be labels in 1..{boxPredictor.NumClasses - 1}");
+                _maskClassTable[l] = 1;
+            }
+            MaskClasses = maskClasses.Order().ToArray();
+        }
     }
 
     public MultiScaleRoIAlign MaskRoiPool { get; }
     public UnaryModule MaskHead { get; }
     public UnaryModule MaskPredictor { get; }
+
+    /// <summary>The labels whose masks train the mask branch (set A), ascending; null: every class.</summary>
+    public IReadOnlyList<int>? MaskClasses { get; }
 
     /// <summary>The mask logits [sum Ki, classes, M, M] of per-image boxes (resized frame), rows in box order.</summary>
     public Tensor MaskLogits(FeatureMaps features, IReadOnlyList<Tensor> boxes, (int H, int W)[] imageSizes)
@@ -122,7 +141,7 @@ public class MaskRoiHeads : RoiHeads
         {
             if (targets[i].Masks is not { } m)
                 throw new ArgumentException($"Mask R-CNN trains on instance masks, but target {i} has none (load the data with its segmentations)", nameof(targets));
-            using var pos = Rows.Where(samples.Labels[i].Gt(0));
+            using var pos = Rows.Where(MaskSupervised(samples.Labels[i]));
             positives[i] = samples.Proposals[i].IndexSelect(0, pos);
             matched[i] = samples.MatchedIdxs[i].IndexSelect(0, pos);
             gtMasks[i] = m;
@@ -130,6 +149,15 @@ public class MaskRoiHeads : RoiHeads
         }
         var logits = MaskLogits(features, positives, imageSizes);
         losses["loss_mask"] = MaskRcnnLoss(logits, positives, gtMasks, gtLabels, matched);
+    }
+
+    /// <summary>Which sampled proposals (labels [K], 0 = background) train the mask branch: the positives, of the mask classes only when those are set.</summary>
+    private Tensor MaskSupervised(Tensor labels)
+    {
+        if (_maskClassTable == null) return labels.Gt(0);
+        using var table = Tensor.From<long>(_maskClassTable, [_maskClassTable.Length]).To(labels.Device);
+        using var inA = table.IndexSelect(0, labels.To(DType.Int64).Clamp(min: 0));
+        return inA.Gt(0);
     }
 
     protected override List<DetectionResult> CompleteDetections(FeatureMaps features, (int H, int W)[] imageSizes, List<DetectionResult> detections)
@@ -161,9 +189,10 @@ public class MaskRoiHeads : RoiHeads
 
     /// <summary>
     /// torchvision's maskrcnn_loss: binary cross-entropy with logits (mean over all pixels of all positives) of each
-    /// positive's matched ground-truth class channel of <paramref name="maskLogits"/> [P, classes, M, M] against
-    /// <see cref="ProjectMasksOnBoxes"/> of its ground truth. Per image: the positives' boxes, the ground-truth masks
-    /// and labels, and each positive's matched ground-truth index. No positives: 0 (still connected to the logits).
+    /// positive's matched ground-truth class channel of <paramref name="maskLogits"/> [P, classes, M, M] (the one
+    /// channel of class-agnostic logits [P, 1, M, M]) against <see cref="ProjectMasksOnBoxes"/> of its ground truth.
+    /// Per image: the positives' boxes, the ground-truth masks and labels, and each positive's matched ground-truth
+    /// index. No positives: 0 (still connected to the logits).
     /// </summary>
     public static Tensor MaskRcnnLoss(Tensor maskLogits, IReadOnlyList<Tensor> proposals, IReadOnlyList<Tensor> gtMasks, IReadOnlyList<Tensor> gtLabels, IReadOnlyList<Tensor> matchedIdxs)
     {
@@ -189,15 +218,16 @@ public class MaskRoiHeads : RoiHeads
         if (p == 0) return scope.MoveOut(maskLogits.Sum() * 0.0);
         var label = Tensor.Cat(labels, 0);
         var target = Tensor.Cat(targets, 0);
-        // Row k, channel label[k]: flatten (row, class) into one index, as FastRcnnLoss does.
-        var flatIdx = Tensor.Arange(p, DType.Int64, maskLogits.Device) * classes + label;
+        // Row k, channel label[k] (channel 0 when class-agnostic): flatten (row, class) into one index, as FastRcnnLoss does.
+        var flatIdx = classes == 1 ? Tensor.Arange(p, DType.Int64, maskLogits.Device) : Tensor.Arange(p, DType.Int64, maskLogits.Device) * classes + label;
         var picked = maskLogits.Reshape(p * classes, m, m).IndexSelect(0, flatIdx);
         return scope.MoveOut(Losses.BinaryCrossEntropyWithLogits(picked, target));
     }
 
     /// <summary>
     /// torchvision's maskrcnn_inference: sigmoid of each detection's label channel of <paramref name="maskLogits"/>
-    /// [sum Ki, classes, M, M], split per image as <paramref name="labels"/>: [Ki, 1, M, M] probabilities.
+    /// [sum Ki, classes, M, M] (of the one channel of class-agnostic logits [sum Ki, 1, M, M]), split per image as
+    /// <paramref name="labels"/>: [Ki, 1, M, M] probabilities.
     /// </summary>
     public static Tensor[] MaskRcnnInference(Tensor maskLogits, IReadOnlyList<Tensor> labels)
     {
@@ -210,7 +240,7 @@ public class MaskRoiHeads : RoiHeads
             throw new ArgumentException($"{labels.Sum(l => l.Size(0))} labels for {k} mask logits", nameof(labels));
         var result = new Tensor[labels.Count];
         var label = labels.Count == 0 ? Tensor.Zeros([0], DType.Int64, maskLogits.Device) : Tensor.Cat(labels.Select(l => l.To(maskLogits.Device)).ToArray(), 0);
-        var flatIdx = Tensor.Arange(k, DType.Int64, maskLogits.Device) * classes + label;
+        var flatIdx = classes == 1 ? Tensor.Arange(k, DType.Int64, maskLogits.Device) : Tensor.Arange(k, DType.Int64, maskLogits.Device) * classes + label;
         var picked = maskLogits.Reshape(k * classes, mh, mw).IndexSelect(0, flatIdx).Sigmoid().Unsqueeze(1);
         long start = 0;
         for (int i = 0; i < labels.Count; i++)
@@ -249,7 +279,7 @@ public class MaskRcnn : FasterRcnn
         var maskPool = new MultiScaleRoIAlign(boxPool.FeatmapNames, c.MaskPoolSize, c.MaskPoolSampling);
         var maskHead = new MaskRcnnHeads(Backbone.OutChannels, c.MaskLayers, c.MaskDilation, dtype, device, generator);
         var maskPredictor = CreateMaskPredictor(c, maskHead.OutChannels, boxPredictor, dtype, device, generator);
-        return new MaskRoiHeads(boxPool, boxHead, boxPredictor, maskPool, maskHead, maskPredictor, c.RoiHeads, samplingGenerator);
+        return new MaskRoiHeads(boxPool, boxHead, boxPredictor, maskPool, maskHead, maskPredictor, c.RoiHeads, samplingGenerator, c.MaskClasses);
     }
 
     /// <summary>

@@ -8,7 +8,14 @@ namespace Runtime.Models.Training;
 /// The COCO scores of a detector on a data set: box AP (12 numbers) always, mask AP for the models that give masks
 /// (Mask R-CNN), and the COCO results each was computed from.
 /// </summary>
-public sealed record DetectionScores(CocoEvalResult Box, CocoEvalResult? Mask, IReadOnlyList<CocoEvalDetection> BoxDetections, IReadOnlyList<CocoEvalDetection> MaskDetections);
+public sealed record DetectionScores(CocoEvalResult Box, CocoEvalResult? Mask, IReadOnlyList<CocoEvalDetection> BoxDetections, IReadOnlyList<CocoEvalDetection> MaskDetections,
+    MaskSplitScores? MaskSplit = null);
+
+/// <summary>
+/// Mask AP under partial supervision (Mask^X R-CNN's tables): the COCO segm evaluation restricted to the categories
+/// of set A (<see cref="MaskClasses"/>, the labels trained with masks) and to the others (set B, boxes only).
+/// </summary>
+public sealed record MaskSplitScores(IReadOnlyList<int> MaskClasses, CocoEvalResult A, CocoEvalResult B);
 
 /// <summary>Runs a detector over a COCO data set and scores it with the COCO evaluator (bbox, and segm when the model gives masks).</summary>
 public static class DetectionEvaluation
@@ -59,11 +66,34 @@ public static class DetectionEvaluation
     }
 
     /// <summary>
+    /// The segm evaluation of <paramref name="maskDetections"/> restricted to the categories of the labels in
+    /// <paramref name="maskClasses"/> (A) and to the other categories (B); an empty side scores -1 (no categories).
+    /// </summary>
+    public static MaskSplitScores EvaluateMaskSplit(CocoDetection data, IReadOnlyList<CocoEvalDetection> maskDetections, IReadOnlyCollection<int> maskClasses)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(maskDetections);
+        ArgumentNullException.ThrowIfNull(maskClasses);
+        var map = data.Categories;
+        foreach (int l in maskClasses)
+            if (l < 1 || l >= map.NumClasses) throw new ArgumentOutOfRangeException(nameof(maskClasses), l, $"mask classes must be labels in 1..{map.NumClasses - 1}");
+        var a = maskClasses.Distinct().Order().ToArray();
+        var b = map.Categories.Select(c => map.LabelOf(c.Id)).Except(a).Order().ToArray();
+        var gt = GroundTruth(data, masks: true);
+        CocoEvalResult On(IEnumerable<int> labels) =>
+            new CocoEvaluator(gt, CocoIouType.Segm, new CocoEvalParams { CategoryIds = labels.Select(map.CategoryIdOf).ToArray() }).Evaluate(maskDetections);
+        return new MaskSplitScores(a, On(a), On(b));
+    }
+
+    /// <summary>
     /// Detections for every image of <paramref name="data"/> (model in eval mode, <paramref name="batchSize"/> images at
     /// a time: by default 4, or 1 for Mask R-CNN, whose pasted masks take H x W floats per detection) and their COCO
     /// evaluation: boxes, and masks when the model gives them. <paramref name="progress"/> receives the images done.
+    /// With <paramref name="maskClasses"/> (default: the model's <see cref="MaskRcnnConfig.MaskClasses"/>, if any) the
+    /// masks are also scored on those classes and on the others (<see cref="DetectionScores.MaskSplit"/>).
     /// </summary>
-    public static DetectionScores Evaluate(DetectionModel model, CocoDetection data, int? batchSize = null, IProgress<int>? progress = null)
+    public static DetectionScores Evaluate(DetectionModel model, CocoDetection data, int? batchSize = null, IProgress<int>? progress = null,
+        IReadOnlyCollection<int>? maskClasses = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
@@ -106,6 +136,8 @@ public static class DetectionEvaluation
         }
         var box = new CocoEvaluator(GroundTruth(data), CocoIouType.Bbox).Evaluate(detections);
         var mask = masks || model is MaskRcnn ? new CocoEvaluator(GroundTruth(data, masks: true), CocoIouType.Segm).Evaluate(segments) : null;
-        return new DetectionScores(box, mask, detections, segments);
+        maskClasses ??= (model.Config as MaskRcnnConfig)?.MaskClasses;
+        var split = mask != null && maskClasses != null ? EvaluateMaskSplit(data, segments, maskClasses) : null;
+        return new DetectionScores(box, mask, detections, segments, split);
     }
 }

@@ -33,6 +33,21 @@ public sealed record TrainOptions
     public bool EvalEveryEpoch { get; init; } = true;
     /// <summary>Stop after this much training time (the epoch in progress ends early); null: no limit.</summary>
     public TimeSpan? TimeLimit { get; init; }
+    /// <summary>
+    /// Images per epoch: the first this many of each epoch's shuffled order, in whole batches (a fixed schedule shorter
+    /// than a pass over a large set; each epoch sees another random subset); null: the whole training split.
+    /// </summary>
+    public int? EpochImages { get; init; }
+    /// <summary>
+    /// Parameter-name prefixes that stay as they are (stage-wise training, e.g. the mask branch alone on a trained
+    /// detector): their parameters are not trained and the BatchNorm layers under them keep their statistics.
+    /// </summary>
+    public IReadOnlyList<string> Frozen { get; init; } = [];
+
+    /// <summary>The prefixes of everything but the mask branch: backbone, RPN and box branch.</summary>
+    public static IReadOnlyList<string> Detector { get; } = ["backbone", "rpn", "roi_heads.box_"];
+
+    internal bool IsFrozen(string name) => Frozen.Any(f => name.StartsWith(f, StringComparison.Ordinal));
 
     internal void Validate()
     {
@@ -41,6 +56,7 @@ public sealed record TrainOptions
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ArgumentOutOfRangeException(nameof(Lr), Lr, "the learning rate must be positive");
         ArgumentOutOfRangeException.ThrowIfNegative(Workers, nameof(Workers));
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupIters, nameof(WarmupIters));
+        if (EpochImages is int n && n < BatchSize) throw new ArgumentOutOfRangeException(nameof(EpochImages), n, "an epoch needs at least one batch of images");
     }
 
     /// <summary>The learning rate at <paramref name="iteration"/> of <paramref name="epoch"/> (warm-up only in the first epoch, as torchvision).</summary>
@@ -62,7 +78,7 @@ public sealed record TrainStep(int Epoch, int Epochs, int Iteration, int Iterati
 /// where the checkpoint went.
 /// </summary>
 public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, CocoEvalResult? Evaluation, string Checkpoint, TimeSpan Elapsed,
-    CocoEvalResult? MaskEvaluation = null);
+    CocoEvalResult? MaskEvaluation = null, MaskSplitScores? MaskSplit = null);
 
 /// <summary>Receives the trainer's progress (the CLI draws a progress bar or prints lines).</summary>
 public interface ITrainingObserver
@@ -114,7 +130,23 @@ public sealed class DetectionTrainer
     public IReadOnlyList<EpochSummary> Run(ITrainingObserver? observer = null, bool resume = false, CancellationToken cancel = default)
     {
         observer ??= new NullObserver();
+        // Frozen parameters stop requiring gradients for the run (so backward skips them), then get them back.
+        var frozen = _model.NamedParameters().Where(p => p.Parameter.RequiresGrad && _options.IsFrozen(p.Name)).Select(p => p.Parameter).ToArray();
+        foreach (var p in frozen) p.RequiresGrad = false;
+        try
+        {
+            return RunEpochs(observer, resume, cancel);
+        }
+        finally
+        {
+            foreach (var p in frozen) p.RequiresGrad = true;
+        }
+    }
+
+    private List<EpochSummary> RunEpochs(ITrainingObserver observer, bool resume, CancellationToken cancel)
+    {
         var trainable = _model.Parameters().Where(p => p.RequiresGrad).ToArray();
+        if (trainable.Length == 0) throw new ArgumentException("nothing to train: every parameter is frozen");
         using var optimizer = new Sgd(trainable, _options.Lr, _options.Momentum, weightDecay: _options.WeightDecay);
         int startEpoch = resume ? Restore(optimizer) : 0;
         var flipped = new TransformedDataset<DetectionSample>(_train, new RandomHorizontalFlip(_options.FlipProbability), _options.Seed);
@@ -122,7 +154,7 @@ public sealed class DetectionTrainer
         {
             BatchSize = _options.BatchSize, Shuffle = true, Seed = _options.Seed, NumWorkers = _options.Workers, DropLast = true,
         });
-        int iters = loader.BatchCount;
+        int iters = _options.EpochImages is int cap ? Math.Min(loader.BatchCount, cap / _options.BatchSize) : loader.BatchCount;
         if (iters == 0) throw new ArgumentException($"the training set has {_train.Count} images, fewer than one batch of {_options.BatchSize}");
         observer.OnStart(_options.Epochs, iters, startEpoch);
         var summaries = new List<EpochSummary>();
@@ -130,6 +162,8 @@ public sealed class DetectionTrainer
         for (int epoch = startEpoch; epoch < _options.Epochs; epoch++)
         {
             _model.Train();
+            foreach (var (name, m) in _model.NamedModules())
+                if (m is BatchNorm2d && _options.IsFrozen(name)) m.Eval();
             flipped.SetEpoch(epoch);
             // Every random stream restarts from (seed, epoch): a run resumed at an epoch repeats the uninterrupted one.
             var random = new Generator(Dataset.MixSeed(_options.Seed, epoch, 1));
@@ -154,6 +188,7 @@ public sealed class DetectionTrainer
                     foreach (var s in batch) s.Dispose();
                 }
                 if (_options.TimeLimit is { } limit && clock.Elapsed >= limit) { outOfTime = true; break; }
+                if (it == iters) break;
             }
             bool last = epoch == _options.Epochs - 1 || outOfTime;
             var checkpoint = SaveCheckpoint(optimizer, epoch + 1);
@@ -163,7 +198,7 @@ public sealed class DetectionTrainer
                 observer.OnEvaluating(_val.Count);
                 eval = DetectionEvaluation.Evaluate(_model, _val);
             }
-            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval?.Box, checkpoint, clock.Elapsed, eval?.Mask);
+            var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, it)), eval?.Box, checkpoint, clock.Elapsed, eval?.Mask, eval?.MaskSplit);
             summaries.Add(summary);
             observer.OnEpoch(summary);
             if (outOfTime) break;
