@@ -12,6 +12,9 @@
 # Each row is then scored on the held-out split (`runtime eval --mask-classes A`): mask AP on A's and on B's
 # categories. Prints the markdown table and writes it to <out>/table.md.
 #
+# A row already scored in <out> (<out>/<row>/eval.json) is kept, and so is a trained <out>/detector: delete its folder
+# to redo it.
+#
 # Usage: scripts/maskx_experiment.sh [out-dir]   (default runs/maskx)
 # Settings (environment): MASK_CLASSES (set A, default circle,square,triangle); the rows' schedule EPOCHS (2),
 # EPOCH_IMAGES (1000), LR (0.02); the detector's DET_EPOCHS (3), DET_EPOCH_IMAGES (1000), DET_LR (0.02); BATCH (4),
@@ -52,6 +55,7 @@ for row in $rows; do
     *) echo "unknown row '$row'" >&2; exit 2 ;;
   esac
   dir="$out/$row"
+  if [ -f "$dir/eval.json" ]; then echo "$row: kept ($dir/eval.json)"; continue; fi
   link_data "$dir"
   start=$(date +%s)
   # shellcheck disable=SC2086

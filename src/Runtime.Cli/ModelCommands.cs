@@ -121,7 +121,7 @@ internal static class ModelCommands
     {
         BackendRegistry.For(device);
         if (init != null && resume) throw new ArgumentException("--init starts a new run; --resume continues the one in --out (give one of them)");
-        if (options.Frozen.Count > 0 && !entry.DefaultConfig().GetType().IsAssignableTo(typeof(MaskRcnnConfig)))
+        if (options.Frozen.Count > 0 && entry.DefaultConfig() is not MaskRcnnConfig)
             throw new ArgumentException($"--freeze-detector trains the mask branch alone, and {entry.Name} has none");
         Directory.CreateDirectory(outDir);
         output.WriteLine($"data: {(DetectionData.IsShapes(data) ? "generating/reading the shapes set in " + DataFolder(outDir) : data)}");

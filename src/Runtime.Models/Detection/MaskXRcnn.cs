@@ -3,8 +3,10 @@ namespace Runtime.Models.Detection;
 /// <summary>
 /// Mask^X R-CNN's weight transfer function T (Hu et al. 2018): a class-agnostic map from a class's detection weights
 /// <c>w_det[c]</c> to its mask weights <c>w_seg[c]</c>: <c>fc1</c> (to the hidden width) + LeakyReLU(0.1), then
-/// <c>fc2</c> (to the mask feature width). Weights kaiming-normal (fan out, as Caffe2's MSRAFill in the paper's
-/// code), biases 0.
+/// <c>fc2</c> (to the mask feature width). <c>fc1</c>'s weights kaiming-normal (fan out, as Caffe2's MSRAFill in the
+/// paper's code); <c>fc2</c>'s N(0, 0.001), so T starts class-agnostic (every class's kernel is <c>fc2</c>'s bias)
+/// and only training on A's masks makes the kernels differ; biases 0. (The paper's code starts <c>fc2</c> at
+/// MSRAFill too; with a handful of A classes that leaves each B class a random kernel part A never trains away.)
 /// </summary>
 public sealed class WeightTransfer : UnaryModule
 {
@@ -23,6 +25,7 @@ public sealed class WeightTransfer : UnaryModule
             Init.KaimingNormal_(fc.Weight, mode: "fan_out", nonlinearity: "relu", generator: generator);
             Init.Zeros_(fc.Bias!);
         }
+        Init.Normal_(Fc2.Weight, 0, 0.001, generator);
     }
 
     public Linear Fc1 { get; }

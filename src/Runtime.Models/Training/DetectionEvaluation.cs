@@ -69,7 +69,11 @@ public static class DetectionEvaluation
     /// The segm evaluation of <paramref name="maskDetections"/> restricted to the categories of the labels in
     /// <paramref name="maskClasses"/> (A) and to the other categories (B); an empty side scores -1 (no categories).
     /// </summary>
-    public static MaskSplitScores EvaluateMaskSplit(CocoDetection data, IReadOnlyList<CocoEvalDetection> maskDetections, IReadOnlyCollection<int> maskClasses)
+    public static MaskSplitScores EvaluateMaskSplit(CocoDetection data, IReadOnlyList<CocoEvalDetection> maskDetections, IReadOnlyCollection<int> maskClasses) =>
+        EvaluateMaskSplit(data, maskDetections, maskClasses, null);
+
+    private static MaskSplitScores EvaluateMaskSplit(CocoDetection data, IReadOnlyList<CocoEvalDetection> maskDetections, IReadOnlyCollection<int> maskClasses,
+        CocoGroundTruth? groundTruth)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(maskDetections);
@@ -79,7 +83,7 @@ public static class DetectionEvaluation
             if (l < 1 || l >= map.NumClasses) throw new ArgumentOutOfRangeException(nameof(maskClasses), l, $"mask classes must be labels in 1..{map.NumClasses - 1}");
         var a = maskClasses.Distinct().Order().ToArray();
         var b = map.Categories.Select(c => map.LabelOf(c.Id)).Except(a).Order().ToArray();
-        var gt = GroundTruth(data, masks: true);
+        var gt = groundTruth ?? GroundTruth(data, masks: true);
         CocoEvalResult On(IEnumerable<int> labels) =>
             new CocoEvaluator(gt, CocoIouType.Segm, new CocoEvalParams { CategoryIds = labels.Select(map.CategoryIdOf).ToArray() }).Evaluate(maskDetections);
         return new MaskSplitScores(a, On(a), On(b));
@@ -135,9 +139,10 @@ public static class DetectionEvaluation
             model.Train(wasTraining);
         }
         var box = new CocoEvaluator(GroundTruth(data), CocoIouType.Bbox).Evaluate(detections);
-        var mask = masks || model is MaskRcnn ? new CocoEvaluator(GroundTruth(data, masks: true), CocoIouType.Segm).Evaluate(segments) : null;
+        var maskGt = masks || model is MaskRcnn ? GroundTruth(data, masks: true) : null;
+        var mask = maskGt != null ? new CocoEvaluator(maskGt, CocoIouType.Segm).Evaluate(segments) : null;
         maskClasses ??= (model.Config as MaskRcnnConfig)?.MaskClasses;
-        var split = mask != null && maskClasses != null ? EvaluateMaskSplit(data, segments, maskClasses) : null;
+        var split = maskGt != null && maskClasses != null ? EvaluateMaskSplit(data, segments, maskClasses, maskGt) : null;
         return new DetectionScores(box, mask, detections, segments, split);
     }
 }
