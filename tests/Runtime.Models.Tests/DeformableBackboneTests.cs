@@ -1,0 +1,115 @@
+using Runtime.Models.Backbones;
+using Runtime.Models.Detection;
+using Runtime.Models.Training;
+using Runtime.Nn.Models;
+using Runtime.Vision.Ops;
+
+namespace Runtime.Models.Tests;
+
+/// <summary>
+/// The DCNv1 / DCNv2 backbone option (BackboneConfig.Dcn): which 3x3 convolutions become deformable, their key names,
+/// the zero-initialised offset layers (a fresh DCNv1 body is the plain body, a fresh DCNv2 body the plain body with its
+/// deformable convolutions' weights halved: mask sigmoid(0) = 0.5) and the trainer's offset learning-rate groups.
+/// The torchvision parity of loaded DCN checkpoints is in ParityTests (frcnn_r50_dcnv2 / frcnn_r50_dcnv1).
+/// </summary>
+public class DeformableBackboneTests
+{
+    private static BackboneConfig Small(string dcn, int[]? stages = null) => new()
+    {
+        Depth = 50, Layers = [1, 2, 1, 1], Widths = [4, 8, 8, 8], FpnChannels = 8, Dcn = dcn, DcnStages = stages ?? [2, 3, 4], TrainableLayers = 5,
+    };
+
+    [Theory]
+    [InlineData("dcnv2", 27)]
+    [InlineData("dcnv1", 18)]
+    public void ChosenStagesGetDeformableConv2WithMmdetectionKeys(string kind, int offsetChannels)
+    {
+        using var backbone = new BackboneWithFpn(Small(kind, [2, 4]), generator: new Generator(1));
+        var state = backbone.StateDict();
+        foreach (var block in new[] { "layer2.0", "layer2.1", "layer4.0" })
+        {
+            var prefix = $"body.{block}.conv2.";
+            Assert.Equal(new[] { 8, 8, 3, 3 }, state[prefix + "weight"].Shape.ToArray());
+            Assert.False(state.ContainsKey(prefix + "bias"));
+            Assert.Equal(new[] { offsetChannels, 8, 3, 3 }, state[prefix + "conv_offset.weight"].Shape.ToArray());
+            Assert.All(state[prefix + "conv_offset.weight"].ToDoubleArray(), v => Assert.Equal(0.0, v));
+            Assert.All(state[prefix + "conv_offset.bias"].ToDoubleArray(), v => Assert.Equal(0.0, v));
+            // The deformable weight is initialised as the plain convolutions are (kaiming normal, fan out): not zero.
+            Assert.Contains(state[prefix + "weight"].ToDoubleArray(), v => v != 0);
+        }
+        Assert.IsType<Conv2d>(((Bottleneck)backbone.Body.Layer1[0]).Conv2);
+        Assert.IsType<Conv2d>(((Bottleneck)backbone.Body.Layer3[0]).Conv2);
+        Assert.IsType(kind == "dcnv2" ? typeof(ModulatedDeformConv2d) : typeof(DeformConv2dPack), ((Bottleneck)backbone.Body.Layer2[0]).Conv2);
+        Assert.DoesNotContain(state.Keys, k => k.StartsWith("body.layer3.", StringComparison.Ordinal) && k.Contains("conv_offset"));
+        // The stride of layer2.0 stays on the 3x3 convolution (torchvision's Bottleneck v1.5), and so on its offset convolution.
+        var first = ((Bottleneck)backbone.Body.Layer2[0]).Conv2;
+        Assert.Equal((2, 2), first is ModulatedDeformConv2d m ? m.Stride : ((DeformConv2dPack)first).Stride);
+        Assert.Equal((2, 2), (first is ModulatedDeformConv2d m2 ? m2.ConvOffset : ((DeformConv2dPack)first).ConvOffset).Stride);
+    }
+
+    [Theory]
+    [InlineData("dcnv1", 1.0)]
+    [InlineData("dcnv2", 0.5)]
+    public void FreshDeformableBodyIsThePlainBodyScaledByTheMask(string kind, double maskAtStart)
+    {
+        using var plain = new BackboneWithFpn(Small("none"), DType.Float64, generator: new Generator(3));
+        using var deform = new BackboneWithFpn(Small(kind), DType.Float64, generator: new Generator(4));
+        var weights = plain.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        // The plain body with the deformable layers' 3x3 weights scaled by the start mask gives the same pyramid.
+        var copy = new Dictionary<string, Tensor>();
+        foreach (var (k, t) in deform.StateDict())
+        {
+            if (k.Contains("conv_offset")) { copy[k] = t; continue; }
+            copy[k] = weights[k];
+        }
+        deform.LoadStateDict(copy);
+        var scaled = new Dictionary<string, Tensor>(weights);
+        var owned = new List<Tensor>();
+        foreach (var k in weights.Keys.Where(k => k.EndsWith(".conv2.weight", StringComparison.Ordinal) && !k.StartsWith("body.layer1.", StringComparison.Ordinal)))
+        {
+            var t = weights[k] * maskAtStart;
+            owned.Add(t);
+            scaled[k] = t;
+        }
+        Assert.Equal(4, owned.Count); // layer2.{0,1}, layer3.0, layer4.0
+        plain.LoadStateDict(scaled);
+        foreach (var t in owned) t.Dispose();
+        plain.Eval();
+        deform.Eval();
+        using var x = Tensor.Rand([2, 3, 64, 48], new Generator(5), DType.Float64);
+        using var noGrad = GradMode.NoGrad();
+        using var a = plain.Forward(x);
+        using var b = deform.Forward(x);
+        Assert.Equal(a.Names, b.Names);
+        for (int l = 0; l < a.Count; l++)
+        {
+            var want = a[l].Value.ToDoubleArray();
+            var got = b[l].Value.ToDoubleArray();
+            for (int i = 0; i < want.Length; i++) Assert.Equal(want[i], got[i], 1e-10);
+        }
+    }
+
+    [Fact]
+    public void BadDcnSettingsAreRefused()
+    {
+        Assert.Equal("Dcn", Assert.Throws<ArgumentException>(() => new BackboneWithFpn(Small("dcnv3"))).ParamName);
+        Assert.Equal("DcnStages", Assert.Throws<ArgumentException>(() => new BackboneWithFpn(Small("dcnv2", [0, 2]))).ParamName);
+        Assert.Equal("DcnStages", Assert.Throws<ArgumentException>(() => new BackboneWithFpn(Small("dcnv2", [3, 3]))).ParamName);
+    }
+
+    [Fact]
+    public void OffsetLayersGetTheirOwnLearningRateMultiplier()
+    {
+        var config = SmokeTests.TinyFrcnn with { Backbone = SmokeTests.TinyFrcnn.Backbone with { Dcn = "dcnv2", DcnStages = [3, 4] } };
+        using var model = new FasterRcnn(config, generator: new Generator(1));
+        var groups = DetectionTrainer.ParameterGroups(model, 0.1);
+        var names = model.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToArray();
+        // Model order is kept: the groups concatenate to the trainable parameters in order.
+        Assert.Equal(names.Select(n => n.Parameter), groups.SelectMany(g => g.Parameters), ReferenceEqualityComparer.Instance);
+        var multipliers = groups.SelectMany(g => g.Parameters.Select(_ => g.LrMultiplier)).ToArray();
+        for (int i = 0; i < names.Length; i++)
+            Assert.Equal(names[i].Name.Contains(".conv_offset.") ? 0.1 : 1.0, multipliers[i]);
+        Assert.Equal(8, multipliers.Count(m => m == 0.1)); // layer3.{0,1} and layer4.{0,1}: weight and bias each
+        Assert.Single(DetectionTrainer.ParameterGroups(model, 1.0));
+    }
+}
