@@ -112,4 +112,32 @@ public class DeformableBackboneTests
         Assert.Equal(8, multipliers.Count(m => m == 0.1)); // layer3.{0,1} and layer4.{0,1}: weight and bias each
         Assert.Single(DetectionTrainer.ParameterGroups(model, 1.0));
     }
+
+    [Theory]
+    [InlineData("mdpool")]
+    [InlineData("dpool")]
+    public void DeformableBoxPoolingTrainsAndHasMmcvKeys(string pool)
+    {
+        var config = SmokeTests.TinyFrcnn with { BoxPool = pool, DeformPoolFcChannels = 16 };
+        using var model = new FasterRcnn(config, generator: new Generator(1));
+        var keys = model.StateDict().Keys.Where(k => k.StartsWith("roi_heads.box_roi_pool.", StringComparison.Ordinal)).Order().ToArray();
+        var expected = new List<string> { "offset_fc.0.bias", "offset_fc.0.weight", "offset_fc.2.bias", "offset_fc.2.weight", "offset_fc.4.bias", "offset_fc.4.weight" };
+        if (pool == "mdpool") expected.InsertRange(0, ["mask_fc.0.bias", "mask_fc.0.weight", "mask_fc.2.bias", "mask_fc.2.weight"]);
+        Assert.Equal(expected.Select(k => "roi_heads.box_roi_pool." + k), keys);
+        Assert.Equal(new[] { 2 * 49, 16 }, model.StateDict()["roi_heads.box_roi_pool.offset_fc.4.weight"].Shape.ToArray());
+        model.Train();
+        using var img = Tensor.Rand([3, 80, 112], new Generator(2));
+        using var target = Runtime.Vision.Data.DetectionTarget.FromArrays([10, 10, 50, 40, 60, 20, 100, 70], [1, 2], null, 0, 0, [0, 0], [1200, 2000], 1);
+        using var sample = new Runtime.Vision.Data.DetectionSample(img.Clone(), target);
+        var losses = model.ComputeLosses([sample]);
+        using var total = losses.Values.Aggregate((a, b) => a + b);
+        total.Backward();
+        foreach (var l in losses.Values) l.Dispose();
+        var grads = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.Grad);
+        // At start only the branches' last layers move (their inputs are non-zero); the offset gradient reaches them.
+        Assert.Contains(grads["roi_heads.box_roi_pool.offset_fc.4.weight"]!.ToDoubleArray(), v => v != 0);
+        if (pool == "mdpool") Assert.Contains(grads["roi_heads.box_roi_pool.mask_fc.2.bias"]!.ToDoubleArray(), v => v != 0);
+        Assert.True(DetectionModel.IsOffsetParameter("roi_heads.box_roi_pool.offset_fc.4.weight"));
+        Assert.False(DetectionModel.IsOffsetParameter("roi_heads.mask_predictor.mask_fcn_logits.weight"));
+    }
 }

@@ -18,7 +18,10 @@ public class FasterRcnn : DetectionModel
         var head = new RpnHead(channels, AnchorGenerator.NumAnchorsPerLocation()[0], dtype: dtype, device: device, generator: generator);
         Rpn = RegisterModule("rpn", new RegionProposalNetwork(AnchorGenerator, head, config.Rpn, SamplingGenerator));
         var boxLevels = Backbone.FeatureNames.Where(n => n != "pool" && n != "p6" && n != "p7").ToArray();
-        var pool = new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling);
+        var pool = config.BoxPool == "roi_align"
+            ? new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling)
+            : new MultiScaleDeformRoIPool(boxLevels, config.BoxPoolSize, config.BoxPoolSampling, channels, config.DeformPoolFcChannels,
+                config.DeformPoolGamma, modulated: config.BoxPool == "mdpool", dtype: dtype, device: device, generator: generator);
         var boxHead = new TwoMlpHead(channels * config.BoxPoolSize * config.BoxPoolSize, config.RepresentationSize, dtype, device, generator);
         var predictor = new FastRcnnPredictor(config.RepresentationSize, config.NumClasses, dtype, device, generator);
         RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, SamplingGenerator, dtype, device, generator));
