@@ -75,6 +75,9 @@ public record FasterRcnnConfig : DetectorConfig
     /// <summary>The deformable pooling's offset scale gamma (0.1).</summary>
     public double DeformPoolGamma { get; init; } = 0.1;
 
+    /// <summary>R-CNN feature mimicking in training (DCNv2 section 4, figure 3; <c>FeatureMimicking</c>); null: none. Inference never uses it.</summary>
+    public FeatureMimickingConfig? Mimicking { get; init; }
+
     internal override void Validate()
     {
         base.Validate();
@@ -84,6 +87,7 @@ public record FasterRcnnConfig : DetectorConfig
             throw new ArgumentException($"the box pooling must be roi_align, mdpool or dpool, got '{BoxPool}'", nameof(BoxPool));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(DeformPoolFcChannels, nameof(DeformPoolFcChannels));
         if (!double.IsFinite(DeformPoolGamma)) throw new ArgumentOutOfRangeException(nameof(DeformPoolGamma), DeformPoolGamma, "gamma must be finite");
+        Mimicking?.Validate();
     }
 }
 
