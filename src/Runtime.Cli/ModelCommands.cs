@@ -21,6 +21,33 @@ internal static class ModelCommands
 {
     private static string ModelList => string.Join(", ", ModelCatalog.Names);
 
+    /// <summary>The options that switch a model's deformable parts (<see cref="DeformableOptions"/>); each left out keeps the model's.</summary>
+    private sealed class DeformableCli
+    {
+        public Option<string?> Dcn { get; } = CliOptions.Text("--dcn", "none|dcnv1|dcnv2", "the backbone's 3x3 convolutions in --dcn-stages: plain, deformable (DCNv1) or modulated deformable (DCNv2) (default: the model's)");
+        public Option<int[]?> Stages { get; } = CliOptions.Sizes("--dcn-stages", "2,3,4", "layer numbers whose blocks get deformable 3x3 convolutions: 2,3,4 is c3-c5 (default: the model's)");
+        public Option<string?> BoxPool { get; } = CliOptions.Text("--box-pool", "roi_align|mdpool|dpool", "R-CNN box pooling: RoIAlign, modulated deformable or deformable RoI pooling (default: the model's)");
+        public Option<string?> Mimic { get; } = CliOptions.Text("--mimic", "on|off", "R-CNN feature mimicking in training (default: the model's)");
+
+        public Option[] All => [Dcn, Stages, BoxPool, Mimic];
+
+        public DeformableOptions? Read(ParseResult parse)
+        {
+            string? mimic = parse.GetValue(Mimic);
+            bool? m = mimic switch
+            {
+                null => null,
+                "on" => true,
+                "off" => false,
+                _ => throw new ArgumentException($"--mimic: expected on or off, got '{mimic}'"),
+            };
+            // A left-out list option reads as an empty array.
+            var stages = parse.GetValue(Stages) is { Length: > 0 } st ? st : null;
+            var o = new DeformableOptions(parse.GetValue(Dcn), stages, parse.GetValue(BoxPool), m);
+            return o == new DeformableOptions() ? null : o;
+        }
+    }
+
     public static Command Train()
     {
         var model = new Argument<string>("model") { Description = "a catalogue model: " + ModelList };
@@ -36,10 +63,13 @@ internal static class ModelCommands
         var clip = CliOptions.Text("--clip-grad", "norm", "clip the gradient norm to this value");
         var minutes = CliOptions.Text("--minutes", "m", "stop training after this many minutes (then checkpoint and evaluate)");
         var workers = CliOptions.Int("--workers", "background image loaders", 1, min: 0);
+        var offsetLr = CliOptions.Text("--offset-lr-mult", "x", "learning-rate multiplier of the offset layers (deformable convolutions' conv_offset, deformable RoI pooling's fc branches; default 1)");
+        var deformable = new DeformableCli();
         var command = new Command("train", "train a detector from scratch; checkpoints and evaluates on the held-out split after every epoch")
         {
-            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers,
+            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, offsetLr,
         };
+        foreach (var o in deformable.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var entry = ModelCatalog.Get(parse.GetValue(model)!);
@@ -54,9 +84,11 @@ internal static class ModelCommands
                 ClipGradNorm = ParseDouble(parse.GetValue(clip), "--clip-grad"),
                 TimeLimit = ParseDouble(parse.GetValue(minutes), "--minutes") is double m ? TimeSpan.FromMinutes(m) : null,
                 Workers = parse.GetValue(workers),
+                OffsetLrMultiplier = ParseDouble(parse.GetValue(offsetLr), "--offset-lr-mult") ?? 1.0,
             };
             if (compact) options = options with { WarmupIters = 100, LrSteps = [options.Epochs - 1] };
-            return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume), parse.Output());
+            return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume),
+                deformable.Read(parse), parse.Output());
         });
         return command;
     }
@@ -81,12 +113,18 @@ internal static class ModelCommands
         var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "PNG, JPEG or PPM files" };
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "where <image>.png and detections.json go" };
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
+        var deformable = new DeformableCli();
         var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores; masks for Mask R-CNN) and detections.json in COCO results format (with RLE segmentations for Mask R-CNN)")
         {
             model, weights, numClasses, score, images, outDir, device,
         };
+        foreach (var o in deformable.All)
+        {
+            o.Description += "; with a weights file only";
+            command.Options.Add(o);
+        }
         command.SetAction(parse => RunPredict(parse.GetValue(model), parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(score),
-            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), parse.Output()));
+            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), deformable.Read(parse), parse.Output()));
         return command;
     }
 
@@ -99,14 +137,15 @@ internal static class ModelCommands
 
     private static string DataFolder(string outDir) => Path.Combine(outDir, "data");
 
-    private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume, TextWriter output)
+    private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume,
+        DeformableOptions? deformable, TextWriter output)
     {
         BackendRegistry.For(device);
         Directory.CreateDirectory(outDir);
         output.WriteLine($"data: {(DetectionData.IsShapes(data) ? "generating/reading the shapes set in " + DataFolder(outDir) : data)}");
         var train = DetectionData.Open(data, train: true, DataFolder(outDir));
         var val = DetectionData.Open(data, train: false, DataFolder(outDir));
-        var config = entry.ConfigFor(numClasses: train.Dataset.Categories.NumClasses, minSize: size);
+        var config = entry.ConfigFor(numClasses: train.Dataset.Categories.NumClasses, minSize: size, deformable: deformable);
         using var model = entry.Build(config, device, new Generator(options.Seed));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{entry.Name}: {model.Parameters().Sum(p => (long)p.NumEl):N0} parameters, {train.Dataset.Count} training / {val.Dataset.Count} held-out images, {config.NumClasses} classes, {config.MinSize[^1]} px, device {device}"));
@@ -244,7 +283,8 @@ internal static class ModelCommands
         return 0;
     }
 
-    private static int RunPredict(string? modelName, string weights, int? numClasses, double minScore, string[] images, string outDir, Device device, TextWriter output)
+    private static int RunPredict(string? modelName, string weights, int? numClasses, double minScore, string[] images, string outDir, Device device,
+        DeformableOptions? deformable, TextWriter output)
     {
         BackendRegistry.For(device);
         foreach (var f in images)
@@ -254,6 +294,8 @@ internal static class ModelCommands
         Func<long, long> categoryOf;
         if (Directory.Exists(weights))
         {
+            if (deformable != null)
+                throw new ArgumentException("--dcn, --dcn-stages, --box-pool and --mimic describe the model of a weights file; a checkpoint folder's config.json already says what it holds");
             var (m, info) = DetectorCheckpoint.Load(weights, device);
             if (modelName != null && modelName != info.Model)
             {
@@ -269,7 +311,7 @@ internal static class ModelCommands
         {
             if (modelName == null) throw new ArgumentException("--model is required with a weights file (it names the architecture)");
             var entry = ModelCatalog.Get(modelName);
-            model = entry.Build(entry.ConfigFor(numClasses: numClasses), device);
+            model = entry.Build(entry.ConfigFor(numClasses: numClasses, deformable: deformable), device);
             try
             {
                 DetectorCheckpoint.LoadWeights(model, weights);

@@ -34,6 +34,8 @@ public sealed class BenchTableTests
         ["fasterrcnn_compact"] = ["--size", "64", "--train"],
         ["maskrcnn_compact"] = ["--size", "64", "--train"],
         ["retinanet_compact"] = ["--size", "64"],
+        ["fasterrcnn_dcnv2_compact"] = ["--size", "64", "--train"],
+        ["maskrcnn_dcnv2_compact"] = ["--size", "64"],
     };
 
     /// <summary>Entries that build a whole model (seconds each): their options are checked by the help test only.</summary>
