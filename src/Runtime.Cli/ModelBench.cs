@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Runtime.Cpu;
@@ -28,14 +29,13 @@ internal static class ModelBench
     {
         var train = CliOptions.Flag("--train", "one SGD training step at batch 2 instead of an eval forward");
         var size = CliOptions.OptionalInt("--size", "image height and width (default: the model's min size, 800 for torchvision's)");
-        return new BenchOperator(entry.Name, $"{entry.Description}: eval forward of one image (transform to post-processing), or a training step", [train, size], run =>
+        var deformable = entry.DefaultConfig() is FasterRcnnConfig ? new DeformableCli() : null;
+        Option[] options = deformable == null ? [train, size] : [train, size, .. deformable.All];
+        return new BenchOperator(entry.Name, $"{entry.Description}: eval forward of one image (transform to post-processing), or a training step", options, run =>
         {
-            var defaults = entry.DefaultConfig();
-            int s = run.Get(size) ?? defaults.MinSize[^1];
-            var config = entry.ConfigFor(minSize: s) with
-            {
-                Backbone = defaults.Backbone with { Norm = BackboneNorm.BatchNorm, TrainableLayers = 5 },
-            };
+            int s = run.Get(size) ?? entry.DefaultConfig().MinSize[^1];
+            var config = entry.ConfigFor(minSize: s, deformable: deformable?.Read(run.Parse));
+            config = config with { Backbone = config.Backbone with { Norm = BackboneNorm.BatchNorm, TrainableLayers = 5 } };
             run.Output.WriteLine(Measure(entry.Name, entry.Build(config, run.Device, new Generator(1234)), s, run.Get(train), run.Device, run.Repeat, run.Json));
             return 0;
         });

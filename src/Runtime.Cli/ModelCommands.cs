@@ -21,33 +21,6 @@ internal static class ModelCommands
 {
     private static string ModelList => string.Join(", ", ModelCatalog.Names);
 
-    /// <summary>The options that switch a model's deformable parts (<see cref="DeformableOptions"/>); each left out keeps the model's.</summary>
-    private sealed class DeformableCli
-    {
-        public Option<string?> Dcn { get; } = CliOptions.Text("--dcn", "none|dcnv1|dcnv2", "the backbone's 3x3 convolutions in --dcn-stages: plain, deformable (DCNv1) or modulated deformable (DCNv2) (default: the model's)");
-        public Option<int[]?> Stages { get; } = CliOptions.Sizes("--dcn-stages", "2,3,4", "layer numbers whose blocks get deformable 3x3 convolutions: 2,3,4 is c3-c5 (default: the model's)");
-        public Option<string?> BoxPool { get; } = CliOptions.Text("--box-pool", "roi_align|mdpool|dpool", "R-CNN box pooling: RoIAlign, modulated deformable or deformable RoI pooling (default: the model's)");
-        public Option<string?> Mimic { get; } = CliOptions.Text("--mimic", "on|off", "R-CNN feature mimicking in training (default: the model's)");
-
-        public Option[] All => [Dcn, Stages, BoxPool, Mimic];
-
-        public DeformableOptions? Read(ParseResult parse)
-        {
-            string? mimic = parse.GetValue(Mimic);
-            bool? m = mimic switch
-            {
-                null => null,
-                "on" => true,
-                "off" => false,
-                _ => throw new ArgumentException($"--mimic: expected on or off, got '{mimic}'"),
-            };
-            // A left-out list option reads as an empty array.
-            var stages = parse.GetValue(Stages) is { Length: > 0 } st ? st : null;
-            var o = new DeformableOptions(parse.GetValue(Dcn), stages, parse.GetValue(BoxPool), m);
-            return o == new DeformableOptions() ? null : o;
-        }
-    }
-
     public static Command Train()
     {
         var model = new Argument<string>("model") { Description = "a catalogue model: " + ModelList };
@@ -367,5 +340,32 @@ internal static class ModelCommands
             output.WriteLine($"wrote {images.Length} drawn image{(images.Length == 1 ? "" : "s")} and {Path.GetFullPath(jsonPath)}");
         }
         return 0;
+    }
+}
+
+/// <summary>The options that switch a model's deformable parts (<see cref="DeformableOptions"/>); each left out keeps the model's.</summary>
+internal sealed class DeformableCli
+{
+    public Option<string?> Dcn { get; } = CliOptions.Text("--dcn", "none|dcnv1|dcnv2", "the backbone's 3x3 convolutions in --dcn-stages: plain, deformable (DCNv1) or modulated deformable (DCNv2) (default: the model's)");
+    public Option<int[]?> Stages { get; } = CliOptions.Sizes("--dcn-stages", "2,3,4", "layer numbers whose blocks get deformable 3x3 convolutions: 2,3,4 is c3-c5 (default: the model's)");
+    public Option<string?> BoxPool { get; } = CliOptions.Text("--box-pool", "roi_align|mdpool|dpool", "R-CNN box pooling: RoIAlign, modulated deformable or deformable RoI pooling (default: the model's)");
+    public Option<string?> Mimic { get; } = CliOptions.Text("--mimic", "on|off", "R-CNN feature mimicking in training (default: the model's)");
+
+    public Option[] All => [Dcn, Stages, BoxPool, Mimic];
+
+    public DeformableOptions? Read(ParseResult parse)
+    {
+        string? mimic = parse.GetValue(Mimic);
+        bool? m = mimic switch
+        {
+            null => null,
+            "on" => true,
+            "off" => false,
+            _ => throw new ArgumentException($"--mimic: expected on or off, got '{mimic}'"),
+        };
+        // A left-out list option reads as an empty array.
+        var stages = parse.GetValue(Stages) is { Length: > 0 } st ? st : null;
+        var o = new DeformableOptions(parse.GetValue(Dcn), stages, parse.GetValue(BoxPool), m);
+        return o == new DeformableOptions() ? null : o;
     }
 }
