@@ -140,4 +140,91 @@ public class DeformableBackboneTests
         Assert.True(DetectionModel.IsOffsetParameter("roi_heads.box_roi_pool.offset_fc.4.weight"));
         Assert.False(DetectionModel.IsOffsetParameter("roi_heads.mask_predictor.mask_fcn_logits.weight"));
     }
+
+    public static TheoryData<string> GpuDevices()
+    {
+        var d = new TheoryData<string>();
+        foreach (var g in Runtime.Testing.TestDevices.Gpus) d.Add(g.ToString());
+        return d;
+    }
+
+    /// <summary>
+    /// The whole DCNv2 detector (deformable c3-c5, modulated deformable RoI pooling, feature mimicking) gives the same
+    /// detections and training losses on a GPU device as on the CPU (same weights, same sampling stream), and the same
+    /// gradients of the deformable parts.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(GpuDevices))]
+    public void Dcnv2DetectorAgreesWithTheCpu(string device)
+    {
+        var dev = Device.Parse(device);
+        var config = SmokeTests.TinyFrcnn with
+        {
+            Backbone = SmokeTests.TinyFrcnn.Backbone with { Dcn = "dcnv2", DcnStages = [2, 3, 4] },
+            BoxPool = "mdpool", DeformPoolFcChannels = 16, MinSize = [64], MaxSize = 96,
+            RoiHeads = new RoiHeadsConfig { ScoreThresh = 0.0 },
+            Mimicking = new FeatureMimickingConfig { CropSize = 32, RoisPerImage = 3 },
+        };
+        using var cpu = new FasterRcnn(config, generator: new Generator(11));
+        using var gpu = new FasterRcnn(config, generator: new Generator(12));
+        // Non-zero offset layers, so that the deformable parts move their samples.
+        var state = cpu.StateDict();
+        using (GradMode.NoGrad())
+        {
+            var gen = new Generator(13);
+            foreach (var (k, t) in state)
+                if (DetectionModel.IsOffsetParameter(k) && (k.Contains("conv_offset", StringComparison.Ordinal) || k.EndsWith("4.weight", StringComparison.Ordinal) || k.EndsWith("2.weight", StringComparison.Ordinal)))
+                {
+                    using var r = Tensor.Randn(t.Shape.ToArray(), gen, t.DType);
+                    using var scaled = r * 0.02;
+                    t.CopyFrom(scaled);
+                }
+        }
+        gpu.LoadStateDict(state);
+        gpu.To(dev);
+        using var img = Tensor.Rand([3, 70, 90], new Generator(14));
+        foreach (var m in new DetectionModel[] { cpu, gpu }) m.Eval();
+        var a = cpu.Predict([img]);
+        using var imgDev = img.To(dev);
+        var b = gpu.Predict([imgDev]);
+        Assert.True(a[0].Count > 10, $"{a[0].Count} detections");
+        Assert.Equal(a[0].Labels.ToArray<long>(), b[0].Labels.ToArray<long>());
+        var ba = a[0].Boxes.ToDoubleArray();
+        var bb = b[0].Boxes.ToDoubleArray();
+        for (int i = 0; i < ba.Length; i++) Assert.True(Math.Abs(ba[i] - bb[i]) <= 1e-3 * Math.Max(1, Math.Abs(ba[i])), $"box value {i}: cpu {ba[i]}, {device} {bb[i]}");
+        var sa = a[0].Scores.ToDoubleArray();
+        var sb = b[0].Scores.ToDoubleArray();
+        for (int i = 0; i < sa.Length; i++) Assert.Equal(sa[i], sb[i], 4);
+        foreach (var d in a.Concat(b)) d.Dispose();
+
+        Dictionary<string, double> Step(FasterRcnn model, Tensor image)
+        {
+            model.Train();
+            model.SeedSampling(5);
+            var target = Runtime.Vision.Data.DetectionTarget.FromArrays([10, 10, 50, 40, 30, 20, 85, 65], [1, 2], null, 0, 0, [0, 0], [1200, 2475], 1);
+            using var sample = new Runtime.Vision.Data.DetectionSample(image.Clone(), target);
+            var losses = model.ComputeLosses([sample]);
+            using var total = losses.Values.Aggregate((x, y) => x + y);
+            total.Backward();
+            var values = losses.ToDictionary(kv => kv.Key, kv => kv.Value.Item());
+            foreach (var l in losses.Values) l.Dispose();
+            return values;
+        }
+        var la = Step(cpu, img);
+        var lb = Step(gpu, imgDev);
+        Assert.Equal(la.Keys.Order(), lb.Keys.Order());
+        foreach (var (k, v) in la) Assert.True(Math.Abs(v - lb[k]) <= 1e-4 * Math.Abs(v) + 1e-6, $"{k}: cpu {v}, {device} {lb[k]}");
+        var ga = cpu.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.Grad);
+        var gb = gpu.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.Grad);
+        foreach (var name in new[] { "backbone.body.layer3.0.conv2.conv_offset.weight", "backbone.body.layer4.1.conv2.weight",
+            "roi_heads.box_roi_pool.offset_fc.4.weight", "roi_heads.box_roi_pool.mask_fc.2.bias", "rcnn_mimic.cls_score.weight" })
+        {
+            var want = ga[name]!.ToDoubleArray();
+            var got = gb[name]!.ToDoubleArray();
+            double scale = want.Max(Math.Abs);
+            Assert.True(scale > 0, $"{name}: no gradient");
+            for (int i = 0; i < want.Length; i++)
+                Assert.True(Math.Abs(want[i] - got[i]) <= 2e-3 * scale, $"{name}[{i}]: cpu {want[i]}, {device} {got[i]}");
+        }
+    }
 }
