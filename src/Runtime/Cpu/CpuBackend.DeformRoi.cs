@@ -7,7 +7,8 @@ namespace Runtime.Cpu;
 // RoIAlign: each roi first becomes tables of its bilinear samples, here per bin (the offset moves each bin on its
 // own), built once per call and reused for every channel; the forward and input-gradient passes run over (image,
 // channel) planes, each owned by one thread that walks the image's rois in index order (deterministic, no atomics);
-// the offset / mask gradients run one roi per work item, summing the channels in order.
+// the offset / mask gradients run over (image, block of 16 channels) the same way into partial sums, which are then
+// added per roi in block order (a fixed cut: the same bits on any number of threads).
 internal sealed unsafe partial class CpuBackend
 {
     /// <summary>
@@ -202,7 +203,15 @@ internal sealed unsafe partial class CpuBackend
         else DeformRoiPoolBackwardCoordFor<double>(gradOutput, x, rois, offset, mask, gradOffset, gradMask, geometry);
     }
 
-    /// <summary>One roi per work item: for each bin, the channels in order, each sample's value and slopes along x and y.</summary>
+    /// <summary>Channels per block of the offset / mask gradient: a fixed cut, so the sums do not depend on the thread count.</summary>
+    private const int CoordChannelBlock = 16;
+
+    /// <summary>
+    /// Two passes. First, one work item per (image, block of <see cref="CoordChannelBlock"/> channels) walks its planes
+    /// in order and, per plane, every roi of the image (the plane stays in cache while the rois read it, as in the
+    /// forward pass), adding gy times each bin's sample mean and mean slopes along x and y into that block's partial sums.
+    /// Then one work item per roi adds the blocks' partial sums in block order and scales them.
+    /// </summary>
     private static void DeformRoiPoolBackwardCoordFor<T>(TensorView gradOutput, TensorView x, TensorView rois, TensorView? offset, TensorView? mask,
         TensorView? gradOffset, TensorView? gradMask, DeformRoiGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -212,7 +221,67 @@ internal sealed unsafe partial class CpuBackend
         nint pg = Ptr(gradOutput), px = Ptr(x), pm = mask is TensorView m ? Ptr(m) : 0;
         nint pgo = gradOffset is TensorView a ? Ptr(a) : 0, pgm = gradMask is TensorView b0 ? Ptr(b0) : 0;
         var samples = AllDeformSamples((T*)Ptr(rois), offset is TensorView o ? (T*)Ptr(o) : null, k, g, n, h, w);
-        CpuParallel.For(k, 1, (s, e) =>
+        var byImage = RoisByImage((T*)Ptr(rois), k, n);
+        // Where each roi sits in its image's list, and the partial sums [image][block][local roi, bin, (value, x, y)].
+        var local = new int[k];
+        foreach (var list in byImage)
+            for (int i = 0; i < list.Length; i++) local[list[i]] = i;
+        int blocks = (c + CoordChannelBlock - 1) / CoordChannelBlock;
+        var partial = new T[n][][];
+        for (int img = 0; img < n; img++)
+        {
+            partial[img] = new T[blocks][];
+            for (int bl = 0; bl < blocks; bl++) partial[img][bl] = new T[byImage[img].Length * bins * 3];
+        }
+        CpuParallel.For((long)n * blocks, 1, (s, e) =>
+        {
+            for (long item = s; item < e; item++)
+            {
+                int img = (int)(item / blocks), bl = (int)(item % blocks);
+                var rs = byImage[img];
+                if (rs.Length == 0) continue;
+                fixed (T* sums0 = partial[img][bl])
+                {
+                    for (int ch = bl * CoordChannelBlock; ch < Math.Min(c, (bl + 1) * CoordChannelBlock); ch++)
+                    {
+                        T* xp = (T*)px + ((long)img * c + ch) * plane;
+                        for (int li = 0; li < rs.Length; li++)
+                        {
+                            int r = rs[li];
+                            var t = samples[r];
+                            T* gyr = (T*)pg + ((long)r * c + ch) * bins;
+                            T* sums = sums0 + (long)li * bins * 3;
+                            fixed (int* ys = t.YStart, yl = t.YLow, yh = t.YHigh, xs = t.XStart, xl = t.XLow, xh = t.XHigh)
+                            fixed (T* ly = t.Ly, lx = t.Lx, dy = t.Dy, dx = t.Dx)
+                            {
+                                for (int b = 0; b < bins; b++)
+                                {
+                                    T v = T.Zero, vx = T.Zero, vy = T.Zero;
+                                    for (int ai = ys[b]; ai < ys[b + 1]; ai++)
+                                    {
+                                        T* lo = xp + yl[ai], hi = xp + yh[ai];
+                                        T fy = ly[ai], gy = T.One - fy;
+                                        for (int q = xs[b]; q < xs[b + 1]; q++)
+                                        {
+                                            T fx = lx[q], hx = T.One - fx;
+                                            T v1 = lo[xl[q]], v2 = lo[xh[q]], v3 = hi[xl[q]], v4 = hi[xh[q]];
+                                            v += gy * hx * v1 + gy * fx * v2 + fy * hx * v3 + fy * fx * v4;
+                                            vx += dx[q] * (gy * (v2 - v1) + fy * (v4 - v3));
+                                            vy += dy[ai] * (hx * (v3 - v1) + fx * (v4 - v2));
+                                        }
+                                    }
+                                    T gb = gyr[b];
+                                    sums[3 * b] += gb * v;
+                                    sums[3 * b + 1] += gb * vx;
+                                    sums[3 * b + 2] += gb * vy;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        CpuParallel.For(k, 16, (s, e) =>
         {
             for (long r = s; r < e; r++)
             {
@@ -220,54 +289,27 @@ internal sealed unsafe partial class CpuBackend
                 T* go = pgo == 0 ? null : (T*)pgo + r * 2 * bins;
                 T* gm = pgm == 0 ? null : (T*)pgm + r * bins;
                 T* mk = pm == 0 ? null : (T*)pm + r * bins;
-                if (t.Batch < 0)
+                for (int b = 0; b < bins; b++)
                 {
-                    if (go != null) new Span<T>(go, 2 * bins).Clear();
-                    if (gm != null) new Span<T>(gm, bins).Clear();
-                    continue;
-                }
-                // Channel by channel (the roi's footprint in one plane stays in cache), every bin accumulating its
-                // channels in order: the same sums, in the same order, as one bin at a time.
-                var acc = new T[3 * bins];
-                fixed (int* ys = t.YStart, yl = t.YLow, yh = t.YHigh, xs = t.XStart, xl = t.XLow, xh = t.XHigh)
-                fixed (T* ly = t.Ly, lx = t.Lx, dy = t.Dy, dx = t.Dx, sums = acc)
-                {
-                    for (int ch = 0; ch < c; ch++)
+                    T sv = T.Zero, sx = T.Zero, sy = T.Zero;
+                    if (t.Batch >= 0)
                     {
-                        T* gyr = (T*)pg + (r * c + ch) * bins;
-                        T* xp = (T*)px + ((long)t.Batch * c + ch) * plane;
-                        for (int b = 0; b < bins; b++)
+                        long at = ((long)local[r] * bins + b) * 3;
+                        for (int bl = 0; bl < blocks; bl++)
                         {
-                            T v = T.Zero, vx = T.Zero, vy = T.Zero;
-                            for (int ai = ys[b]; ai < ys[b + 1]; ai++)
-                            {
-                                T* lo = xp + yl[ai], hi = xp + yh[ai];
-                                T fy = ly[ai], gy = T.One - fy;
-                                for (int q = xs[b]; q < xs[b + 1]; q++)
-                                {
-                                    T fx = lx[q], hx = T.One - fx;
-                                    T v1 = lo[xl[q]], v2 = lo[xh[q]], v3 = hi[xl[q]], v4 = hi[xh[q]];
-                                    v += gy * hx * v1 + gy * fx * v2 + fy * hx * v3 + fy * fx * v4;
-                                    vx += dx[q] * (gy * (v2 - v1) + fy * (v4 - v3));
-                                    vy += dy[ai] * (hx * (v3 - v1) + fx * (v4 - v2));
-                                }
-                            }
-                            T gb = gyr[b];
-                            sums[b] += gb * v;
-                            sums[bins + b] += gb * vx;
-                            sums[2 * bins + b] += gb * vy;
+                            var p = partial[t.Batch][bl];
+                            sv += p[at];
+                            sx += p[at + 1];
+                            sy += p[at + 2];
                         }
                     }
-                    for (int b = 0; b < bins; b++)
+                    T mb = mk == null ? T.One : mk[b];
+                    if (go != null)
                     {
-                        T mb = mk == null ? T.One : mk[b];
-                        if (go != null)
-                        {
-                            go[b] = t.GammaW * mb * sums[bins + b] / t.Count;
-                            go[bins + b] = t.GammaH * mb * sums[2 * bins + b] / t.Count;
-                        }
-                        if (gm != null) gm[b] = sums[b] / t.Count;
+                        go[b] = t.Batch < 0 ? T.Zero : t.GammaW * mb * sx / t.Count;
+                        go[bins + b] = t.Batch < 0 ? T.Zero : t.GammaH * mb * sy / t.Count;
                     }
+                    if (gm != null) gm[b] = t.Batch < 0 ? T.Zero : sv / t.Count;
                 }
             }
         });
