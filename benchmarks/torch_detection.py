@@ -30,6 +30,13 @@ weight_decay 1e-4) on the parameters that require grad: zero_grad, losses = mode
 sum(losses.values()).backward(), step. "loss" is the first step's total loss. Mask R-CNN's targets also carry
 masks: uint8 [3, size, size], box k's mask 1 on rows int(y1) <= y < int(y2) and columns int(x1) <= x < int(x2).
 
+DCN models (eval only): fasterrcnn_resnet50_fpn_dcnv2 / maskrcnn_resnet50_fpn_dcnv2 are the torchvision model above
+turned into the catalogue's DCNv2 network by dcn_torch.make_dcnv2 (after the seed): modulated deformable 3x3
+convolutions in layer2-layer4 on torchvision.ops.deform_conv2d (mmcv's pack, conv_offset zero) and the box pooling
+replaced by modulated deformable RoI pooling (mmcv's pack with 1024-wide branches, shared by the FPN levels, written
+in PyTorch); R-CNN feature mimicking is training-only and not built. fasterrcnn_resnet50_fpn_dcnv2_backbone has the
+deformable convolutions only.
+
 Timing: benchmarks/timing.py (one warm-up, then about 15 s of repetitions, 3 to 30, or --repeat), as
 `runtime bench resnet50` does. Memory: ru_maxrss of the process when the model is built and the inputs made
 (peak_rss_before_mb) and after all runs (peak_rss_mb), in MiB; ru_maxrss never goes down, so time one model per
@@ -43,6 +50,7 @@ import torch
 import torchvision
 from torchvision.models import detection
 
+import dcn_torch
 import timing
 
 BOXES = [(0.10, 0.15, 0.45, 0.50), (0.50, 0.20, 0.90, 0.55), (0.30, 0.55, 0.70, 0.95)]
@@ -52,9 +60,22 @@ def rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+DCN_MODELS = {
+    "fasterrcnn_resnet50_fpn_dcnv2": ("fasterrcnn_resnet50_fpn", True),
+    "maskrcnn_resnet50_fpn_dcnv2": ("maskrcnn_resnet50_fpn", True),
+    "fasterrcnn_resnet50_fpn_dcnv2_backbone": ("fasterrcnn_resnet50_fpn", False),
+}
+
+
 def bench(name, train, size, repeat, threads, device="cpu"):
     torch.manual_seed(1234)
-    model = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=91).to(device)
+    base, box_pool = DCN_MODELS.get(name, (name, None))
+    model = getattr(detection, base)(weights=None, weights_backbone=None, num_classes=91)
+    if box_pool is not None:
+        if train:
+            raise SystemExit(f"{name}: eval only (the training step would need R-CNN feature mimicking)")
+        model = dcn_torch.make_dcnv2(model, box_pool=box_pool)
+    model = model.to(device)
     gen = torch.Generator().manual_seed(1234)
     image = torch.rand(3, size, size, generator=gen).to(device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
@@ -112,7 +133,7 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     for name in a.models.split(","):
-        if name not in ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn"):
+        if name not in ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn", *DCN_MODELS):
             raise SystemExit(f"unknown model {name}")
         print(json.dumps(bench(name, a.train, a.size, a.repeat, torch.get_num_threads(), a.device)), flush=True)
 

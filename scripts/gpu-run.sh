@@ -5,7 +5,8 @@
 #   3. benchmarks, ours beside PyTorch on the same shapes in the same run: matmul 4096^3 float32 with
 #      TF32 off (and 1024, 2048), elementwise add 16M against PyTorch's add and device-to-device copy
 #      bandwidth, relu/exp/sum/softmax; the vision operators (nms, roi_align, roi_pool, deform_conv2d,
-#      attention) beside torchvision/PyTorch on CUDA (benchmarks/torch_*.py, copied by gpu-check.sh).
+#      deform_roi_pool, attention) beside torchvision/PyTorch on CUDA (benchmarks/torch_*.py, copied by gpu-check.sh);
+#      the detectors, the DCNv2 ones (eval) beside the same networks in PyTorch with torchvision's deform_conv2d.
 # Full logs go to logs/ (or $1); a short table is printed last (also logs/table.md).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,13 +53,13 @@ for spec in ${SPECS:-matmul:4096 matmul:2048 matmul:1024 add sum relu exp softma
   "$bin" "${args[@]}" >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
 # The vision operators on the device (the PyTorch/torchvision side comes from the benchmarks/ scripts below).
-for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backward" "roi_pool" "deform_conv2d --shape 2,256,64,64 --kernel 3 --out 256" "attention --shape 1,8,4096,64" "attention --shape 1,8,4096,64 --backward" "paste_masks"}; do
+for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backward" "roi_pool" "deform_roi_pool" "deform_roi_pool --backward" "deform_conv2d --shape 2,256,64,64 --kernel 3 --out 256" "attention --shape 1,8,4096,64" "attention --shape 1,8,4096,64 --backward" "paste_masks"}; do
   # shellcheck disable=SC2086
   "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
 # The detectors: one 800x800 image through the whole eval model, and a training step at batch 2
 # (benchmarks/torch_detection.py times torchvision the same way below).
-for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "maskrcnn_resnet50_fpn" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train" "maskrcnn_resnet50_fpn --train"}; do
+for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "maskrcnn_resnet50_fpn" "fasterrcnn_resnet50_fpn_dcnv2" "maskrcnn_resnet50_fpn_dcnv2" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train" "maskrcnn_resnet50_fpn --train" "fasterrcnn_resnet50_fpn_dcnv2 --train"}; do
   # shellcheck disable=SC2086
   "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
@@ -117,10 +118,13 @@ if [ -d "$here/benchmarks" ]; then
     python3 "$here/benchmarks/torch_roi.py" roi_align --device cuda
     python3 "$here/benchmarks/torch_roi.py" roi_align --backward --device cuda
     python3 "$here/benchmarks/torch_roi.py" roi_pool --device cuda
+    python3 "$here/benchmarks/torch_deform_roi.py" --device cuda
+    python3 "$here/benchmarks/torch_deform_roi.py" --backward --device cuda
     python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --device cuda
     python3 "$here/benchmarks/torch_attention.py" --ops attention:1x8x4096x64 --backward --device cuda
     python3 "$here/benchmarks/torch_masks.py" --device cuda
     python3 "$here/benchmarks/torch_detection.py" --device cuda --models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
+    python3 "$here/benchmarks/torch_detection.py" --device cuda --models fasterrcnn_resnet50_fpn_dcnv2,maskrcnn_resnet50_fpn_dcnv2
     python3 "$here/benchmarks/torch_detection.py" --device cuda --train --models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
   } 2>> "$logs/bench_torch.log" | grep '^{' | tee -a "$logs/bench_torch.jsonl"
 fi

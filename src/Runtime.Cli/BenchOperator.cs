@@ -69,6 +69,9 @@ internal sealed class BenchRun
 
     public T Get<T>(Option<T> option) => _parse.GetValue(option)!;
 
+    /// <summary>The parsed command line (for option groups that read several options at once).</summary>
+    public ParseResult Parse => _parse;
+
     /// <summary>
     /// A sizes option (<see cref="CliOptions.Sizes"/>): null when it was left out. System.CommandLine reads a left-out
     /// array option as an empty array, and a given one is never empty, so empty means "use the entry's default".

@@ -30,15 +30,14 @@ internal static class ModelBench
         var train = CliOptions.Flag("--train", "one SGD training step at batch 2 instead of an eval forward");
         var size = CliOptions.OptionalInt("--size", "image height and width (default: the model's min size, 800 for torchvision's)");
         var defaults = entry.DefaultConfig();
+        var deformable = defaults is FasterRcnnConfig ? new DeformableCli() : null;
         var mask = defaults is MaskXRcnnConfig ? new MaskOptions() : null;
-        Option[] options = mask == null ? [train, size] : [train, size, mask.MaskHead, mask.TransferInput, mask.NoStopGrad];
+        Option[] options = [train, size, .. deformable?.All ?? [], .. mask == null ? [] : new Option[] { mask.MaskHead, mask.TransferInput, mask.NoStopGrad }];
         return new BenchOperator(entry.Name, $"{entry.Description}: eval forward of one image (transform to post-processing), or a training step", options, run =>
         {
             int s = run.Get(size) ?? defaults.MinSize[^1];
-            var config = entry.ConfigFor(minSize: s) with
-            {
-                Backbone = defaults.Backbone with { Norm = BackboneNorm.BatchNorm, TrainableLayers = 5 },
-            };
+            var config = entry.ConfigFor(minSize: s, deformable: deformable?.Read(run.Parse));
+            config = config with { Backbone = config.Backbone with { Norm = BackboneNorm.BatchNorm, TrainableLayers = 5 } };
             if (mask != null) config = new MaskSettings(null, run.Get(mask.MaskHead), run.Get(mask.TransferInput), run.Get(mask.NoStopGrad)).Apply(config, entry.Name, null);
             run.Output.WriteLine(Measure(entry.Name, entry.Build(config, run.Device, new Generator(1234)), s, run.Get(train), run.Device, run.Repeat, run.Json));
             return 0;

@@ -40,12 +40,15 @@ internal static class ModelCommands
         var finalEval = CliOptions.Flag("--final-eval-only", "evaluate on the held-out split after the last epoch only (default: after every epoch)");
         var init = CliOptions.Text("--init", "dir|file", "start from the weights of a checkpoint folder or weights file: those whose names and shapes the model shares (a detector's weights starting a mask model, e.g.); the rest keep their initialisation");
         var freezeDetector = CliOptions.Flag("--freeze-detector", "train the mask branch alone: backbone, RPN and box branch keep their (--init) weights and BatchNorm statistics (stage-wise training)");
+        var offsetLr = CliOptions.Text("--offset-lr-mult", "x", "learning-rate multiplier of the offset layers (deformable convolutions' conv_offset, deformable RoI pooling's fc branches; default 1)");
         var mask = new MaskOptions();
+        var deformable = new DeformableCli();
         var command = new Command("train", "train a detector from scratch; checkpoints and evaluates on the held-out split after every epoch")
         {
-            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector,
+            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector, offsetLr,
         };
         foreach (var o in mask.All) command.Options.Add(o);
+        foreach (var o in deformable.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var entry = ModelCatalog.Get(parse.GetValue(model)!);
@@ -63,10 +66,11 @@ internal static class ModelCommands
                 EpochImages = parse.GetValue(epochImages),
                 EvalEveryEpoch = !parse.GetValue(finalEval),
                 Frozen = parse.GetValue(freezeDetector) ? TrainOptions.Detector : [],
+                OffsetLrMultiplier = ParseDouble(parse.GetValue(offsetLr), "--offset-lr-mult") ?? 1.0,
             };
             if (compact) options = options with { WarmupIters = 100, LrSteps = [options.Epochs - 1] };
             return RunTrain(entry, parse.GetValue(data)!, parse.GetValue(outDir)!, parse.GetValue(size), parse.GetValue(device), options, parse.GetValue(resume),
-                mask.Read(parse), parse.GetValue(init), parse.Output());
+                mask.Read(parse), deformable.Read(parse), parse.GetValue(init), parse.Output());
         });
         return command;
     }
@@ -97,13 +101,19 @@ internal static class ModelCommands
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "where <image>.png and detections.json go" };
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
         var mask = new MaskOptions();
+        var deformable = new DeformableCli();
         var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores; masks for Mask R-CNN) and detections.json in COCO results format (with RLE segmentations for Mask R-CNN)")
         {
             model, weights, numClasses, score, images, outDir, device,
         };
         foreach (var o in mask.Architecture) command.Options.Add(o);
+        foreach (var o in deformable.All)
+        {
+            o.Description += "; with a weights file only";
+            command.Options.Add(o);
+        }
         command.SetAction(parse => RunPredict(parse.GetValue(model), parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(score),
-            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), mask.Read(parse), parse.Output()));
+            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), mask.Read(parse), deformable.Read(parse), parse.Output()));
         return command;
     }
 
@@ -117,7 +127,7 @@ internal static class ModelCommands
     private static string DataFolder(string outDir) => Path.Combine(outDir, "data");
 
     private static int RunTrain(ModelEntry entry, string data, string outDir, int? size, Device device, TrainOptions options, bool resume, MaskSettings mask,
-        string? init, TextWriter output)
+        DeformableOptions? deformable, string? init, TextWriter output)
     {
         BackendRegistry.For(device);
         if (init != null && resume) throw new ArgumentException("--init starts a new run; --resume continues the one in --out (give one of them)");
@@ -128,7 +138,7 @@ internal static class ModelCommands
         var train = DetectionData.Open(data, train: true, DataFolder(outDir));
         var val = DetectionData.Open(data, train: false, DataFolder(outDir));
         var categories = train.Dataset.Categories;
-        var config = mask.Apply(entry.ConfigFor(numClasses: categories.NumClasses, minSize: size), entry.Name, categories);
+        var config = mask.Apply(entry.ConfigFor(numClasses: categories.NumClasses, minSize: size, deformable: deformable), entry.Name, categories);
         using var model = entry.Build(config, device, new Generator(options.Seed));
         if (init != null)
         {
@@ -308,7 +318,7 @@ internal static class ModelCommands
     }
 
     private static int RunPredict(string? modelName, string weights, int? numClasses, double minScore, string[] images, string outDir, Device device, MaskSettings mask,
-        TextWriter output)
+        DeformableOptions? deformable, TextWriter output)
     {
         BackendRegistry.For(device);
         foreach (var f in images)
@@ -320,6 +330,8 @@ internal static class ModelCommands
         {
             if (mask.MaskHead != null || mask.TransferInput != null)
                 throw new ArgumentException($"--mask-head and --transfer-input describe a weights file's architecture; the checkpoint in '{weights}' has its own");
+            if (deformable != null)
+                throw new ArgumentException("--dcn, --dcn-stages, --box-pool and --mimic describe the model of a weights file; a checkpoint folder's config.json already says what it holds");
             var (m, info) = DetectorCheckpoint.Load(weights, device);
             if (modelName != null && modelName != info.Model)
             {
@@ -335,7 +347,7 @@ internal static class ModelCommands
         {
             if (modelName == null) throw new ArgumentException("--model is required with a weights file (it names the architecture)");
             var entry = ModelCatalog.Get(modelName);
-            model = entry.Build(mask.Apply(entry.ConfigFor(numClasses: numClasses), entry.Name, null), device);
+            model = entry.Build(mask.Apply(entry.ConfigFor(numClasses: numClasses, deformable: deformable), entry.Name, null), device);
             try
             {
                 DetectorCheckpoint.LoadWeights(model, weights);
@@ -391,5 +403,32 @@ internal static class ModelCommands
             output.WriteLine($"wrote {images.Length} drawn image{(images.Length == 1 ? "" : "s")} and {Path.GetFullPath(jsonPath)}");
         }
         return 0;
+    }
+}
+
+/// <summary>The options that switch a model's deformable parts (<see cref="DeformableOptions"/>); each left out keeps the model's.</summary>
+internal sealed class DeformableCli
+{
+    public Option<string?> Dcn { get; } = CliOptions.Text("--dcn", "none|dcnv1|dcnv2", "the backbone's 3x3 convolutions in --dcn-stages: plain, deformable (DCNv1) or modulated deformable (DCNv2) (default: the model's)");
+    public Option<int[]?> Stages { get; } = CliOptions.Sizes("--dcn-stages", "2,3,4", "layer numbers whose blocks get deformable 3x3 convolutions: 2,3,4 is c3-c5 (default: the model's)");
+    public Option<string?> BoxPool { get; } = CliOptions.Text("--box-pool", "roi_align|mdpool|dpool", "R-CNN box pooling: RoIAlign, modulated deformable or deformable RoI pooling (default: the model's)");
+    public Option<string?> Mimic { get; } = CliOptions.Text("--mimic", "on|off", "R-CNN feature mimicking in training (default: the model's)");
+
+    public Option[] All => [Dcn, Stages, BoxPool, Mimic];
+
+    public DeformableOptions? Read(ParseResult parse)
+    {
+        string? mimic = parse.GetValue(Mimic);
+        bool? m = mimic switch
+        {
+            null => null,
+            "on" => true,
+            "off" => false,
+            _ => throw new ArgumentException($"--mimic: expected on or off, got '{mimic}'"),
+        };
+        // A left-out list option reads as an empty array.
+        var stages = parse.GetValue(Stages) is { Length: > 0 } st ? st : null;
+        var o = new DeformableOptions(parse.GetValue(Dcn), stages, parse.GetValue(BoxPool), m);
+        return o == new DeformableOptions() ? null : o;
     }
 }

@@ -27,6 +27,38 @@ internal static partial class SelfCheckCommand
         return [x, rois.To(dtype)];
     }
 
+    /// <summary><see cref="RoiInputs"/> plus offsets N(0, 0.5^2) [k, 2, size, size] and a mask U(0, 1) [k, 1, size, size] for DeformRoiPool.</summary>
+    private static Tensor[] DeformRoiInputs(Generator g, DType dtype, int n, int c, int h, int w, int k, double scale, int size)
+    {
+        var t = RoiInputs(g, dtype, n, c, h, w, k, scale);
+        using var off = Tensor.Randn([k, 2, size, size], g, dtype, Device.Cpu);
+        return [t[0], t[1], off * 0.5, Tensor.Rand([k, 1, size, size], g, dtype, Device.Cpu)];
+    }
+
+    /// <summary>Bit differences between two backward passes of DeformRoiPool (features, offset and mask gradients), as <see cref="BackwardBitDifferences"/>.</summary>
+    private static Tensor DeformRoiBitDifferences(Tensor[] t)
+    {
+        float[] Grads()
+        {
+            using var x = t[0].Detach();
+            using var o = t[2].Detach();
+            using var m = t[3].Detach();
+            foreach (var v in new[] { x, o, m }) v.RequiresGrad = true;
+            using var y = RoiOps.DeformRoiPool(x, t[1], o, m, (7, 7), 0.25, 2, 0.1, aligned: true);
+            using var gy = Tensor.Randn(y.Shape.ToArray(), new Generator(99), DType.Float32, y.Device);
+            y.Backward(gy);
+            var all = x.Grad!.ToArray<float>().Concat(o.Grad!.ToArray<float>()).Concat(m.Grad!.ToArray<float>()).ToArray();
+            foreach (var v in new[] { x, o, m }) v.Grad!.Dispose();
+            return all;
+        }
+        var a = Grads();
+        var b = Grads();
+        int differ = 0;
+        for (int i = 0; i < a.Length; i++)
+            if (BitConverter.SingleToInt32Bits(a[i]) != BitConverter.SingleToInt32Bits(b[i])) differ++;
+        return Tensor.From<int>([differ], [1], t[0].Device);
+    }
+
     /// <summary>Per-image boxes for MultiScaleRoIAlign on 256x256 images: sides from 8 to 250 so every FPN level is used.</summary>
     private static Tensor[] FpnInputs(Generator g)
     {
@@ -95,6 +127,13 @@ internal static partial class SelfCheckCommand
             t => BackwardBitDifferences(t, pool: false));
         yield return new Check("roi_pool_bwd_bits", g => RoiInputs(g, DType.Float32, 2, 32, 64, 64, 200, 0.25),
             t => BackwardBitDifferences(t, pool: true));
+        yield return new Check("deform_roi_pool", g => DeformRoiInputs(g, DType.Float32, 2, 16, 40, 48, 64, 0.25, 7),
+            t => RoiOps.DeformRoiPool(t[0], t[1], t[2], t[3], (7, 7), 0.25, 2, 0.1, aligned: true));
+        yield return new Check("deform_roi_pool_adaptive", g => DeformRoiInputs(g, DType.Float32, 2, 8, 30, 26, 40, 0.5, 5),
+            t => RoiOps.DeformRoiPool(t[0], t[1], t[2], t[3], (5, 5), 0.5, 0, 0.1, aligned: false));
+        yield return new Check("deform_roi_pool_f64", g => DeformRoiInputs(g, DType.Float64, 2, 8, 20, 24, 30, 0.5, 3),
+            t => RoiOps.DeformRoiPool(t[0], t[1], t[2], t[3], (3, 3), 0.5, 2, 0.2, aligned: true));
+        yield return new Check("deform_roi_pool_bwd_bits", g => DeformRoiInputs(g, DType.Float32, 2, 32, 64, 64, 200, 0.25, 7), DeformRoiBitDifferences);
         yield return new Check("multiscale_roi_align", FpnInputs, t =>
         {
             using var m = new MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2, canonicalScale: 112);

@@ -90,4 +90,95 @@ internal static partial class VisionBench
         string text = string.Create(CultureInfo.InvariantCulture, $"{string.Join("x", shape)}/k{k}/{size}x{size}{grid}@{scale}{(backward ? "+bwd" : "")}");
         return new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, reps, median, min, outputs / 1e6 / (median / 1000), "Mout/s");
     }
+
+    /// <summary>
+    /// <c>runtime bench deform_roi_pool</c>: modulated deformable RoI pooling (offsets ~ N(0, 0.3^2), mask ~ U(0, 1)) on
+    /// roi_align's defaults and rois, interleaved run by run with roi_align of the same size (the ratio is printed last).
+    /// </summary>
+    private static BenchOperator DeformRoiOperator()
+    {
+        var shape = BenchOptions.Shape("features N,C,H,W (default 2,256,200,200)");
+        var rois = CliOptions.Int("--rois", "number of rois", 512);
+        var output = CliOptions.Int("--output", "output bins per side", 7);
+        var sampling = CliOptions.Int("--sampling", "sampling points per bin side (0 or less: adaptive, ceil(roi size / bins))", 2, min: int.MinValue);
+        var scale = CliOptions.Double("--scale", "feature map scale relative to the image", 0.25);
+        var aligned = CliOptions.Flag("--aligned", "shift the rois by half a pixel (aligned=True, mmcv's convention)");
+        var noMask = CliOptions.Flag("--no-mask", "offsets only (no modulation)");
+        var backward = CliOptions.Flag("--backward", "time forward + backward (input, offset and mask gradients; roi_align: the input's)");
+        return new BenchOperator("deform_roi_pool", "modulated deformable RoI pooling (DCNv2) beside roi_align of the same size, interleaved; Mout/s",
+            [shape, rois, output, sampling, scale, aligned, noMask, backward], run =>
+            {
+                var sh = run.Get(shape) ?? [2, 256, 200, 200];
+                if (sh.Length != 4) throw new ArgumentException("bench deform_roi_pool: --shape is N,C,H,W");
+                return RunDeformRoi(run, sh, run.Get(rois), run.Get(output), run.Get(sampling), run.Get(scale), run.Get(aligned), !run.Get(noMask), run.Get(backward));
+            });
+    }
+
+    private static int RunDeformRoi(BenchRun run, int[] shape, int k, int size, int sampling, double scale, bool aligned, bool useMask, bool backward)
+    {
+        var device = run.Device;
+        var gen = new Generator(1234);
+        using var x = Tensor.Randn(shape, gen, DType.Float32, device);
+        using var rois = Tensor.From<float>(BenchRois(k, shape[0], shape[2], shape[3], scale), [k, 5], device);
+        using var off0 = Tensor.Randn([k, 2, size, size], gen, DType.Float32, device);
+        using var off = off0 * 0.3f;
+        using var mask = useMask ? Tensor.Rand([k, 1, size, size], gen, DType.Float32, device) : null;
+        var leaves = new List<Tensor> { x, off };
+        if (mask is not null) leaves.Add(mask);
+        foreach (var t in leaves) t.RequiresGrad = backward;
+        var backend = Backends.BackendRegistry.For(device);
+        double Time(Func<Tensor> f)
+        {
+            var sw = Stopwatch.StartNew();
+            using (GradMode.NoGradScope? scope = backward ? null : GradMode.NoGrad())
+            using (var y = f())
+            {
+                if (backward)
+                {
+                    using var gy = Tensor.OnesLike(y);
+                    y.Backward(gy);
+                }
+                backend.Synchronize();
+            }
+            foreach (var t in leaves)
+            {
+                t.Grad?.Dispose();
+                t.Grad = null;
+            }
+            return sw.Elapsed.TotalMilliseconds;
+        }
+        Tensor Deform() => RoiOps.DeformRoiPool(x, rois, off, mask, (size, size), scale, sampling, 0.1, aligned);
+        Tensor Align() => RoiOps.RoiAlign(x, rois, (size, size), scale, sampling, aligned);
+        double first = Time(Deform) + Time(Align);
+        for (int i = 0; i < 2; i++) { Time(Deform); Time(Align); }
+        int reps = run.Repeat ?? (int)Math.Clamp(2000 / Math.Max(first, 0.01), 5, 100);
+        var td = new double[reps];
+        var ta = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            td[i] = Time(Deform);
+            ta[i] = Time(Align);
+        }
+        double outputs = (double)k * shape[1] * size * size;
+        string text = string.Create(CultureInfo.InvariantCulture,
+            $"{string.Join("x", shape)}/k{k}/{size}x{size}/s{sampling}{(aligned ? "a" : "")}@{scale}{(backward ? "+bwd" : "")}");
+        var rows = new[]
+        {
+            Summarise("deform_roi_pool", text + (useMask ? "+mask" : ""), td),
+            Summarise("roi_align", text, ta),
+        };
+        foreach (var r in rows) run.Print(r);
+        if (!run.Json)
+            run.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deform_roi_pool / roi_align median time: {rows[0].MedianMs / rows[1].MedianMs:F2}x"));
+        return 0;
+
+        BenchCommand.Result Summarise(string op, string text, double[] times)
+        {
+            var sorted = (double[])times.Clone();
+            Array.Sort(sorted);
+            int n = sorted.Length;
+            double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+            return new BenchCommand.Result(op, text, "float32", device.ToString(), CpuParallel.Threads, n, median, sorted[0], outputs / 1e6 / (median / 1000), "Mout/s");
+        }
+    }
 }

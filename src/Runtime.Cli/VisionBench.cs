@@ -15,6 +15,7 @@ internal static partial class VisionBench
         NmsOperator(batched: true),
         RoiOperator(align: true),
         RoiOperator(align: false),
+        DeformRoiOperator(),
         PasteMasksOperator(),
         DeformOperator(),
         LsaOperator(),

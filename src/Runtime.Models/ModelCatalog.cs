@@ -14,14 +14,44 @@ public sealed record ModelEntry(string Name, string Description, Func<DetectorCo
     public DetectionModel Build(DetectorConfig? config = null, Device? device = null, Generator? generator = null) =>
         DetectionModel.Create(config ?? DefaultConfig(), device, generator);
 
-    /// <summary>The default configuration with another class count (background included) and, optionally, input size.</summary>
-    public DetectorConfig ConfigFor(int? numClasses = null, int? minSize = null, int? maxSize = null)
+    /// <summary>
+    /// The default configuration with another class count (background included) and, optionally, input size and
+    /// deformable parts (<paramref name="deformable"/>: the DCN options a command line may change).
+    /// </summary>
+    public DetectorConfig ConfigFor(int? numClasses = null, int? minSize = null, int? maxSize = null, DeformableOptions? deformable = null)
     {
         var c = DefaultConfig();
+        if (deformable != null) c = deformable.Apply(c);
         if (numClasses is int n) c = c with { NumClasses = n };
         if (minSize is int s) c = c with { MinSize = [s], MaxSize = maxSize ?? Math.Max(s, c.MaxSize * s / c.MinSize[^1]) };
         else if (maxSize is int m) c = c with { MaxSize = m };
         return c;
+    }
+}
+
+/// <summary>
+/// The deformable parts of a detector a user may switch (each null: as the model has it): the backbone's deformable
+/// 3x3 convolutions ("none", "dcnv1", "dcnv2") and their stages (layer numbers 1-4; c3-c5 = 2, 3, 4), the R-CNN box
+/// pooling ("roi_align", "mdpool", "dpool") and R-CNN feature mimicking in training (on: the model's settings, or the
+/// paper's when it has none).
+/// </summary>
+public sealed record DeformableOptions(string? Dcn = null, int[]? DcnStages = null, string? BoxPool = null, bool? Mimicking = null)
+{
+    /// <summary><paramref name="config"/> with these options applied (validated when the model is built).</summary>
+    public DetectorConfig Apply(DetectorConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var backbone = config.Backbone;
+        if (Dcn != null) backbone = backbone with { Dcn = Dcn };
+        if (DcnStages != null) backbone = backbone with { DcnStages = DcnStages };
+        config = config with { Backbone = backbone };
+        if (BoxPool == null && Mimicking == null) return config;
+        if (config is not FasterRcnnConfig rcnn)
+            throw new ArgumentException($"the box pooling and feature mimicking are options of the R-CNN models, not of a {config.GetType().Name.Replace("Config", "", StringComparison.Ordinal)}");
+        if (BoxPool != null) rcnn = rcnn with { BoxPool = BoxPool };
+        if (Mimicking == false) rcnn = rcnn with { Mimicking = null };
+        else if (Mimicking == true) rcnn = rcnn with { Mimicking = rcnn.Mimicking ?? new FeatureMimickingConfig() };
+        return rcnn;
     }
 }
 
@@ -58,6 +88,17 @@ public static class ModelCatalog
             list.Add(new($"retinanet_resnet{depth}_fpn", $"RetinaNet, ResNet-{depth} + FPN P3-P7 (torchvision's retinanet_resnet50_fpn layout), 91 COCO classes, 800 px",
                 () => new RetinaNetConfig { Backbone = new BackboneConfig { Depth = depth, ReturnedLayers = [2, 3, 4], ExtraBlocks = "p6p7" } }));
         }
+        // DCNv2 (Zhu et al. 2018): modulated deformable convolutions in every 3x3 of c3-c5, modulated deformable RoI
+        // pooling in the box head, R-CNN feature mimicking in training. DCNv1 as the DCNv2 paper's ablation has it:
+        // deformable convolutions in c5, deformable RoI pooling, no modulation, no mimicking.
+        list.Add(new("fasterrcnn_resnet50_fpn_dcnv2", "Faster R-CNN DCNv2: ResNet-50 + FPN with modulated deformable 3x3 convolutions in c3-c5, modulated deformable RoI pooling, R-CNN feature mimicking in training; 91 COCO classes, 800 px",
+            () => Dcnv2(new FasterRcnnConfig())));
+        list.Add(new("maskrcnn_resnet50_fpn_dcnv2", "Mask R-CNN DCNv2: maskrcnn_resnet50_fpn with fasterrcnn_resnet50_fpn_dcnv2's deformable backbone, box pooling and mimicking; 91 COCO classes, 800 px",
+            () => Dcnv2(new MaskRcnnConfig())));
+        list.Add(new("fasterrcnn_resnet50_fpn_dcnv1", "Faster R-CNN DCNv1: ResNet-50 + FPN with deformable (offset-only) 3x3 convolutions in c5 and deformable RoI pooling; 91 COCO classes, 800 px",
+            () => Dcnv1(new FasterRcnnConfig())));
+        list.Add(new("maskrcnn_resnet50_fpn_dcnv1", "Mask R-CNN DCNv1: maskrcnn_resnet50_fpn with fasterrcnn_resnet50_fpn_dcnv1's deformable parts; 91 COCO classes, 800 px",
+            () => Dcnv1(new MaskRcnnConfig())));
         list.Add(new("retinanet_resnet50_fpn_v2", "RetinaNet v2: P6 from C5, GroupNorm heads, GIoU box loss (torchvision's retinanet_resnet50_fpn_v2)",
             () => new RetinaNetConfig
             {
@@ -68,6 +109,21 @@ public static class ModelCatalog
         list.AddRange(CompactModels());
         return [.. list];
     }
+
+    /// <summary>The DCNv2 paper's detector: modulated deformable convolutions in c3-c5, mdpool, mimicking (224-pixel crops, 32 RoIs per image).</summary>
+    private static T Dcnv2<T>(T config) where T : FasterRcnnConfig => config with
+    {
+        Backbone = config.Backbone with { Dcn = "dcnv2", DcnStages = [2, 3, 4] },
+        BoxPool = "mdpool",
+        Mimicking = new FeatureMimickingConfig(),
+    };
+
+    /// <summary>The DCNv1 configuration of the DCNv2 paper's ablation: deformable convolutions in c5, deformable RoI pooling.</summary>
+    private static T Dcnv1<T>(T config) where T : FasterRcnnConfig => config with
+    {
+        Backbone = config.Backbone with { Dcn = "dcnv1", DcnStages = [4] },
+        BoxPool = "dpool",
+    };
 
     /// <summary>
     /// Compact detectors that train from scratch on 2 CPU cores in minutes (the README's main job): a narrow
@@ -94,6 +150,17 @@ public static class ModelCatalog
             () => CompactRcnn<MaskRcnnConfig>() with { MaskLayers = [64, 64, 64, 64], MaskDimReduced = 64 });
         yield return new("maskx_rcnn_compact", "compact Mask^X R-CNN for training from scratch on a CPU: maskrcnn_compact with the weight transfer (+ class-agnostic MLP branch), for partial mask supervision",
             () => CompactRcnn<MaskXRcnnConfig>() with { MaskLayers = [64, 64, 64, 64], MaskDimReduced = 64, MaskMlpLayers = [256] });
+        // The compact DCNv2 siblings: the deformable parts at the compact models' scale (fc branches as wide as the
+        // box head, mimicking on 8 RoIs per image cropped to 64 pixels).
+        T CompactDcnv2<T>(T c) where T : FasterRcnnConfig => Dcnv2(c) with
+        {
+            DeformPoolFcChannels = 256,
+            Mimicking = new FeatureMimickingConfig { CropSize = 64, RoisPerImage = 8 },
+        };
+        yield return new("fasterrcnn_dcnv2_compact", "compact Faster R-CNN DCNv2: fasterrcnn_compact with modulated deformable 3x3 convolutions in c3-c5, modulated deformable RoI pooling and R-CNN feature mimicking (64 px crops)",
+            () => CompactDcnv2(CompactRcnn<FasterRcnnConfig>()));
+        yield return new("maskrcnn_dcnv2_compact", "compact Mask R-CNN DCNv2: maskrcnn_compact with fasterrcnn_dcnv2_compact's deformable parts",
+            () => CompactDcnv2(CompactRcnn<MaskRcnnConfig>() with { MaskLayers = [64, 64, 64, 64], MaskDimReduced = 64 }));
         yield return new("retinanet_compact", "compact RetinaNet for training from scratch on a CPU: ResNet-18 at 1/4 width, BatchNorm, FPN 64 (P3-P7), 256 px",
             () => new RetinaNetConfig
             {

@@ -25,6 +25,7 @@ public sealed class BenchTableTests
         ["batched_nms"] = ["--boxes", "50", "--classes", "3"],
         ["roi_align"] = ["--shape", "1,2,16,16", "--rois", "3", "--output", "2", "--sampling", "0", "--aligned", "--backward"],
         ["roi_pool"] = ["--shape", "1,2,16,16", "--rois", "3", "--scale", "0.5"],
+        ["deform_roi_pool"] = ["--shape", "1,2,16,16", "--rois", "3", "--output", "2", "--sampling", "0", "--aligned", "--backward"],
         ["paste_masks"] = ["--shape", "3,5,5", "--height", "20", "--width", "30"],
         ["deform_conv2d"] = ["--shape", "1,2,6,6", "--out", "2", "--kernel", "3", "--no-mask", "--backward"],
         ["lsa"] = ["--shape", "6,8", "--seed", "7", "--maximize"],
@@ -34,6 +35,8 @@ public sealed class BenchTableTests
         ["maskrcnn_compact"] = ["--size", "64", "--train"],
         ["maskx_rcnn_compact"] = ["--size", "64", "--train", "--mask-head", "agnostic_mlp", "--no-stop-grad"],
         ["retinanet_compact"] = ["--size", "64"],
+        ["fasterrcnn_dcnv2_compact"] = ["--size", "64", "--train"],
+        ["maskrcnn_dcnv2_compact"] = ["--size", "64"],
     };
 
     /// <summary>Entries that build a whole model (seconds each): their options are checked by the help test only.</summary>

@@ -210,6 +210,44 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void Dcnv2ModelTrainsEvaluatesAndPredictsWithItsOptions()
+    {
+        // The compact DCNv2 Mask R-CNN with its deformable stages changed from the command line and the offset layers'
+        // learning rate scaled; the checkpoint's config.json keeps the options, so eval and predict rebuild the model.
+        var outDir = Path.Combine(_dir, "dcn");
+        var train = Run("train", "maskrcnn_dcnv2_compact", "--data", _data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "64",
+            "--workers", "0", "--dcn-stages", "3,4", "--offset-lr-mult", "0.1");
+        Assert.True(train.Code == 0, train.Err);
+        var history = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "history.json"))).RootElement;
+        var losses = history[0].GetProperty("losses");
+        foreach (var term in new[] { "loss_mimic", "loss_rcnn_cls", "loss_mask", "loss_classifier" })
+            Assert.True(losses.TryGetProperty(term, out _), term);
+        var info = DetectorCheckpoint.ReadInfo(outDir);
+        var config = Assert.IsType<MaskRcnnConfig>(info.Config);
+        Assert.Equal("dcnv2", config.Backbone.Dcn);
+        Assert.Equal(new[] { 3, 4 }, config.Backbone.DcnStages);
+        Assert.Equal("mdpool", config.BoxPool);
+        Assert.NotNull(config.Mimicking);
+        var eval = Run("eval", outDir, "--data", _data);
+        Assert.True(eval.Code == 0, eval.Err);
+        Assert.Contains("masks:", eval.Out);
+        var image = Path.Combine(_data, "val", "images", ShapesDataset.FileName(0));
+        var pred = Run("predict", "--weights", outDir, "--score", "0", image, "--out", Path.Combine(_dir, "dcn-pred"));
+        Assert.True(pred.Code == 0, pred.Err);
+
+        // The same model built as the plain compact one with the options switched on from the command line.
+        var plainDcn = Run("train", "fasterrcnn_compact", "--data", _data, "--out", Path.Combine(_dir, "dcn2"), "--epochs", "1", "--batch", "2",
+            "--size", "64", "--workers", "0", "--dcn", "dcnv1", "--box-pool", "dpool", "--mimic", "off");
+        Assert.True(plainDcn.Code == 0, plainDcn.Err);
+        var config2 = Assert.IsType<FasterRcnnConfig>(DetectorCheckpoint.ReadInfo(Path.Combine(_dir, "dcn2")).Config);
+        Assert.Equal(("dcnv1", "dpool"), (config2.Backbone.Dcn, config2.BoxPool));
+        Assert.Null(config2.Mimicking);
+        AssertOneLineError(Run("train", "retinanet_compact", "--data", _data, "--out", Path.Combine(_dir, "r"), "--box-pool", "mdpool"), "R-CNN");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", Path.Combine(_dir, "r"), "--mimic", "maybe"), "--mimic");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", _data, "--out", Path.Combine(_dir, "r"), "--dcn", "dcnv3"), "dcnv3");
+    }
+
+    [Fact]
     public void PredictWritesDrawnImagesAndCocoResults()
     {
         var ckpt = TinyCheckpoint();

@@ -76,6 +76,13 @@ public sealed class Golden
             FpnChannels = fpn.GetProperty("out_channels").GetInt32(),
             ExtraBlocks = extraName,
         };
+        if (b.TryGetProperty("dcn", out var dcn))
+            backbone = backbone with
+            {
+                Dcn = dcn.GetProperty("kind").GetString()!,
+                DcnStages = Ints(dcn.GetProperty("stages")),
+                DcnOffsetGroups = dcn.GetProperty("offset_groups").GetInt32(),
+            };
         var anchors = c.GetProperty("anchors");
         var t = c.GetProperty("transform");
         int[][] sizes = anchors.GetProperty("sizes").EnumerateArray().Select(Ints).ToArray();

@@ -4,7 +4,8 @@ using Runtime.Models.Detection;
 namespace Runtime.Models.Tests;
 
 /// <summary>
-/// Tiny torchvision Faster R-CNN, Mask R-CNN and RetinaNet models (seeded weights, non-trivial FrozenBatchNorm
+/// Tiny torchvision Faster R-CNN (also with DCNv2 / DCNv1 backbones: deformable 3x3 convolutions fed by mmcv-style
+/// offset convolutions with non-zero weights), Mask R-CNN and RetinaNet models (seeded weights, non-trivial FrozenBatchNorm
 /// statistics, saved as .pth) give the same pyramid, proposals, detections, masks, losses and gradients here as in
 /// torchvision (golden/make_detection.py). Eval: boxes to 1e-3 relative, scores to 1e-4, same labels; mask
 /// probabilities to 1e-4 and the pasted binary masks identical but for pixels within 1e-4 of 0.5. Train: every loss
@@ -16,7 +17,7 @@ public class ParityTests
     {
         var d = new TheoryData<string, string>();
         foreach (var dev in Runtime.Testing.TestDevices.Names)
-            foreach (var c in new[] { "frcnn_r18", "frcnn_r50", "mrcnn_r18", "retina_r18", "retina_r18_v2" })
+            foreach (var c in new[] { "frcnn_r18", "frcnn_r50", "frcnn_r50_dcnv2", "frcnn_r50_dcnv1", "mrcnn_r18", "retina_r18", "retina_r18_v2" })
                 d.Add(c, dev);
         return d;
     }

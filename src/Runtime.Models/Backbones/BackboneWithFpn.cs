@@ -1,4 +1,5 @@
 using Runtime.Nn.Models;
+using Runtime.Vision.Ops;
 
 namespace Runtime.Models.Backbones;
 
@@ -39,6 +40,20 @@ public sealed record BackboneConfig
 
     public BackboneNorm Norm { get; init; } = BackboneNorm.FrozenBatchNorm;
 
+    /// <summary>
+    /// The kind of the residual blocks' 3x3 convolution (<c>conv2</c>) in <see cref="DcnStages"/>: "none" (plain),
+    /// "dcnv1" (deformable, offsets only: mmcv's DeformConv2dPack) or "dcnv2" (modulated deformable: mmcv's
+    /// ModulatedDeformConv2dPack). The deformable layers keep the key <c>layerN.i.conv2.weight</c> and add their offset
+    /// convolution <c>layerN.i.conv2.conv_offset.{weight,bias}</c> (mmdetection's names), zero at start.
+    /// </summary>
+    public string Dcn { get; init; } = "none";
+
+    /// <summary>The stages whose blocks get deformable 3x3 convolutions, as layer numbers (2, 3, 4 = c3-c5, the DCNv2 paper's choice).</summary>
+    public int[] DcnStages { get; init; } = [2, 3, 4];
+
+    /// <summary>Offset groups of the deformable convolutions (mmcv's deform_groups; 1).</summary>
+    public int DcnOffsetGroups { get; init; } = 1;
+
     [System.Text.Json.Serialization.JsonIgnore]
     public ResNetBlock Block => Depth switch { 18 or 34 => ResNetBlock.Basic, 50 or 101 => ResNetBlock.Bottleneck, _ => throw Unknown() };
 
@@ -67,6 +82,11 @@ public sealed record BackboneConfig
         if (ExtraBlocks is not ("pool" or "p6p7" or "p6p7_c5" or "none"))
             throw new ArgumentException($"extra blocks must be pool, p6p7, p6p7_c5 or none, got '{ExtraBlocks}'", nameof(ExtraBlocks));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(FpnChannels);
+        if (Dcn is not ("none" or "dcnv1" or "dcnv2"))
+            throw new ArgumentException($"the backbone's deformable convolution kind must be none, dcnv1 or dcnv2, got '{Dcn}'", nameof(Dcn));
+        if (DcnStages.Any(l => l is < 1 or > 4) || DcnStages.Distinct().Count() != DcnStages.Length)
+            throw new ArgumentException($"deformable stages must be distinct layer numbers in 1..4, got [{string.Join(", ", DcnStages)}]", nameof(DcnStages));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(DcnOffsetGroups, nameof(DcnOffsetGroups));
     }
 }
 
@@ -89,7 +109,7 @@ public sealed class BackboneWithFpn : Module
             _ => c => new GroupNorm(GroupsFor(c), c, dtype: dtype, device: device),
         };
         Body = RegisterModule("body", new ResNet(config.Block, config.StageBlocks, normLayer: norm, dtype: dtype, device: device,
-            generator: generator, widths: config.Widths, includeClassifier: false));
+            generator: generator, widths: config.Widths, includeClassifier: false, blockConv2: s => DeformableConv(config, s, dtype, device, generator)));
         var stageChannels = Body.FeatureChannels;
         var inChannels = config.ReturnedLayers.Select(l => stageChannels[l - 1]).ToArray();
         ExtraFpnBlock? extra = config.ExtraBlocks switch
@@ -136,6 +156,19 @@ public sealed class BackboneWithFpn : Module
         {
             foreach (var s in stages) s.Dispose();
         }
+    }
+
+    /// <summary>The deformable 3x3 convolution of a block in one of the configured stages (null elsewhere: a plain convolution).</summary>
+    private static UnaryModule? DeformableConv(BackboneConfig config, BlockConvSpec s, DType dtype, Device? device, Generator? generator)
+    {
+        if (config.Dcn == "none" || !config.DcnStages.Contains(s.Stage)) return null;
+        if (s.InChannels % config.DcnOffsetGroups != 0)
+            throw new ArgumentException($"stage {s.Stage}'s 3x3 convolutions have {s.InChannels} channels, not divisible by {config.DcnOffsetGroups} offset groups", nameof(config));
+        return config.Dcn == "dcnv2"
+            ? new ModulatedDeformConv2d(s.InChannels, s.OutChannels, 3, s.Stride, s.Dilation, s.Dilation, s.Groups, config.DcnOffsetGroups, bias: false,
+                dtype: dtype, device: device, generator: generator)
+            : new DeformConv2dPack(s.InChannels, s.OutChannels, 3, s.Stride, s.Dilation, s.Dilation, s.Groups, config.DcnOffsetGroups, bias: false,
+                dtype: dtype, device: device, generator: generator);
     }
 
     // torchvision's _resnet_fpn_extractor: only the last `trainable` of layer4..layer1, conv1 (and bn1 with all five) train.

@@ -44,6 +44,18 @@ public abstract class DetectionModel : Module
     public AnchorGenerator AnchorGenerator { get; }
     public int NumClasses => Config.NumClasses;
 
+    /// <summary>
+    /// Whether a parameter (by its name in <see cref="Module.NamedParameters"/>) belongs to a layer that predicts
+    /// sampling offsets or modulation: a deformable convolution's <c>conv_offset</c>, a deformable RoI pooling's
+    /// <c>offset_fc</c> / <c>mask_fc</c>. The trainer can give them their own learning-rate multiplier.
+    /// </summary>
+    public static bool IsOffsetParameter(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.Contains("conv_offset.", StringComparison.Ordinal) || name.Contains("offset_fc.", StringComparison.Ordinal)
+            || name.Contains("mask_fc.", StringComparison.Ordinal);
+    }
+
     /// <summary>The random stream of the training samplers (anchors and proposals); see <see cref="SeedSampling"/>.</summary>
     protected Generator SamplingGenerator { get; }
 

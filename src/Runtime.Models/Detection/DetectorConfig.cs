@@ -63,11 +63,32 @@ public record FasterRcnnConfig : DetectorConfig
 
     public int BoxPoolSampling { get; init; } = 2;
 
+    /// <summary>
+    /// The box branch's pooling: "roi_align" (torchvision's MultiScaleRoIAlign), "mdpool" (modulated deformable RoI
+    /// pooling, DCNv2: <c>MultiScaleDeformRoIPool</c>, offset and modulation branches <c>box_roi_pool.offset_fc</c> /
+    /// <c>box_roi_pool.mask_fc</c>) or "dpool" (deformable RoI pooling without modulation, DCNv1).
+    /// </summary>
+    public string BoxPool { get; init; } = "roi_align";
+
+    /// <summary>Width of the deformable pooling's fc layers (mmcv: 1024).</summary>
+    public int DeformPoolFcChannels { get; init; } = 1024;
+
+    /// <summary>The deformable pooling's offset scale gamma (0.1).</summary>
+    public double DeformPoolGamma { get; init; } = 0.1;
+
+    /// <summary>R-CNN feature mimicking in training (DCNv2 section 4, figure 3; <c>FeatureMimicking</c>); null: none. Inference never uses it.</summary>
+    public FeatureMimickingConfig? Mimicking { get; init; }
+
     internal override void Validate()
     {
         base.Validate();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(RepresentationSize, nameof(RepresentationSize));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BoxPoolSize, nameof(BoxPoolSize));
+        if (BoxPool is not ("roi_align" or "mdpool" or "dpool"))
+            throw new ArgumentException($"the box pooling must be roi_align, mdpool or dpool, got '{BoxPool}'", nameof(BoxPool));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(DeformPoolFcChannels, nameof(DeformPoolFcChannels));
+        if (!double.IsFinite(DeformPoolGamma)) throw new ArgumentOutOfRangeException(nameof(DeformPoolGamma), DeformPoolGamma, "gamma must be finite");
+        Mimicking?.Validate();
     }
 }
 

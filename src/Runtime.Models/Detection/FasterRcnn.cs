@@ -18,15 +18,23 @@ public class FasterRcnn : DetectionModel
         var head = new RpnHead(channels, AnchorGenerator.NumAnchorsPerLocation()[0], dtype: dtype, device: device, generator: generator);
         Rpn = RegisterModule("rpn", new RegionProposalNetwork(AnchorGenerator, head, config.Rpn, SamplingGenerator));
         var boxLevels = Backbone.FeatureNames.Where(n => n != "pool" && n != "p6" && n != "p7").ToArray();
-        var pool = new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling);
+        var pool = config.BoxPool == "roi_align"
+            ? new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling)
+            : new MultiScaleDeformRoIPool(boxLevels, config.BoxPoolSize, config.BoxPoolSampling, channels, config.DeformPoolFcChannels,
+                config.DeformPoolGamma, modulated: config.BoxPool == "mdpool", dtype: dtype, device: device, generator: generator);
         var boxHead = new TwoMlpHead(channels * config.BoxPoolSize * config.BoxPoolSize, config.RepresentationSize, dtype, device, generator);
         var predictor = new FastRcnnPredictor(config.RepresentationSize, config.NumClasses, dtype, device, generator);
         RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, SamplingGenerator, dtype, device, generator));
+        if (config.Mimicking is { } mimic)
+            Mimicking = RegisterModule("rcnn_mimic", new FeatureMimicking(mimic, config.RepresentationSize, config.NumClasses, dtype, device, generator));
     }
 
     public new FasterRcnnConfig Config { get; }
     public RegionProposalNetwork Rpn { get; }
     public RoiHeads RoiHeads { get; }
+
+    /// <summary>R-CNN feature mimicking (training only; <c>rcnn_mimic.cls_score.*</c>), null when the configuration has none.</summary>
+    public FeatureMimicking? Mimicking { get; }
 
     /// <summary>
     /// Builds the RoI heads around the box branch's parts; the mask families override this to add their branches
@@ -59,9 +67,20 @@ public class FasterRcnn : DetectionModel
         var (proposals, rpnLosses) = Rpn.Forward(images, features, targets);
         try
         {
-            var (_, boxLosses) = RoiHeads.Forward(features, proposals, images.ImageSizes, targets);
-            foreach (var kv in rpnLosses) boxLosses[kv.Key] = kv.Value;
-            return boxLosses;
+            var roi = RoiHeads.ForwardTraining(features, proposals, images.ImageSizes, targets);
+            var losses = roi.Losses;
+            try
+            {
+                if (Mimicking != null)
+                    foreach (var kv in Mimicking.Losses(images, roi.Samples, roi.BoxFeatures, Backbone, RoiHeads.BoxRoiPool, RoiHeads.BoxHead, SamplingGenerator))
+                        losses[kv.Key] = kv.Value;
+            }
+            finally
+            {
+                roi.DisposeIntermediates();
+            }
+            foreach (var kv in rpnLosses) losses[kv.Key] = kv.Value;
+            return losses;
         }
         finally
         {

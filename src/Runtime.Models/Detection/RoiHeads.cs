@@ -71,6 +71,18 @@ public sealed record RoiHeadsConfig
 /// </summary>
 public sealed record RoiTrainingSamples(Tensor[] Proposals, Tensor[] Labels, Tensor[] MatchedIdxs, Tensor[] RegressionTargets);
 
+/// <summary>What <see cref="RoiHeads.ForwardTraining"/> gives: the loss terms, the sampled proposals and their box-head features.</summary>
+public sealed record RoiHeadsTrainingOutput(Dictionary<string, Tensor> Losses, RoiTrainingSamples Samples, Tensor BoxFeatures)
+{
+    /// <summary>Disposes the samples and the box features (not the losses).</summary>
+    public void DisposeIntermediates()
+    {
+        foreach (var group in new[] { Samples.Proposals, Samples.Labels, Samples.MatchedIdxs, Samples.RegressionTargets })
+            foreach (var t in group) t.Dispose();
+        BoxFeatures.Dispose();
+    }
+}
+
 /// <summary>
 /// torchvision's <c>RoIHeads</c> (box branch): proposals pooled by <see cref="MultiScaleRoIAlign"/>, a box head
 /// and a predictor. In training the ground-truth boxes join the proposals, which are matched (IoU 0.5) and
@@ -113,31 +125,48 @@ public class RoiHeads : Module
     {
         ArgumentNullException.ThrowIfNull(features);
         ArgumentNullException.ThrowIfNull(proposals);
-        using var scope = new TensorScope();
-        var losses = new Dictionary<string, Tensor>();
-        var detections = new List<DetectionResult>();
-        var sizes = ToHw(imageSizes);
         if (targets != null)
         {
-            var samples = SelectTrainingSamples(proposals, targets);
-            var pooled = BoxRoiPool.Forward(features, samples.Proposals, sizes);
-            var head = BoxHead.Forward(pooled);
-            var (logits, deltas) = BoxPredictor.Forward(head);
-            var (cls, box) = FastRcnnLoss(logits, deltas, Tensor.Cat(samples.Labels, 0), Tensor.Cat(samples.RegressionTargets, 0));
-            losses["loss_classifier"] = cls;
-            losses["loss_box_reg"] = box;
-            AddBranchLosses(features, sizes, samples, targets, losses);
-            foreach (var l in losses.Values) scope.MoveOut(l);
+            var t = ForwardTraining(features, proposals, imageSizes, targets);
+            t.DisposeIntermediates();
+            return ([], t.Losses);
         }
-        else
-        {
-            var pooled = BoxRoiPool.Forward(features, proposals, sizes);
-            var head = BoxHead.Forward(pooled);
-            var (logits, deltas) = BoxPredictor.Forward(head);
-            detections = CompleteDetections(features, sizes, PostprocessDetections(logits, deltas, proposals, imageSizes));
-            foreach (var d in detections) d.MoveOutOf(scope);
-        }
-        return (detections, losses);
+        using var scope = new TensorScope();
+        var sizes = ToHw(imageSizes);
+        var pooled = BoxRoiPool.Forward(features, proposals, sizes);
+        var head = BoxHead.Forward(pooled);
+        var (logits, deltas) = BoxPredictor.Forward(head);
+        var detections = CompleteDetections(features, sizes, PostprocessDetections(logits, deltas, proposals, imageSizes));
+        foreach (var d in detections) d.MoveOutOf(scope);
+        return (detections, new Dictionary<string, Tensor>());
+    }
+
+    /// <summary>
+    /// The training forward: the losses (as <see cref="Forward"/> with targets) and, for further losses on the box
+    /// features (R-CNN feature mimicking), the sampled proposals and their box-head features [sum Ki, representation]
+    /// (rows in sample order, images concatenated). The caller owns everything returned.
+    /// </summary>
+    public RoiHeadsTrainingOutput ForwardTraining(FeatureMaps features, IReadOnlyList<Tensor> proposals, IReadOnlyList<(int Height, int Width)> imageSizes,
+        IReadOnlyList<DetectionTarget> targets)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(proposals);
+        ArgumentNullException.ThrowIfNull(targets);
+        using var scope = new TensorScope();
+        var losses = new Dictionary<string, Tensor>();
+        var sizes = ToHw(imageSizes);
+        var samples = SelectTrainingSamples(proposals, targets);
+        var pooled = BoxRoiPool.Forward(features, samples.Proposals, sizes);
+        var head = BoxHead.Forward(pooled);
+        var (logits, deltas) = BoxPredictor.Forward(head);
+        var (cls, box) = FastRcnnLoss(logits, deltas, Tensor.Cat(samples.Labels, 0), Tensor.Cat(samples.RegressionTargets, 0));
+        losses["loss_classifier"] = cls;
+        losses["loss_box_reg"] = box;
+        AddBranchLosses(features, sizes, samples, targets, losses);
+        foreach (var l in losses.Values) scope.MoveOut(l);
+        foreach (var group in new[] { samples.Proposals, samples.Labels, samples.MatchedIdxs, samples.RegressionTargets })
+            foreach (var t in group) scope.MoveOut(t);
+        return new RoiHeadsTrainingOutput(losses, samples, scope.MoveOut(head));
     }
 
     /// <summary>

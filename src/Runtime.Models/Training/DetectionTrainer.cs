@@ -49,6 +49,12 @@ public sealed record TrainOptions
 
     internal bool IsFrozen(string name) => Frozen.Any(f => name.StartsWith(f, StringComparison.Ordinal));
 
+    /// <summary>
+    /// Learning-rate multiplier of the offset-predicting layers (<see cref="DetectionModel.IsOffsetParameter"/>: the
+    /// deformable convolutions' <c>conv_offset</c>, the deformable RoI pooling's offset and modulation branches); 1 by default.
+    /// </summary>
+    public double OffsetLrMultiplier { get; init; } = 1.0;
+
     internal void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Epochs, nameof(Epochs));
@@ -57,6 +63,8 @@ public sealed record TrainOptions
         ArgumentOutOfRangeException.ThrowIfNegative(Workers, nameof(Workers));
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupIters, nameof(WarmupIters));
         if (EpochImages is int n && n < BatchSize) throw new ArgumentOutOfRangeException(nameof(EpochImages), n, "an epoch needs at least one batch of images");
+        if (!(OffsetLrMultiplier >= 0) || double.IsInfinity(OffsetLrMultiplier))
+            throw new ArgumentOutOfRangeException(nameof(OffsetLrMultiplier), OffsetLrMultiplier, "the offset layers' learning-rate multiplier must be non-negative and finite");
     }
 
     /// <summary>The learning rate at <paramref name="iteration"/> of <paramref name="epoch"/> (warm-up only in the first epoch, as torchvision).</summary>
@@ -145,9 +153,9 @@ public sealed class DetectionTrainer
 
     private List<EpochSummary> RunEpochs(ITrainingObserver observer, bool resume, CancellationToken cancel)
     {
-        var trainable = _model.Parameters().Where(p => p.RequiresGrad).ToArray();
-        if (trainable.Length == 0) throw new ArgumentException("nothing to train: every parameter is frozen");
-        using var optimizer = new Sgd(trainable, _options.Lr, _options.Momentum, weightDecay: _options.WeightDecay);
+        var groups = ParameterGroups(_model, _options.OffsetLrMultiplier);
+        if (groups.Count == 0) throw new ArgumentException("nothing to train: every parameter is frozen");
+        using var optimizer = new Sgd(groups, _options.Lr, _options.Momentum, weightDecay: _options.WeightDecay);
         int startEpoch = resume ? Restore(optimizer) : 0;
         var flipped = new TransformedDataset<DetectionSample>(_train, new RandomHorizontalFlip(_options.FlipProbability), _options.Seed);
         using var loader = new DataLoader<DetectionSample, DetectionSample[]>(flipped, b => [.. b], new DataLoaderOptions
@@ -204,6 +212,33 @@ public sealed class DetectionTrainer
             if (outOfTime) break;
         }
         return summaries;
+    }
+
+    /// <summary>
+    /// The trainable parameters in model order, cut into runs of equal learning-rate multiplier (the offset layers'
+    /// <paramref name="offsetLrMultiplier"/>, 1 elsewhere); the parameter indices, and so the saved momentum buffers,
+    /// do not depend on the multiplier.
+    /// </summary>
+    public static IReadOnlyList<ParamGroup> ParameterGroups(DetectionModel model, double offsetLrMultiplier)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var groups = new List<ParamGroup>();
+        var run = new List<Tensor>();
+        double current = 1;
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            if (!p.RequiresGrad) continue;
+            double m = DetectionModel.IsOffsetParameter(name) ? offsetLrMultiplier : 1;
+            if (m != current && run.Count > 0)
+            {
+                groups.Add(new ParamGroup(run.ToArray(), current));
+                run.Clear();
+            }
+            current = m;
+            run.Add(p);
+        }
+        if (run.Count > 0) groups.Add(new ParamGroup(run.ToArray(), current));
+        return groups;
     }
 
     private (Dictionary<string, double> Terms, double Total) Step(DetectionSample[] batch, Sgd optimizer, Generator random)

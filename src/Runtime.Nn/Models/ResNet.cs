@@ -7,6 +7,13 @@ public enum ResNetBlock
     Bottleneck,
 }
 
+/// <summary>
+/// The 3x3 convolution of a residual block (its <c>conv2</c>) as a <see cref="ResNet"/> would build it: stage 1..4
+/// (layer1..layer4, feature maps c2..c5), channels, stride, dilation (= padding) and groups; no bias. A ResNet's
+/// <c>blockConv2</c> factory may return another layer for it (a deformable convolution, DCNv1 / DCNv2).
+/// </summary>
+public readonly record struct BlockConvSpec(int Stage, int InChannels, int OutChannels, int Stride, int Dilation, int Groups);
+
 /// <summary>A residual block of a <see cref="ResNet"/> stage; <see cref="Expansion"/> is its output width over its planes.</summary>
 public abstract class ResidualBlock : UnaryModule
 {
@@ -30,7 +37,7 @@ public abstract class ResidualBlock : UnaryModule
     }
 
     /// <summary>conv -> norm -> relu, disposing the intermediates.</summary>
-    protected static Tensor ConvNormRelu(Conv2d conv, UnaryModule norm, Tensor x)
+    protected static Tensor ConvNormRelu(UnaryModule conv, UnaryModule norm, Tensor x)
     {
         using var c = conv.Forward(x);
         if (norm is BatchNorm2d bn)
@@ -40,7 +47,7 @@ public abstract class ResidualBlock : UnaryModule
     }
 
     /// <summary>conv -> norm, disposing the intermediate.</summary>
-    protected static Tensor ConvNorm(Conv2d conv, UnaryModule norm, Tensor x)
+    protected static Tensor ConvNorm(UnaryModule conv, UnaryModule norm, Tensor x)
     {
         using var c = conv.Forward(x);
         return norm.Forward(c);
@@ -52,8 +59,9 @@ public sealed class BasicBlock : ResidualBlock
 {
     public const int Expansion = 1;
 
+    /// <param name="conv2">The second 3x3 convolution (planes to planes, stride 1) when it is not a plain <see cref="Conv2d"/>.</param>
     public BasicBlock(int inPlanes, int planes, int stride, Sequential? downsample, int groups, int baseWidth, int dilation,
-        Func<int, UnaryModule> normLayer, DType dtype, Device? device, Generator? generator)
+        Func<int, UnaryModule> normLayer, DType dtype, Device? device, Generator? generator, UnaryModule? conv2 = null)
     {
         if (groups != 1 || baseWidth != 64)
             throw new ArgumentException($"BasicBlock only supports groups = 1 and baseWidth = 64, got groups = {groups}, baseWidth = {baseWidth}", nameof(groups));
@@ -63,14 +71,15 @@ public sealed class BasicBlock : ResidualBlock
         Conv1 = RegisterModule("conv1", new Conv2d(inPlanes, planes, 3, stride, 1, bias: false, dtype: dtype, device: device, generator: generator));
         Bn1 = RegisterModule("bn1", normLayer(planes));
         RegisterModule("relu", new ReLU());
-        Conv2 = RegisterModule("conv2", new Conv2d(planes, planes, 3, 1, 1, bias: false, dtype: dtype, device: device, generator: generator));
+        Conv2 = RegisterModule("conv2", conv2 ?? new Conv2d(planes, planes, 3, 1, 1, bias: false, dtype: dtype, device: device, generator: generator));
         Bn2 = RegisterModule("bn2", normLayer(planes));
         if (downsample != null) Downsample = RegisterModule("downsample", downsample);
     }
 
     public Conv2d Conv1 { get; }
     public UnaryModule Bn1 { get; }
-    public Conv2d Conv2 { get; }
+    /// <summary>The second 3x3 convolution: a <see cref="Conv2d"/> unless the block was given another layer.</summary>
+    public UnaryModule Conv2 { get; }
     public UnaryModule Bn2 { get; }
     internal override UnaryModule LastNorm => Bn2;
 
@@ -90,14 +99,15 @@ public sealed class Bottleneck : ResidualBlock
 {
     public const int Expansion = 4;
 
+    /// <param name="conv2">The 3x3 convolution (width to width, the block's stride, dilation and groups) when it is not a plain <see cref="Conv2d"/>.</param>
     public Bottleneck(int inPlanes, int planes, int stride, Sequential? downsample, int groups, int baseWidth, int dilation,
-        Func<int, UnaryModule> normLayer, DType dtype, Device? device, Generator? generator)
+        Func<int, UnaryModule> normLayer, DType dtype, Device? device, Generator? generator, UnaryModule? conv2 = null)
     {
         ArgumentNullException.ThrowIfNull(normLayer);
         int width = (int)(planes * (baseWidth / 64.0)) * groups;
         Conv1 = RegisterModule("conv1", new Conv2d(inPlanes, width, 1, bias: false, dtype: dtype, device: device, generator: generator));
         Bn1 = RegisterModule("bn1", normLayer(width));
-        Conv2 = RegisterModule("conv2", new Conv2d(width, width, 3, stride, dilation, dilation, groups, bias: false, dtype: dtype, device: device, generator: generator));
+        Conv2 = RegisterModule("conv2", conv2 ?? new Conv2d(width, width, 3, stride, dilation, dilation, groups, bias: false, dtype: dtype, device: device, generator: generator));
         Bn2 = RegisterModule("bn2", normLayer(width));
         Conv3 = RegisterModule("conv3", new Conv2d(width, planes * Expansion, 1, bias: false, dtype: dtype, device: device, generator: generator));
         Bn3 = RegisterModule("bn3", normLayer(planes * Expansion));
@@ -107,7 +117,8 @@ public sealed class Bottleneck : ResidualBlock
 
     public Conv2d Conv1 { get; }
     public UnaryModule Bn1 { get; }
-    public Conv2d Conv2 { get; }
+    /// <summary>The 3x3 convolution: a <see cref="Conv2d"/> unless the block was given another layer.</summary>
+    public UnaryModule Conv2 { get; }
     public UnaryModule Bn2 { get; }
     public Conv2d Conv3 { get; }
     public UnaryModule Bn3 { get; }
@@ -134,16 +145,24 @@ public sealed class Bottleneck : ResidualBlock
 /// <c>widthPerGroup</c> give ResNeXt and wide ResNets. Initialisation is torchvision's: convolutions
 /// kaiming_normal_(fan_out, relu), norms weight 1 and bias 0, the classifier PyTorch's Linear default, and with
 /// <c>zeroInitResidual</c> each block's last norm weight 0.</para>
+/// <para><c>blockConv2</c> may replace the 3x3 convolution (<c>conv2</c>) of chosen blocks by another layer (the
+/// deformable backbones of DCNv1 / DCNv2 do; the layer keeps the key prefix <c>layerN.i.conv2</c>): it gets each
+/// block's <see cref="BlockConvSpec"/> and returns null for a plain convolution. A replacement's own <c>weight</c> is
+/// initialised as the plain convolutions are; its sub-layers (e.g. an offset convolution) keep their own initialisation.</para>
 /// </remarks>
 public sealed class ResNet : UnaryModule
 {
     private readonly List<Sequential> _stages = new();
+    private readonly HashSet<Module> _replaced = new(ReferenceEqualityComparer.Instance);
+    private readonly Func<BlockConvSpec, UnaryModule?>? _blockConv2;
     private int _inPlanes = 64;
     private int _dilation = 1;
+    private int _stage;
 
     public ResNet(ResNetBlock block, int[] layers, int numClasses = 1000, bool zeroInitResidual = false, int groups = 1, int widthPerGroup = 64,
         bool[]? replaceStrideWithDilation = null, Func<int, UnaryModule>? normLayer = null,
-        DType dtype = DType.Float32, Device? device = null, Generator? generator = null, int[]? widths = null, bool includeClassifier = true)
+        DType dtype = DType.Float32, Device? device = null, Generator? generator = null, int[]? widths = null, bool includeClassifier = true,
+        Func<BlockConvSpec, UnaryModule?>? blockConv2 = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
         if (layers.Length != 4 || layers.Any(n => n <= 0))
@@ -164,6 +183,7 @@ public sealed class ResNet : UnaryModule
         _inPlanes = widths[0];
         Groups = groups;
         WidthPerGroup = widthPerGroup;
+        _blockConv2 = blockConv2;
 
         Conv1 = RegisterModule("conv1", new Conv2d(3, widths[0], 7, 2, 3, bias: false, dtype: dtype, device: device, generator: generator));
         Bn1 = RegisterModule("bn1", normLayer(widths[0]));
@@ -172,6 +192,7 @@ public sealed class ResNet : UnaryModule
         int[] planes = widths;
         for (int i = 0; i < 4; i++)
         {
+            _stage = i + 1;
             var stage = MakeLayer(block, planes[i], layers[i], i == 0 ? 1 : 2, i > 0 && replaceStrideWithDilation[i - 1], normLayer, dtype, device, generator);
             _stages.Add(RegisterModule($"layer{i + 1}", stage));
         }
@@ -181,9 +202,16 @@ public sealed class ResNet : UnaryModule
             Fc = RegisterModule("fc", new Linear(widths[3] * ExpansionOf(block), numClasses, dtype: dtype, device: device, generator: generator));
         }
 
-        foreach (var (_, m) in NamedModules())
+        var replaced = NamedModules().Where(m => _replaced.Contains(m.Module)).Select(m => m.Name + ".").ToArray();
+        foreach (var (name, m) in NamedModules())
         {
-            if (m is Conv2d conv) Init.KaimingNormal_(conv.Weight, mode: "fan_out", nonlinearity: "relu", generator: generator);
+            if (replaced.Any(r => name.StartsWith(r, StringComparison.Ordinal))) continue;
+            if (_replaced.Contains(m))
+            {
+                foreach (var (pname, p) in m.NamedParameters())
+                    if (pname == "weight") Init.KaimingNormal_(p, mode: "fan_out", nonlinearity: "relu", generator: generator);
+            }
+            else if (m is Conv2d conv) Init.KaimingNormal_(conv.Weight, mode: "fan_out", nonlinearity: "relu", generator: generator);
             else if (m is BatchNorm2d { Weight: { } w, Bias: { } b }) { Init.Ones_(w); Init.Zeros_(b); }
             else if (m is GroupNorm { Weight: { } gw, Bias: { } gb }) { Init.Ones_(gw); Init.Zeros_(gb); }
         }
@@ -243,11 +271,22 @@ public sealed class ResNet : UnaryModule
     }
 
     private ResidualBlock NewBlock(ResNetBlock block, int inPlanes, int planes, int stride, Sequential? downsample, int dilation,
-        Func<int, UnaryModule> normLayer, DType dtype, Device? device, Generator? generator) => block switch
+        Func<int, UnaryModule> normLayer, DType dtype, Device? device, Generator? generator)
     {
-        ResNetBlock.Basic => new BasicBlock(inPlanes, planes, stride, downsample, Groups, WidthPerGroup, dilation, normLayer, dtype, device, generator),
-        _ => new Bottleneck(inPlanes, planes, stride, downsample, Groups, WidthPerGroup, dilation, normLayer, dtype, device, generator),
-    };
+        // The 3x3 convolution the block would build: BasicBlock's conv2 is planes -> planes at stride 1 (its conv1
+        // carries the stride); Bottleneck's is width -> width with the block's stride, dilation and groups.
+        int width = (int)(planes * (WidthPerGroup / 64.0)) * Groups;
+        var spec = block == ResNetBlock.Basic
+            ? new BlockConvSpec(_stage, planes, planes, 1, 1, 1)
+            : new BlockConvSpec(_stage, width, width, stride, dilation, Groups);
+        var conv2 = _blockConv2?.Invoke(spec);
+        if (conv2 != null) _replaced.Add(conv2);
+        return block switch
+        {
+            ResNetBlock.Basic => new BasicBlock(inPlanes, planes, stride, downsample, Groups, WidthPerGroup, dilation, normLayer, dtype, device, generator, conv2),
+            _ => new Bottleneck(inPlanes, planes, stride, downsample, Groups, WidthPerGroup, dilation, normLayer, dtype, device, generator, conv2),
+        };
+    }
 
     private static void CheckInput(Tensor input)
     {

@@ -47,7 +47,7 @@ public class Adam : Optimizer
         var g = grad;
         if (WeightDecay != 0)
         {
-            if (_decoupled) param.MulInPlace(1 - Lr * WeightDecay);
+            if (_decoupled) param.MulInPlace(1 - LrOf(index) * WeightDecay);
             else g = grad + param * WeightDecay;
         }
         var m = _m[index] ??= NewState(param);
@@ -58,7 +58,7 @@ public class Adam : Optimizer
         v.AddInPlace(g * g, 1 - Beta2);
         double bc1 = 1 - Math.Pow(Beta1, step);
         double bc2 = 1 - Math.Pow(Beta2, step);
-        double stepSize = Lr / bc1;
+        double stepSize = LrOf(index) / bc1;
         double bc2Sqrt = Math.Sqrt(bc2);
         var second = v;
         if (AmsGrad)

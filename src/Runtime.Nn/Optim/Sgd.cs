@@ -9,8 +9,13 @@ public sealed class Sgd : Optimizer
 {
     private readonly Tensor?[] _momentum;
 
+    [System.Runtime.CompilerServices.OverloadResolutionPriority(1)] // [] means no tensors, not no groups
     public Sgd(IEnumerable<Tensor> parameters, double lr, double momentum = 0, double dampening = 0, double weightDecay = 0, bool nesterov = false)
-        : base(parameters, lr)
+        : this([new ParamGroup(parameters ?? throw new ArgumentNullException(nameof(parameters)))], lr, momentum, dampening, weightDecay, nesterov) { }
+
+    /// <summary>SGD over parameter groups, each with its own learning-rate multiplier.</summary>
+    public Sgd(IEnumerable<ParamGroup> groups, double lr, double momentum = 0, double dampening = 0, double weightDecay = 0, bool nesterov = false)
+        : base(groups, lr)
     {
         if (momentum < 0) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "momentum must be non-negative");
         if (weightDecay < 0) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weight decay must be non-negative");
@@ -42,7 +47,7 @@ public sealed class Sgd : Optimizer
             }
             d = Nesterov ? d + buf * Momentum : buf;
         }
-        param.AddInPlace(d, -Lr);
+        param.AddInPlace(d, -LrOf(index));
     }
 
     /// <summary>The momentum buffers by parameter index ("momentum_buffer.{i}"), for a checkpoint; the tensors are the optimizer's own.</summary>

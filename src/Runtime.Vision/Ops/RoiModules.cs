@@ -116,9 +116,10 @@ public sealed class LevelMapper
 /// torchvision.ops.MultiScaleRoIAlign: RoIAlign over the feature maps named <see cref="FeatmapNames"/>
 /// (an FPN's levels, finest first), each box pooled from the level the <see cref="LevelMapper"/> picks.
 /// The scale of each map is inferred on the first call as 2^round(log2(map height / image height))
-/// (the largest image size of the batch) and kept, as torchvision does.
+/// (the largest image size of the batch) and kept, as torchvision does. A subclass may pool each level
+/// differently (<see cref="PoolLevel"/>; <see cref="MultiScaleDeformRoIPool"/>).
 /// </summary>
-public sealed class MultiScaleRoIAlign : Module
+public class MultiScaleRoIAlign : Module
 {
     public MultiScaleRoIAlign(IReadOnlyList<string> featmapNames, (int H, int W) outputSize, int samplingRatio, int canonicalScale = 224, int canonicalLevel = 4)
     {
@@ -170,7 +171,7 @@ public sealed class MultiScaleRoIAlign : Module
         if (Scales == null || MapLevels == null) (Scales, MapLevels) = SetupScales(maps, imageSizes, CanonicalScale, CanonicalLevel);
 
         using var rois = RoiOps.ConvertBoxesToRoiFormat(boxes);
-        if (maps.Count == 1) return RoiOps.RoiAlign(maps[0], rois, OutputSize, Scales[0], SamplingRatio);
+        if (maps.Count == 1) return PoolLevel(maps[0], rois, Scales[0]);
 
         // Each level pools its own boxes; the pieces, concatenated level by level, are put back in box
         // order by one row gather (differentiable, so the gradient reaches every level's map).
@@ -185,7 +186,7 @@ public sealed class MultiScaleRoIAlign : Module
             var idx = Tensor.From<long>(rows, [rows.Length], rois.Device);
             Tensor levelRois;
             using (GradMode.NoGrad()) levelRois = rois.IndexSelect(0, idx);
-            pieces.Add(RoiOps.RoiAlign(maps[level], levelRois, OutputSize, Scales[level], SamplingRatio));
+            pieces.Add(PoolLevel(maps[level], levelRois, Scales[level]));
             order.AddRange(rows);
         }
         int c = maps[0].Shape[1];
@@ -197,6 +198,9 @@ public sealed class MultiScaleRoIAlign : Module
         var result = cat.IndexSelect(0, Tensor.From<long>(inverse, [inverse.Length], rois.Device));
         return scope.MoveOut(result);
     }
+
+    /// <summary>Pools the rois [K, 5] assigned to one map of the given scale: RoIAlign (not aligned) with this module's size and sampling.</summary>
+    protected virtual Tensor PoolLevel(Tensor map, Tensor rois, double scale) => RoiOps.RoiAlign(map, rois, OutputSize, scale, SamplingRatio);
 
     /// <summary>torchvision's _infer_scale: 2^round(log2(map height / image height)), log2 and rounding in float32.</summary>
     public static double InferScale(int featureSize, int imageSize)
@@ -219,4 +223,101 @@ public sealed class MultiScaleRoIAlign : Module
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"MultiScaleRoIAlign(featmap_names=[{string.Join(", ", FeatmapNames)}], output_size={OutputSize}, sampling_ratio={SamplingRatio})");
+}
+
+/// <summary>
+/// mmcv's <c>ModulatedDeformRoIPoolPack</c> (DCNv2 section 3), or with <c>modulated: false</c> its
+/// <c>DeformRoIPoolPack</c>: a plain pooling of each roi (<see cref="RoiOps.DeformRoiPool"/> without offsets) feeds
+/// <c>offset_fc</c> (Linear(C*ph*pw, fc) + ReLU, Linear(fc, fc) + ReLU, Linear(fc, 2*ph*pw): the normalised offsets,
+/// x then y) and, in parallel, <c>mask_fc</c> (Linear(C*ph*pw, fc) + ReLU, Linear(fc, ph*pw), sigmoid: the
+/// modulation); the roi is pooled again with the bins moved by gamma * roi size * offset and multiplied by the
+/// modulation. The last layer of each branch starts at zero (offsets 0, modulation 0.5). Keys are mmcv's
+/// (<c>offset_fc.{0,2,4}.*</c>, <c>mask_fc.{0,2}.*</c>); the fc layers have PyTorch's Linear initialisation.
+/// </summary>
+public sealed class ModulatedDeformRoIPool : Module
+{
+    public ModulatedDeformRoIPool((int H, int W) outputSize, int channels, int fcChannels = 1024, int samplingRatio = 0, double gamma = 0.1,
+        bool aligned = true, bool modulated = true, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+    {
+        if (outputSize.H < 1 || outputSize.W < 1)
+            throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, $"ModulatedDeformRoIPool: output size must be positive, got ({outputSize.H}, {outputSize.W})");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(fcChannels);
+        OutputSize = outputSize;
+        Channels = channels;
+        SamplingRatio = samplingRatio;
+        Gamma = gamma;
+        Aligned = aligned;
+        int bins = outputSize.H * outputSize.W, inFeatures = channels * bins;
+        var last = new Linear(fcChannels, 2 * bins, dtype: dtype, device: device, generator: generator);
+        OffsetFc = RegisterModule("offset_fc", new Sequential(
+            new Linear(inFeatures, fcChannels, dtype: dtype, device: device, generator: generator), new ReLU(),
+            new Linear(fcChannels, fcChannels, dtype: dtype, device: device, generator: generator), new ReLU(),
+            last));
+        Init.Zeros_(last.Weight);
+        Init.Zeros_(last.Bias!);
+        if (modulated)
+        {
+            var maskLast = new Linear(fcChannels, bins, dtype: dtype, device: device, generator: generator);
+            MaskFc = RegisterModule("mask_fc", new Sequential(
+                new Linear(inFeatures, fcChannels, dtype: dtype, device: device, generator: generator), new ReLU(),
+                maskLast, new Sigmoid()));
+            Init.Zeros_(maskLast.Weight);
+            Init.Zeros_(maskLast.Bias!);
+        }
+    }
+
+    public (int H, int W) OutputSize { get; }
+    public int Channels { get; }
+    public int SamplingRatio { get; }
+    public double Gamma { get; }
+    public bool Aligned { get; }
+    public Sequential OffsetFc { get; }
+    /// <summary>The modulation branch (null for the unmodulated DCNv1 pooling).</summary>
+    public Sequential? MaskFc { get; }
+
+    /// <summary>Pools [N, C, H, W] features over [K, 5] rois (coordinates scaled by <paramref name="spatialScale"/>) into [K, C, ph, pw].</summary>
+    public Tensor Forward(Tensor input, Tensor rois, double spatialScale)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(rois);
+        if (input.Rank != 4 || input.Shape[1] != Channels)
+            throw new ArgumentException($"ModulatedDeformRoIPool: expected features [N, {Channels}, H, W], got {Shapes.Format(input.Shape)}", nameof(input));
+        using var scope = new TensorScope();
+        int k = rois.Shape[0];
+        var plain = RoiOps.DeformRoiPool(input, rois, null, null, OutputSize, spatialScale, SamplingRatio, Gamma, Aligned);
+        var flat = plain.Reshape(k, -1);
+        var offset = OffsetFc.Forward(flat).Reshape(k, 2, OutputSize.H, OutputSize.W);
+        var mask = MaskFc?.Forward(flat).Reshape(k, 1, OutputSize.H, OutputSize.W);
+        return scope.MoveOut(RoiOps.DeformRoiPool(input, rois, offset, mask, OutputSize, spatialScale, SamplingRatio, Gamma, Aligned));
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"ModulatedDeformRoIPool(output_size={OutputSize}, channels={Channels}, sampling_ratio={SamplingRatio}, gamma={Gamma}, aligned={Aligned}, modulated={MaskFc != null})");
+}
+
+/// <summary>
+/// <see cref="MultiScaleRoIAlign"/> whose levels pool with a (modulated) deformable RoI pooling: torchvision's
+/// level assignment and scales, and one <see cref="ModulatedDeformRoIPool"/> shared by all levels (as the box head
+/// after it is; mmdetection builds one per level), whose offset and modulation branches are this module's
+/// <c>offset_fc</c> / <c>mask_fc</c>. Not aligned, as torchvision's box pooling, unless asked.
+/// </summary>
+public sealed class MultiScaleDeformRoIPool : MultiScaleRoIAlign
+{
+    public MultiScaleDeformRoIPool(IReadOnlyList<string> featmapNames, int outputSize, int samplingRatio, int channels, int fcChannels = 1024,
+        double gamma = 0.1, bool modulated = true, bool aligned = false, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+        : base(featmapNames, outputSize, samplingRatio)
+    {
+        Pool = new ModulatedDeformRoIPool((outputSize, outputSize), channels, fcChannels, samplingRatio, gamma, aligned, modulated, dtype, device, generator);
+        // The pool's branches sit directly under this module (keys box_roi_pool.offset_fc.*, box_roi_pool.mask_fc.*).
+        foreach (var (name, child) in Pool.NamedChildren()) RegisterModule(name, child);
+    }
+
+    /// <summary>The shared deformable pooling (its branches are registered under this module).</summary>
+    public ModulatedDeformRoIPool Pool { get; }
+
+    protected override Tensor PoolLevel(Tensor map, Tensor rois, double scale) => Pool.Forward(map, rois, scale);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"MultiScaleDeformRoIPool(featmap_names=[{string.Join(", ", FeatmapNames)}], output_size={OutputSize}, sampling_ratio={SamplingRatio}, {Pool})");
 }

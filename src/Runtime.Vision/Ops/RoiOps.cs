@@ -101,6 +101,89 @@ public static class RoiOps
     }
 
     /// <summary>
+    /// Modulated deformable RoI pooling (DCNv2, Zhu et al. 2018, section 3; mmcv's <c>deform_roi_pool</c>, with the
+    /// modulation that mmcv's <c>ModulatedDeformRoIPoolPack</c> multiplies afterwards done in the op): RoIAlign's bins
+    /// and bilinear samples, bin (i, j) moved by <c>(gamma * roiW * offset[k, 0, i, j], gamma * roiH * offset[k, 1, i, j])</c>
+    /// (normalised offsets, x first; roiW, roiH the roi's size on the map) and its mean multiplied by
+    /// <c>mask[k, 0, i, j]</c>. <paramref name="aligned"/> (mmcv: always) shifts the box by half a pixel; otherwise it is
+    /// grown to at least one pixel, as RoIAlign. Without offset and mask this is RoIAlign.
+    /// Gradients flow to input, offset and mask (the offset's is the true slope of the bilinear read: zero along an axis
+    /// where the position is clamped to the map, unlike mmcv's kernel, whose formula uses the unclamped position there).
+    /// </summary>
+    /// <param name="offset">[K, 2, outputSize.H, outputSize.W] or null (no shift).</param>
+    /// <param name="mask">[K, 1, outputSize.H, outputSize.W] (used as given: apply the sigmoid before) or null (1).</param>
+    /// <returns>[K, C, outputSize.H, outputSize.W].</returns>
+    public static Tensor DeformRoiPool(Tensor input, Tensor rois, Tensor? offset, Tensor? mask, (int H, int W) outputSize, double spatialScale = 1.0,
+        int samplingRatio = 0, double gamma = 0.1, bool aligned = true)
+    {
+        const string op = "DeformRoiPool";
+        var rg = Check(op, input, rois, outputSize, spatialScale, samplingRatio, aligned);
+        int k = rois.Shape[0], c = input.Shape[1];
+        if (!double.IsFinite(gamma))
+            throw new ArgumentOutOfRangeException(nameof(gamma), gamma, $"{op}: gamma must be finite");
+        void Extra(Tensor? t, string name, int channels)
+        {
+            if (t is null) return;
+            if (t.DType != input.DType || t.Device != input.Device)
+                throw new ArgumentException($"{op}: {name} is {t.DType.Name()} on {t.Device} but input is {input.DType.Name()} on {input.Device}", name);
+            if (t.Rank != 4 || t.Shape[0] != k || t.Shape[1] != channels || t.Shape[2] != rg.PooledH || t.Shape[3] != rg.PooledW)
+                throw new ArgumentException($"{op}: {name} must be [{k}, {channels}, {rg.PooledH}, {rg.PooledW}] (rois, {channels}, output size), got {Shapes.Format(t.Shape)}", name);
+        }
+        Extra(offset, nameof(offset), 2);
+        Extra(mask, nameof(mask), 1);
+        var g = new DeformRoiGeometry(rg, gamma);
+        int[] inShape = input.ShapeArray;
+        bool empty = inShape[2] == 0 || inShape[3] == 0;
+        using var x = Untracked(input);
+        using var r = Untracked(rois);
+        using var o = offset is null ? null : Untracked(offset);
+        using var m = mask is null ? null : Untracked(mask);
+        var y = Tensor.Empty([k, c, rg.PooledH, rg.PooledW], input.DType, input.Device);
+        if (y.NumEl > 0)
+        {
+            if (!empty) x.Backend.DeformRoiPool(x.KernelView, r.KernelView, o?.KernelView, m?.KernelView, y.KernelView, g);
+            else y.Fill_(0);
+        }
+        bool needX = input.RequiresGrad, needO = offset is not null && offset.RequiresGrad, needM = mask is not null && mask.RequiresGrad;
+        var inputs = new List<Tensor> { input };
+        if (offset is not null) inputs.Add(offset);
+        if (mask is not null) inputs.Add(mask);
+        var saved = new List<Tensor> { x, r };
+        if (o is not null) saved.Add(o);
+        if (m is not null) saved.Add(m);
+        int[]? oShape = offset?.ShapeArray, mShape = mask?.ShapeArray;
+        return Tensor.Record(y, op, inputs.ToArray(), saved.ToArray(), (gy, s) =>
+        {
+            var so = o is null ? (TensorView?)null : s[2].KernelView;
+            var sm = m is null ? (TensorView?)null : s[o is null ? 2 : 3].KernelView;
+            using var gc = Untracked(gy);
+            var be = gc.Backend;
+            Tensor? gx = null, gOff = null, gMask = null;
+            if (needX)
+            {
+                gx = Tensor.Empty(inShape, gy.DType, gy.Device);
+                if (gy.NumEl == 0 || empty) gx.Fill_(0);
+                else be.DeformRoiPoolBackward(gc.KernelView, s[1].KernelView, so, sm, gx.KernelView, g);
+            }
+            if (needO) gOff = Tensor.Empty(oShape!, gy.DType, gy.Device);
+            if (needM) gMask = Tensor.Empty(mShape!, gy.DType, gy.Device);
+            if (gOff is not null || gMask is not null)
+            {
+                if (gy.NumEl == 0 || empty)
+                {
+                    gOff?.Fill_(0);
+                    gMask?.Fill_(0);
+                }
+                else be.DeformRoiPoolBackwardCoord(gc.KernelView, s[0].KernelView, s[1].KernelView, so, sm, gOff?.KernelView, gMask?.KernelView, g);
+            }
+            var grads = new List<Tensor?> { gx };
+            if (o is not null) grads.Add(gOff);
+            if (m is not null) grads.Add(gMask);
+            return grads.ToArray();
+        });
+    }
+
+    /// <summary>
     /// torchvision's convert_boxes_to_roi_format: the per-image [Ki, 4] boxes stacked into [sum Ki, 5]
     /// rows with the image index in front.
     /// </summary>

@@ -19,6 +19,8 @@ internal sealed unsafe partial class CpuBackend
     {
         public readonly int Batch;
         public readonly T StartH, StartW, BinH, BinW;
+        /// <summary>The roi's size on the map (at least 1 when not aligned).</summary>
+        public readonly T RoiH, RoiW;
         public readonly int GridH, GridW;
         public readonly T Count;
 
@@ -36,6 +38,8 @@ internal sealed unsafe partial class CpuBackend
                 w = T.Max(w, T.One);
                 h = T.Max(h, T.One);
             }
+            RoiH = h;
+            RoiW = w;
             BinH = h / T.CreateTruncating(g.PooledH);
             BinW = w / T.CreateTruncating(g.PooledW);
             GridH = g.SamplingRatio > 0 ? g.SamplingRatio : int.CreateSaturating(T.Ceiling(h / T.CreateTruncating(g.PooledH)));

@@ -4,7 +4,7 @@ Run with /usr/bin/python3 (Debian python3-torch 1.13 / python3-torchvision 0.14)
 this file, and running it twice gives byte-identical files (everything is seeded; one CPU thread). Case names as
 arguments make only those cases (e.g. `make_detection.py mrcnn_r18`); the cases do not depend on each other.
 
-Files, per case <case> in frcnn_r18, frcnn_r50, mrcnn_r18, retina_r18, retina_r18_v2:
+Files, per case <case> in frcnn_r18, frcnn_r50, frcnn_r50_dcnv2, frcnn_r50_dcnv1, mrcnn_r18, retina_r18, retina_r18_v2:
   <case>.pth           torch.save(model.state_dict()) of the torchvision model (torchvision's key names and
                        order; FrozenBatchNorm2d buffers weight/bias/running_mean/running_var, no num_batches_tracked)
   <case>_img0.png      input image 0 (RGB uint8), 80x112 (H x W)
@@ -17,6 +17,13 @@ loads it into the frcnn_r18 model (strict) and gives identical outputs; that is 
 script only checks (no file) that its weights with the mask head under the pre-0.13 names
 roi_heads.mask_head.mask_fcn{i+1}.{weight,bias} (metadata version 1; MaskRCNNHeads._load_from_state_dict renames them to
 roi_heads.mask_head.{i}.0.*) load into torchvision and give the same masks; the C# test renames the keys itself.
+
+frcnn_r50_dcnv2 and frcnn_r50_dcnv1 are frcnn_r50 (narrow Bottleneck ResNet) whose blocks' 3x3 convolutions (conv2) in
+the stages config.backbone.dcn.stages (layer numbers; 2, 3, 4 = c3-c5) are deformable: DeformConvPack below, mmcv's
+ModulatedDeformConv2dPack ("dcnv2") or DeformConv2dPack ("dcnv1") written on torchvision.ops.deform_conv2d, with
+mmdetection's key names (layerN.i.conv2.weight, no bias; layerN.i.conv2.conv_offset.weight / .bias). conv_offset gets
+seeded non-zero weights (override "*conv_offset": any key containing conv_offset), so the offsets are about a pixel
+and the masks vary.
 
 mrcnn_r18 is MaskRCNN on a ResNet-18 body of stage widths 8, 16, 16, 16 (FPN 16), the frcnn cases' RPN and box
 branch, and the mask branch: MultiScaleRoIAlign 14x14 sampling 2 over "0".."3", MaskRCNNHeads(16, [16]*4, dilation
@@ -43,7 +50,8 @@ are printed with 9 significant digits (they round-trip float32). Boxes are (x1, 
               stage_out_channels [4] (= widths * expansion), norm "FrozenBatchNorm2d", frozen_bn_eps 1e-5,
               returned_layers (e.g. [1,2,3,4] -> body outputs "0".."3"), trainable_layers, frozen_prefixes
               (body parameters with requires_grad False: they get no gradient), stride_in_1x1 false (torchvision
-              Bottleneck: the stride is on conv2, the 3x3)
+              Bottleneck: the stride is on conv2, the 3x3), dcn (deformable cases only) {kind "dcnv2" | "dcnv1",
+              stages [layer numbers], offset_groups 1}
     fpn: in_channels_list, out_channels, extra_blocks {"type": "LastLevelMaxPool"} (adds "pool" =
          max_pool2d(P_last, 1, 2, 0)) or {"type": "LastLevelP6P7", "in_channels", "out_channels", "use_P5"}
          (p6 = conv3x3/2(P5 if use_P5 else C5), p7 = conv3x3/2(relu(p6))), names (FPN output keys in order)
@@ -212,6 +220,39 @@ class NarrowResNet(ResNet):
         self.layer4 = self._make_layer(block, widths[3], layers[3], stride=2)
 
 
+class DeformConvPack(nn.Module):
+    """mmcv's ModulatedDeformConv2dPack (modulated) / DeformConv2dPack on torchvision.ops.deform_conv2d, as a ResNet
+    block's 3x3 convolution: weight [out, in / groups, 3, 3] (no bias) and conv_offset, a plain convolution with the
+    same kernel, stride, padding and dilation predicting 3 * 9 (modulated) or 2 * 9 channels. Modulated:
+    o1, o2, m = chunk(conv_offset(x), 3, dim=1); offset = cat(o1, o2); mask = sigmoid(m)."""
+
+    def __init__(self, conv, modulated):
+        super().__init__()
+        self.modulated = modulated
+        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+        assert conv.groups == 1 and conv.bias is None and conv.kernel_size == (3, 3)
+        self.weight = nn.Parameter(conv.weight.detach().clone())
+        self.conv_offset = nn.Conv2d(conv.in_channels, (3 if modulated else 2) * 9, 3, conv.stride, conv.padding,
+                                     conv.dilation, bias=True)
+
+    def forward(self, x):
+        out = self.conv_offset(x)
+        if self.modulated:
+            o1, o2, m = torch.chunk(out, 3, dim=1)
+            offset, mask = torch.cat((o1, o2), dim=1), torch.sigmoid(m)
+        else:
+            offset, mask = out, None
+        return torchvision.ops.deform_conv2d(x, offset, self.weight, None, self.stride, self.padding, self.dilation,
+                                             mask)
+
+
+def make_deformable(body, dcn):
+    """Replaces conv2 of every block of the stages dcn["stages"] (layer numbers) by a DeformConvPack."""
+    for stage in dcn["stages"]:
+        for block in getattr(body, f"layer{stage}"):
+            block.conv2 = DeformConvPack(block.conv2, dcn["kind"] == "dcnv2")
+
+
 def freeze(body, trainable_layers):
     """The freezing _resnet_fpn_extractor applies; returns the frozen top-level prefixes."""
     layers_to_train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
@@ -237,6 +278,8 @@ def backbone_config(block, layers, widths, returned, trainable_layers):
 def make_backbone(bcfg, fpn_out, extra):
     block = {"BasicBlock": BasicBlock, "Bottleneck": Bottleneck}[bcfg["block"]]
     body = NarrowResNet(block, bcfg["layers"], bcfg["widths"])
+    if "dcn" in bcfg:
+        make_deformable(body, bcfg["dcn"])
     bcfg["frozen_prefixes"] = freeze(body, bcfg["trainable_layers"])
     returned = bcfg["returned_layers"]
     in_list = [bcfg["stage_out_channels"][i - 1] for i in returned]
@@ -255,6 +298,8 @@ def make_backbone(bcfg, fpn_out, extra):
 
 def build_frcnn(spec):
     bcfg = backbone_config(spec["block"], spec["layers"], spec["widths"], [1, 2, 3, 4], 3)
+    if spec.get("dcn"):
+        bcfg["dcn"] = {**spec["dcn"], "offset_groups": 1}
     backbone, fpn_cfg = make_backbone(bcfg, spec["fpn_out"], {"type": "LastLevelMaxPool"})
     sizes = ((8,), (16,), (32,), (64,), (128,))
     ratios = ((0.5, 1.0, 2.0),) * len(sizes)
@@ -353,7 +398,8 @@ def transform_cfg(model):
 def init_weights(model, seed, overrides):
     """Every parameter and FrozenBN buffer from a seeded generator: conv / linear weights N(0, 1) * gain / sqrt(fan_in),
     biases N(mean, 0.1), norm weights U(0.5, 1.5), running_mean N(0, 0.1), running_var U(0.5, 1.5); `overrides`
-    maps a key prefix to {gain, bias_mean, bias_std}. Values are rounded to bfloat16-representable float32."""
+    maps a key prefix (or, written "*name", any key containing name) to {gain, bias_mean, bias_std}. Values are rounded
+    to bfloat16-representable float32."""
     g = torch.Generator().manual_seed(seed)
     norm_modules = {n for n, m in model.named_modules() if isinstance(m, (FrozenBatchNorm2d, nn.GroupNorm))}
     with torch.no_grad():
@@ -361,7 +407,7 @@ def init_weights(model, seed, overrides):
             mod, _, leaf = key.rpartition(".")
             o = {"gain": 1.0, "bias_mean": 0.0, "bias_std": 0.1}
             for prefix, ov in overrides:
-                if key.startswith(prefix):
+                if key.startswith(prefix) or (prefix.startswith("*") and prefix[1:] in key):
                     o = {**o, **ov}
             if mod in norm_modules:
                 if leaf in ("weight", "running_var"):
@@ -903,6 +949,28 @@ CASES = [
      "grads": ["rpn.head.conv.0.0.weight", "rpn.head.cls_logits.bias", "roi_heads.box_predictor.cls_score.weight",
                "roi_heads.box_head.fc6.bias", "backbone.fpn.layer_blocks.3.0.weight",
                "backbone.body.layer4.0.conv1.weight", "backbone.body.layer2.0.conv2.weight"]},
+    {"case": "frcnn_r50_dcnv2", "kind": "frcnn", "seed": 1021, "block": Bottleneck, "layers": [1, 1, 1, 1],
+     "widths": [4, 8, 16, 32], "fpn_out": 16, "dcn": {"kind": "dcnv2", "stages": [2, 3, 4]},
+     "overrides": frcnn_overrides(1.25) + [("*conv_offset", {"gain": 0.6, "bias_mean": 0.0, "bias_std": 0.5})],
+     "calibration": {"std": 1.5, "background_mean": 4.0, "background_std": 0.3, "mean_jitter": 0.2,
+                     "per_class_top": 15},
+     "test_kwargs": {"rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 60, "box_score_thresh": 0.1,
+                     "box_detections_per_img": 20},
+     "grads": ["rpn.head.conv.0.0.weight", "roi_heads.box_predictor.cls_score.weight", "roi_heads.box_head.fc6.bias",
+               "backbone.fpn.layer_blocks.3.0.weight", "backbone.body.layer4.0.conv2.weight",
+               "backbone.body.layer4.0.conv2.conv_offset.weight", "backbone.body.layer3.0.conv2.conv_offset.bias",
+               "backbone.body.layer2.0.conv2.weight", "backbone.body.layer2.0.conv2.conv_offset.bias",
+               "backbone.body.layer2.0.conv1.weight"]},
+    {"case": "frcnn_r50_dcnv1", "kind": "frcnn", "seed": 1022, "block": Bottleneck, "layers": [1, 1, 1, 1],
+     "widths": [4, 8, 16, 32], "fpn_out": 16, "dcn": {"kind": "dcnv1", "stages": [3, 4]},
+     "overrides": frcnn_overrides(1.25) + [("*conv_offset", {"gain": 0.6, "bias_mean": 0.0, "bias_std": 0.5})],
+     "calibration": {"std": 1.5, "background_mean": 4.0, "background_std": 0.3, "mean_jitter": 0.2,
+                     "per_class_top": 15},
+     "test_kwargs": {"rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 60, "box_score_thresh": 0.1,
+                     "box_detections_per_img": 20},
+     "grads": ["roi_heads.box_head.fc6.bias", "backbone.body.layer4.0.conv2.weight",
+               "backbone.body.layer4.0.conv2.conv_offset.weight", "backbone.body.layer3.0.conv2.conv_offset.bias",
+               "backbone.body.layer3.0.conv2.weight", "backbone.body.layer2.0.conv2.weight"]},
     {"case": "mrcnn_r18", "kind": "frcnn", "seed": 1011, "block": BasicBlock, "layers": [2, 2, 2, 2],
      "widths": [8, 16, 16, 16], "fpn_out": 16,
      "overrides": frcnn_overrides(1.0) + [("roi_heads.mask_head", {"gain": 1.4}),

@@ -38,6 +38,40 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void ParamGroups_ScaleTheLearningRate_AndKeepTheParameterOrder()
+    {
+        // p <- p - lr * m * (g + wd p) with momentum buffers per parameter; hand-computed for two steps.
+        using var a = Tensor.From<double>([1.0, 2.0], 2).RequiresGrad_();
+        using var b = Tensor.From<double>([3.0], 1).RequiresGrad_();
+        using var c = Tensor.From<double>([-1.0], 1).RequiresGrad_();
+        using var opt = new Sgd([new ParamGroup([a]), new ParamGroup([b, c], 0.1)], lr: 0.5, momentum: 0.9, weightDecay: 0.01);
+        Assert.Same(a, opt.Parameters[0]);
+        Assert.Same(c, opt.Parameters[2]);
+        Assert.Equal([1.0, 0.1, 0.1], opt.LrMultipliers);
+        for (int step = 0; step < 2; step++)
+        {
+            a.Grad = Tensor.From<double>([1.0, -1.0], 2);
+            b.Grad = Tensor.From<double>([2.0], 1);
+            c.Grad = Tensor.From<double>([4.0], 1);
+            opt.Step();
+            opt.ZeroGrad();
+        }
+        static double[] TwoSteps(double p, double g, double lr)
+        {
+            double d1 = g + 0.01 * p, buf = d1;
+            p -= lr * buf;
+            double d2 = g + 0.01 * p;
+            buf = 0.9 * buf + d2;
+            return [p - lr * buf];
+        }
+        Assert.Equal(TwoSteps(1, 1, 0.5)[0], a.ToDoubleArray()[0], 14);
+        Assert.Equal(TwoSteps(2, -1, 0.5)[0], a.ToDoubleArray()[1], 14);
+        Assert.Equal(TwoSteps(3, 2, 0.05)[0], b.ToDoubleArray()[0], 14);
+        Assert.Equal(TwoSteps(-1, 4, 0.05)[0], c.ToDoubleArray()[0], 14);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Sgd([new ParamGroup([a], -1)], 0.1));
+    }
+
+    [Fact]
     public void TrainsLogisticRegression_InsideScopes()
     {
         // A tiny end-to-end run: loss + backward + clip + AdamW + schedule, with scoped temporaries.
