@@ -92,20 +92,22 @@ public static class MaxDeepLabLoss
 
     /// <summary>The weighted loss terms (scalars, batch means) for the network outputs and the batch's targets.</summary>
     public static Dictionary<string, Tensor> Compute(MaxDeepLabOutput output, IReadOnlyList<PanopticTarget> targets, MaxDeepLabLossOptions options,
-        List<MaxDeepLabMatch>? matches = null)
+        List<MaxDeepLabMatch>? matches = null, IReadOnlyList<MaxDeepLabMatch>? fixedMatches = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(options);
-        return Compute(output.MaskLogits, output.ClassLogits, output.PixelFeatures, output.SemanticLogits, targets, options, matches);
+        return Compute(output.MaskLogits, output.ClassLogits, output.PixelFeatures, output.SemanticLogits, targets, options, matches, fixedMatches);
     }
 
     /// <summary>
     /// The loss terms of raw tensors: mask logits [B, N, h, w], class logits [B, N, C + 1], normalised pixel features
     /// [B, D, h, w], semantic logits [B, C, hs, ws]. <paramref name="matches"/>, when given, receives each image's matching.
+    /// <paramref name="fixedMatches"/> replaces the matching and its stop-gradient weights by given ones (what the
+    /// analytic gradient treats as constants, for finite-difference checks).
     /// </summary>
     public static Dictionary<string, Tensor> Compute(Tensor maskLogits, Tensor classLogits, Tensor pixelFeatures, Tensor semanticLogits,
-        IReadOnlyList<PanopticTarget> targets, MaxDeepLabLossOptions options, List<MaxDeepLabMatch>? matches = null)
+        IReadOnlyList<PanopticTarget> targets, MaxDeepLabLossOptions options, List<MaxDeepLabMatch>? matches = null, IReadOnlyList<MaxDeepLabMatch>? fixedMatches = null)
     {
         ArgumentNullException.ThrowIfNull(maskLogits);
         ArgumentNullException.ThrowIfNull(classLogits);
@@ -115,6 +117,7 @@ public static class MaxDeepLabLoss
         ArgumentNullException.ThrowIfNull(options);
         int batch = maskLogits.Size(0), n = maskLogits.Size(1), h = maskLogits.Size(2), w = maskLogits.Size(3), classes = classLogits.Size(2) - 1;
         if (targets.Count != batch) throw new ArgumentException($"{targets.Count} targets for a batch of {batch}", nameof(targets));
+        if (fixedMatches != null && fixedMatches.Count != batch) throw new ArgumentException($"{fixedMatches.Count} fixed matchings for a batch of {batch}", nameof(fixedMatches));
         if (classLogits.Size(0) != batch || classLogits.Size(1) != n || pixelFeatures.Size(0) != batch || pixelFeatures.Size(2) != h || pixelFeatures.Size(3) != w
             || semanticLogits.Size(0) != batch || semanticLogits.Size(1) != classes)
             throw new ArgumentException($"inconsistent outputs: mask logits {Shapes.Format(maskLogits.Shape)}, class logits {Shapes.Format(classLogits.Shape)}, features {Shapes.Format(pixelFeatures.Shape)}, semantic {Shapes.Format(semanticLogits.Shape)}", nameof(maskLogits));
@@ -128,7 +131,7 @@ public static class MaxDeepLabLoss
                     throw new ArgumentException($"target {b} is {t.Height}x{t.Width} (semantic {t.SemanticHeight}x{t.SemanticWidth}) but the outputs are {h}x{w} (semantic {semanticLogits.Size(2)}x{semanticLogits.Size(3)})", nameof(targets));
                 if (t.MaskClasses.Any(c => c < 0 || c >= classes))
                     throw new ArgumentException($"target {b} has a mask class outside [0, {classes})", nameof(targets));
-                var terms = ImageTerms(maskLogits.Select(0, b), classLogits.Select(0, b), pixelFeatures.Select(0, b), semanticLogits.Select(0, b), t, options, out var match);
+                var terms = ImageTerms(maskLogits.Select(0, b), classLogits.Select(0, b), pixelFeatures.Select(0, b), semanticLogits.Select(0, b), t, options, fixedMatches?[b], out var match);
                 matches?.Add(match);
                 foreach (var (k, v) in terms) sums[k] = sums.TryGetValue(k, out var s) ? s + v : v;
             }
@@ -139,7 +142,7 @@ public static class MaxDeepLabLoss
     }
 
     private static Dictionary<string, Tensor> ImageTerms(Tensor maskLogits, Tensor classLogits, Tensor features, Tensor semanticLogits, PanopticTarget t,
-        MaxDeepLabLossOptions o, out MaxDeepLabMatch match)
+        MaxDeepLabLossOptions o, MaxDeepLabMatch? fixedMatch, out MaxDeepLabMatch match)
     {
         int n = maskLogits.Size(0), p = t.Height * t.Width, k = t.NumMasks, classes = classLogits.Size(1) - 1, d = features.Size(0);
         var dtype = maskLogits.DType;
@@ -183,19 +186,22 @@ public static class MaxDeepLabLoss
         var classIdx = Tensor.From<long>(t.MaskClasses.Select(c => (long)c).ToArray(), [k]).To(device);
         var classSim = classProbs.IndexSelect(1, classIdx).MT;           // [K, N]: p_i(c_k)
 
-        double[] diceHost, classHost;
-        using (GradMode.NoGrad())
+        if (fixedMatch != null) match = fixedMatch;
+        else
         {
-            var dice = intersection.Detach() / ((gtArea.Unsqueeze(1) + predArea.Detach().Unsqueeze(0)) * 0.5 + 1e-5);
-            diceHost = dice.To(DType.Float64).To(Device.Cpu).ToArray<double>();
-            classHost = classSim.Detach().To(DType.Float64).To(Device.Cpu).ToArray<double>();
+            double[] diceHost, classHost;
+            using (GradMode.NoGrad())
+            {
+                var dice = intersection.Detach() / ((gtArea.Unsqueeze(1) + predArea.Detach().Unsqueeze(0)) * 0.5 + 1e-5);
+                diceHost = dice.To(DType.Float64).To(Device.Cpu).ToArray<double>();
+                classHost = classSim.Detach().To(DType.Float64).To(Device.Cpu).ToArray<double>();
+            }
+            var cost = new double[k * n];
+            for (int i = 0; i < cost.Length; i++) cost[i] = -(diceHost[i] * classHost[i]);
+            var (r, c) = LinearSumAssignment.Solve(cost, k, n);
+            match = new MaxDeepLabMatch(r, c, r.Select((row, j) => diceHost[row * n + c[j]]).ToArray(), r.Select((row, j) => classHost[row * n + c[j]]).ToArray());
         }
-        var cost = new double[k * n];
-        for (int i = 0; i < cost.Length; i++) cost[i] = -(diceHost[i] * classHost[i]);
-        var (rows, cols) = LinearSumAssignment.Solve(cost, k, n);
-        var matchedDice = rows.Select((r, j) => diceHost[r * n + cols[j]]).ToArray();
-        var matchedClass = rows.Select((r, j) => classHost[r * n + cols[j]]).ToArray();
-        match = new MaxDeepLabMatch(rows, cols, matchedDice, matchedClass);
+        var (rows, cols, matchedDice, matchedClass) = (match.GtIndices, match.SlotIndices, match.MatchedDice, match.MatchedClassProbability);
 
         // Class term: matched slots against their mask's class (alpha x dice), the rest against void (1 - alpha).
         var target = Enumerable.Repeat((long)classes, n).ToArray();
