@@ -197,6 +197,57 @@ public sealed class MaxDeepLab : Module
         return new MaxDeepLabOutput(scope.MoveOut(maskLogits), scope.MoveOut(classLogits), scope.MoveOut(features), scope.MoveOut(semantic));
     }
 
+    /// <summary>
+    /// An image [3, H, W] in [0, 1] as the network takes it: resized bilinearly so its longer side is
+    /// <see cref="MaxDeepLabConfig.InputSize"/> (DeepLab2's resize to the crop size), normalised with the image mean and
+    /// std, and zero-padded at the bottom and right to InputSize x InputSize. Returns the input and the resized size.
+    /// </summary>
+    public (Tensor Input, int ResizedHeight, int ResizedWidth) Preprocess(Tensor image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Rank != 3 || image.Size(0) != 3)
+            throw new ArgumentException($"expected an RGB image [3, H, W], got {Shapes.Format(image.Shape)}", nameof(image));
+        int h = image.Size(1), w = image.Size(2), s = Config.InputSize;
+        double scale = (double)s / Math.Max(h, w);
+        int rh = Math.Clamp((int)Math.Round(h * scale), 1, s), rw = Math.Clamp((int)Math.Round(w * scale), 1, s);
+        using var scope = new TensorScope();
+        var x = image.DType == Memory.DType ? image : image.To(Memory.DType);
+        if (rh != h || rw != w) x = x.Unsqueeze(0).Interpolate((rh, rw), InterpolationMode.Bilinear, alignCorners: false).Squeeze(0);
+        var mean = Tensor.From<float>(Config.ImageMean, [3, 1, 1]).To(Memory.DType).To(image.Device);
+        var std = Tensor.From<float>(Config.ImageStd, [3, 1, 1]).To(Memory.DType).To(image.Device);
+        var normalised = (x - mean) / std;
+        var padded = normalised.Pad([0, s - rw, 0, s - rh]);
+        return (scope.MoveOut(padded), rh, rw);
+    }
+
+    /// <summary>
+    /// Panoptic segmentations of images [3, H, W] in [0, 1] (any sizes) at their own sizes; call <see cref="Module.Eval"/>
+    /// first for the running batch statistics. Class indices are the model's (thing + stuff classes).
+    /// </summary>
+    public IReadOnlyList<PanopticPrediction> Predict(IReadOnlyList<Tensor> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.Count == 0) return [];
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        var prepared = images.Select(Preprocess).ToArray();
+        var batch = Tensor.Stack(prepared.Select(p => p.Input).ToArray());
+        using var output = Forward(batch);
+        var things = Config.ThingClasses.ToHashSet();
+        var results = new List<PanopticPrediction>();
+        int n = NumSlots, gh = output.MaskLogits.Size(2), gw = output.MaskLogits.Size(3);
+        var maskAll = output.MaskLogits.To(DType.Float32).To(Device.Cpu).ToArray<float>();
+        var classAll = output.ClassLogits.To(DType.Float32).To(Device.Cpu).ToArray<float>();
+        for (int b = 0; b < images.Count; b++)
+        {
+            var mask = maskAll.AsSpan(b * n * gh * gw, n * gh * gw);
+            var cls = classAll.AsSpan(b * n * (NumClasses + 1), n * (NumClasses + 1));
+            results.Add(MaxDeepLabPostProcessor.Process(mask, n, gh, gw, cls, NumClasses, Config.InputSize,
+                prepared[b].ResizedHeight, prepared[b].ResizedWidth, images[b].Size(1), images[b].Size(2), things, Config.Inference));
+        }
+        return results;
+    }
+
     /// <summary>x / max(||x||, 1e-6) along <paramref name="dim"/> (tf.math.l2_normalize's epsilon on the squared norm).</summary>
     public static Tensor L2Normalize(Tensor x, int dim)
     {

@@ -64,14 +64,14 @@ public sealed record MaxDeepLabConfig
     public MaxDeepLabInferenceOptions Inference { get; init; } = new();
 
     /// <summary>The output stride-16 feature side of a <see cref="InputSize"/> input (the axial attention's span).</summary>
-    public int Stride16Size
+    public int Stride16Size => FeatureSize(InputSize, 16);
+
+    /// <summary>The side of the stride-4 (masks) or stride-16 (semantic) outputs for an input side.</summary>
+    public static int FeatureSize(int inputSide, int stride)
     {
-        get
-        {
-            int s = InputSize;
-            for (int i = 0; i < 4; i++) s = (s - 1) / 2 + 1; // stem conv, max pool, layer2, layer3 (each k=3 or 7, stride 2, "same" padding)
-            return s;
-        }
+        int s = inputSide;
+        for (int i = 1; i < stride; i *= 2) s = (s - 1) / 2 + 1; // stem conv, max pool, layer2, layer3 (k = 7 or 3, stride 2, "same" padding)
+        return s;
     }
 
     public void Validate()
