@@ -67,8 +67,7 @@ public sealed class MaxDeepLab : Module
         int[] w = config.Widths;
         int[] ch = w.Select(x => 4 * x).ToArray();
         int span = config.Stride16Size;
-        Memory = RegisterParameter("memory", Tensor.Zeros([config.MemoryChannels, config.NumSlots], dtype, device));
-        Init.Normal_(Memory, 0, 1, generator);
+        Init.Normal_(RegisterParameter("memory", Tensor.Zeros([config.MemoryChannels, config.NumSlots], dtype, device)), 0, 1, generator);
 
         Conv1 = RegisterModule("conv1", new Conv2d(3, w[0], 7, 2, 3, bias: false, dtype: dtype, device: device, generator: generator));
         Bn1 = RegisterModule("bn1", new BatchNorm2d(w[0], dtype: dtype, device: device));
@@ -138,7 +137,7 @@ public sealed class MaxDeepLab : Module
     public MaxDeepLabConfig Config { get; }
 
     /// <summary>The learned initial memory [memory channels, N].</summary>
-    public Tensor Memory { get; }
+    public Tensor Memory => GetParameter("memory")!;
 
     public Conv2d Conv1 { get; }
     public BatchNorm2d Bn1 { get; }
