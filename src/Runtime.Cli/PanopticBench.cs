@@ -106,7 +106,8 @@ internal static class PanopticBench
             string op = name + (train ? "_train" : "");
             string shape = $"{batch}x3x{size}x{size}";
             double rate = batch / (median / 1000);
-            string extra = train ? $"\"loss\":{loss:R}" : $"\"segments\":{segments}";
+            long parameters = model.Parameters().Sum(p => (long)p.NumEl);
+            string extra = (train ? $"\"loss\":{loss:R}" : $"\"segments\":{segments}") + $",\"parameters\":{parameters}";
             return json
                 ? FormattableString.Invariant($"{{\"impl\":\"runtime\",\"op\":\"{op}\",\"shape\":\"{shape}\",\"dtype\":\"float32\",\"device\":\"{device}\",\"threads\":{CpuParallel.Threads},\"repeats\":{reps},\"median_ms\":{median:F4},\"min_ms\":{min:F4},\"img_per_s\":{rate:F3},{extra},\"peak_rss_mb\":{peak:F1}}}")
                 : FormattableString.Invariant($"{op,-32} {shape,-14} {device,-8} threads={CpuParallel.Threads} median {median,10:F1} ms  min {min,10:F1} ms  {rate,7:F2} img/s  {(train ? $"loss {loss:F4}" : $"{segments} segments")}  peak {peak:F0} MiB");
@@ -157,7 +158,7 @@ internal static class PanopticBench
             string op = "dual_path_block" + (backward ? "_train" : "");
             string shape = $"1x{c}x{s}x{s}";
             run.Output.WriteLine(run.Json
-                ? FormattableString.Invariant($"{{\"impl\":\"runtime\",\"op\":\"{op}\",\"shape\":\"{shape}\",\"dtype\":\"float32\",\"device\":\"{run.Device}\",\"threads\":{CpuParallel.Threads},\"repeats\":{reps},\"median_ms\":{median:F4},\"min_ms\":{min:F4},\"peak_rss_mb\":{peak:F1}}}")
+                ? FormattableString.Invariant($"{{\"impl\":\"runtime\",\"op\":\"{op}\",\"shape\":\"{shape}\",\"dtype\":\"float32\",\"device\":\"{run.Device}\",\"threads\":{CpuParallel.Threads},\"repeats\":{reps},\"median_ms\":{median:F4},\"min_ms\":{min:F4},\"parameters\":{block.Parameters().Sum(p => (long)p.NumEl)},\"peak_rss_mb\":{peak:F1}}}")
                 : FormattableString.Invariant($"{op,-32} {shape,-14} {run.Device,-8} threads={CpuParallel.Threads} median {median,10:F1} ms  min {min,10:F1} ms  peak {peak:F0} MiB"));
             return 0;
         });
