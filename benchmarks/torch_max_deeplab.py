@@ -39,7 +39,6 @@ import resource
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 from torchvision.models.resnet import Bottleneck
 
 import timing
@@ -314,6 +313,7 @@ def target(size, num_classes):
 
 
 def losses(mask_logits, class_logits, feats, sem_logits, targets, alpha=0.75, tau=0.3):
+    from scipy.optimize import linear_sum_assignment  # only the training step needs scipy
     B, N = mask_logits.shape[:2]
     C = class_logits.shape[2] - 1
     terms = {k: 0 for k in ("pq_class", "pq_mask", "mask_id", "instance", "semantic")}
