@@ -80,6 +80,23 @@ public class MaxDeepLabTests
         Assert.Equal(50 * 70, p.Ids.Length);
     }
 
+    [Fact]
+    public void OutputStrideEightKeepsTheBackboneAtStrideEight()
+    {
+        var config = Tiny with { OutputStride = 8 };
+        Assert.Equal(9, config.BackboneSize);
+        using var model = new MaxDeepLab(config, Device.Cpu, new Generator(1));
+        using var images = Tensor.Randn([2, 3, 65, 65], new Generator(2));
+        using var scope = new TensorScope();
+        var o = model.Forward(images);
+        Assert.Equal(new[] { 2, 6, 17, 17 }, o.MaskLogits.Shape.ToArray());
+        Assert.Equal(new[] { 2, 9, 9, 9 }, o.SemanticLogits.Shape.ToArray());
+        var t = PanopticTarget.FromSegments(new int[65 * 65], 65, 65, [], 17, 17, 9, 9);
+        var losses = MaxDeepLabLoss.Compute(o, [t, t], config.Loss);
+        Assert.True(losses[MaxDeepLabLoss.PqClass].Item() > 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MaxDeepLab(Tiny with { OutputStride = 32 }));
+    }
+
     internal static PanopticTarget SyntheticTarget(int size)
     {
         var ids = new int[size * size];
@@ -163,7 +180,7 @@ public class MaxDeepLabTests
         var entry = ModelCatalog.GetPanoptic("max_deeplab_s");
         var c = entry.DefaultConfig();
         Assert.Equal((641, 128, 128, 133, 80), (c.InputSize, c.NumSlots, c.FeatureDim, c.NumClasses, c.ThingClasses.Length));
-        Assert.Equal(41, c.Stride16Size);
+        Assert.Equal(41, c.BackboneSize);
         using var model = entry.Build(c, Device.Cpu, new Generator(1));
         // ResNet-50 body: stages of 3, 4, 6, 3 blocks; the stride-16 stage axial after its first block, the last stage dual-path.
         Assert.Equal(3, model.Layer1.Count);

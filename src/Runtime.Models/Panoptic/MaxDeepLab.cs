@@ -26,7 +26,7 @@ public sealed class MaxDeepLabOutput : IDisposable
     /// <summary>[B, D, H/4, W/4], unit length along D.</summary>
     public Tensor PixelFeatures { get; }
 
-    /// <summary>[B, classes, H/16, W/16].</summary>
+    /// <summary>[B, classes, H/16, W/16] (H/8 with output stride 8).</summary>
     public Tensor SemanticLogits { get; }
 
     public void Dispose()
@@ -66,7 +66,7 @@ public sealed class MaxDeepLab : Module
         Config = config;
         int[] w = config.Widths;
         int[] ch = w.Select(x => 4 * x).ToArray();
-        int span = config.Stride16Size;
+        int span = config.BackboneSize;
         Init.Normal_(RegisterParameter("memory", Tensor.Zeros([config.MemoryChannels, config.NumSlots], dtype, device)), 0, 1, generator);
 
         Conv1 = RegisterModule("conv1", new Conv2d(3, w[0], 7, 2, 3, bias: false, dtype: dtype, device: device, generator: generator));
@@ -90,7 +90,7 @@ public sealed class MaxDeepLab : Module
         }
         Layer1 = RegisterModule("layer1", ConvStage(w[0], 1, config.Layers[0]));
         Layer2 = RegisterModule("layer2", ConvStage(w[1], 2, config.Layers[1]));
-        Layer3 = RegisterModule("layer3", ConvStage(w[2], 2, 1));
+        Layer3 = RegisterModule("layer3", ConvStage(w[2], config.OutputStride == 16 ? 2 : 1, 1));
         for (int i = 1; i < config.Layers[2]; i++)
             Layer3.Append(new AxialBottleneck(ch[2], w[2], config.AxialHeads, span, dtype, device, generator));
         DualPathBlock Dual(int inChannels) => new(inChannels, w[3], config.AxialHeads, span, config.MemoryChannels,

@@ -22,6 +22,12 @@ public sealed record MaxDeepLabConfig
 
     public float[] ImageStd { get; init; } = [0.229f, 0.224f, 0.225f];
 
+    /// <summary>
+    /// The backbone's output stride: 16 (MaX-DeepLab-S; the stride-16 stage is strided, the last one dilated), or 8 (the
+    /// stride-16 stage is dilated too, so the axial and dual-path blocks and the semantic head work at stride 8).
+    /// </summary>
+    public int OutputStride { get; init; } = 16;
+
     /// <summary>Blocks of the four ResNet stages (ResNet-50: 3, 4, 6, 3).</summary>
     public int[] Layers { get; init; } = [3, 4, 6, 3];
 
@@ -63,10 +69,10 @@ public sealed record MaxDeepLabConfig
 
     public MaxDeepLabInferenceOptions Inference { get; init; } = new();
 
-    /// <summary>The output stride-16 feature side of a <see cref="InputSize"/> input (the axial attention's span).</summary>
-    public int Stride16Size => FeatureSize(InputSize, 16);
+    /// <summary>The backbone's output side for a <see cref="InputSize"/> input (the axial attention's span).</summary>
+    public int BackboneSize => FeatureSize(InputSize, OutputStride);
 
-    /// <summary>The side of the stride-4 (masks) or stride-16 (semantic) outputs for an input side.</summary>
+    /// <summary>The side of the stride-4 (masks) or output-stride (semantic) outputs for an input side.</summary>
     public static int FeatureSize(int inputSide, int stride)
     {
         int s = inputSide;
@@ -80,6 +86,7 @@ public sealed record MaxDeepLabConfig
         if (ThingClasses.Any(c => c < 0 || c >= NumClasses) || ThingClasses.Distinct().Count() != ThingClasses.Length)
             throw new ArgumentException($"ThingClasses must be distinct class indices below {NumClasses}", nameof(ThingClasses));
         ArgumentOutOfRangeException.ThrowIfLessThan(InputSize, 17, nameof(InputSize));
+        if (OutputStride is not (8 or 16)) throw new ArgumentOutOfRangeException(nameof(OutputStride), OutputStride, "the output stride must be 8 or 16");
         if (Layers.Length != 4 || Layers.Any(n => n <= 0) || Layers[2] < 1 || Layers[3] < 1)
             throw new ArgumentException($"Layers must give four positive block counts, got [{string.Join(", ", Layers)}]", nameof(Layers));
         if (Widths.Length != 4 || Widths.Any(w => w <= 0))
