@@ -14,7 +14,7 @@ rm -f .gpu/bin/*.pdb
 cp scripts/gpu-run.sh .gpu/gpu-run.sh
 mkdir -p .gpu/benchmarks
 cp benchmarks/timing.py benchmarks/torch_boxes.py benchmarks/torch_roi.py benchmarks/torch_attention.py benchmarks/torch_detection.py benchmarks/torch_masks.py \
-  benchmarks/dcn_torch.py benchmarks/torch_deform_roi.py .gpu/benchmarks/
+  benchmarks/dcn_torch.py benchmarks/torch_deform_roi.py benchmarks/torch_max_deeplab.py .gpu/benchmarks/
 chmod +x .gpu/gpu-run.sh .gpu/bin/runtime
 echo "== $(du -sh .gpu/bin/runtime | cut -f1) .gpu/bin/runtime"
 echo "== devices (trimmed binary, here)"

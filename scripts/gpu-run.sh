@@ -59,7 +59,9 @@ for spec in ${VISION_SPECS:-"nms" "batched_nms" "roi_align" "roi_align --backwar
 done
 # The detectors: one 800x800 image through the whole eval model, and a training step at batch 2
 # (benchmarks/torch_detection.py times torchvision the same way below).
-for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "maskrcnn_resnet50_fpn" "fasterrcnn_resnet50_fpn_dcnv2" "maskrcnn_resnet50_fpn_dcnv2" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train" "maskrcnn_resnet50_fpn --train" "fasterrcnn_resnet50_fpn_dcnv2 --train"}; do
+# MaX-DeepLab-S: one 641x641 image from preprocessing to the panoptic output, a training step at batch 2, and one
+# dual-path block at its last stage (benchmarks/torch_max_deeplab.py times the PyTorch reference the same way).
+for spec in ${MODEL_SPECS:-"fasterrcnn_resnet50_fpn" "retinanet_resnet50_fpn" "maskrcnn_resnet50_fpn" "fasterrcnn_resnet50_fpn_dcnv2" "maskrcnn_resnet50_fpn_dcnv2" "fasterrcnn_resnet50_fpn --train" "retinanet_resnet50_fpn --train" "maskrcnn_resnet50_fpn --train" "fasterrcnn_resnet50_fpn_dcnv2 --train" "max_deeplab_s" "max_deeplab_s --train" "dual_path_block" "dual_path_block --train"}; do
   # shellcheck disable=SC2086
   "$bin" bench $spec --device "$device" --json >> "$logs/bench_ours.jsonl" 2>> "$logs/bench_ours.err" || echo "bench $spec failed (see bench_ours.err)"
 done
@@ -126,6 +128,10 @@ if [ -d "$here/benchmarks" ]; then
     python3 "$here/benchmarks/torch_detection.py" --device cuda --models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
     python3 "$here/benchmarks/torch_detection.py" --device cuda --models fasterrcnn_resnet50_fpn_dcnv2,maskrcnn_resnet50_fpn_dcnv2
     python3 "$here/benchmarks/torch_detection.py" --device cuda --train --models fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
+    python3 "$here/benchmarks/torch_max_deeplab.py" --device cuda --case max_deeplab_s
+    python3 "$here/benchmarks/torch_max_deeplab.py" --device cuda --case max_deeplab_s --train
+    python3 "$here/benchmarks/torch_max_deeplab.py" --device cuda --case dual_path_block
+    python3 "$here/benchmarks/torch_max_deeplab.py" --device cuda --case dual_path_block --train
   } 2>> "$logs/bench_torch.log" | grep '^{' | tee -a "$logs/bench_torch.jsonl"
 fi
 

@@ -33,6 +33,7 @@ internal static class BenchOperators
         ResNetBench.Operator,
         .. VisionBench.Operators,
         .. ModelBench.Operators,
+        .. PanopticBench.Operators,
     ];
 }
 

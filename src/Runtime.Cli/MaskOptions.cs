@@ -38,6 +38,9 @@ internal sealed class MaskOptions
 /// <summary>The values of <see cref="MaskOptions"/> as given (null / false: not given).</summary>
 internal sealed record MaskSettings(string? MaskClasses, string? MaskHead, string? TransferInput, bool NoStopGrad)
 {
+    /// <summary>No mask option given.</summary>
+    public static MaskSettings None { get; } = new(null, null, null, false);
+
     /// <summary>
     /// <paramref name="config"/> with the given options applied; an option that does not fit the model
     /// (<paramref name="model"/>) is an error. <c>--mask-classes</c> names or category ids resolve through

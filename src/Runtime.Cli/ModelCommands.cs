@@ -4,6 +4,7 @@ using System.Text.Json;
 using Runtime.Backends;
 using Runtime.Models;
 using Runtime.Models.Detection;
+using Runtime.Models.Panoptic;
 using Runtime.Models.Training;
 using Runtime.Vision.Data;
 using Runtime.Vision.Drawing;
@@ -15,21 +16,22 @@ namespace Runtime.Cli;
 /// <summary>
 /// <c>runtime train | eval | predict</c>: the detection models of <see cref="ModelCatalog"/> trained on the shapes
 /// set or a COCO folder, evaluated with the 12 COCO numbers (of the boxes, and of the masks for Mask R-CNN), and run
-/// on image files (drawn PNGs with boxes and translucent masks + COCO results JSON with RLE segmentations).
+/// on image files (drawn PNGs with boxes and translucent masks + COCO results JSON with RLE segmentations); the
+/// panoptic models (MaX-DeepLab) go to <see cref="PanopticCommands"/>.
 /// </summary>
 internal static class ModelCommands
 {
-    private static string ModelList => string.Join(", ", ModelCatalog.Names);
+    private static string ModelList => string.Join(", ", ModelCatalog.AllNames);
 
     public static Command Train()
     {
         var model = new Argument<string>("model") { Description = "a catalogue model: " + ModelList };
-        var data = new Option<string>("--data") { Required = true, HelpName = "shapes|coco-dir", Description = "'shapes' (generated into <out>/data) or a COCO folder ({train,val}/images + annotations/instances.json, or COCO 2017's layout)" };
+        var data = new Option<string>("--data") { Required = true, HelpName = "shapes|panoptic-shapes|coco-dir", Description = "'shapes' (detectors) or 'panoptic-shapes' (panoptic models), generated into <out>/data, or a COCO folder ({train,val}/images + annotations/instances.json or panoptic.json + panoptic/, or COCO 2017's layout)" };
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "checkpoint folder (model.safetensors, config.json, optimizer state, history.json, predictions/)" };
-        var epochs = CliOptions.OptionalInt("--epochs", "epochs (default: 26, or 3 for the compact models)");
+        var epochs = CliOptions.OptionalInt("--epochs", "epochs (default: 26, or 3 for the compact detectors; 50, or 12 for max_deeplab_compact)");
         var batch = CliOptions.OptionalInt("--batch", "images per step (default: 2, or 4 for the compact models)");
-        var lr = CliOptions.Text("--lr", "x", "base learning rate (default: 0.02 x batch / 16, or 0.01 for the compact models)");
-        var size = CliOptions.OptionalInt("--size", "shorter image side after resizing (default: the model's: 800, or 256 for the compact models)");
+        var lr = CliOptions.Text("--lr", "x", "base learning rate (default: 0.02 x batch / 16, or 0.01 for the compact detectors; Adam 1e-3 for the panoptic models)");
+        var size = CliOptions.OptionalInt("--size", "shorter image side after resizing (default: the model's: 800, or 256 for the compact detectors); the panoptic models' square input side (641, 161 compact)");
         var device = CliOptions.Device("device to train on (default: cpu, or RUNTIME_DEVICE)");
         var seed = CliOptions.ULong("--seed", "seed of data order, flips and sampling (default 1); the CPU repeats a seeded run exactly");
         var resume = CliOptions.Flag("--resume", "continue from the checkpoint in --out");
@@ -43,7 +45,7 @@ internal static class ModelCommands
         var offsetLr = CliOptions.Text("--offset-lr-mult", "x", "learning-rate multiplier of the offset layers (deformable convolutions' conv_offset, deformable RoI pooling's fc branches; default 1)");
         var mask = new MaskOptions();
         var deformable = new DeformableCli();
-        var command = new Command("train", "train a detector from scratch; checkpoints and evaluates on the held-out split after every epoch")
+        var command = new Command("train", "train a detector or a panoptic model from scratch; checkpoints and evaluates on the held-out split after every epoch (COCO AP, or PQ)")
         {
             model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector, offsetLr,
         };
@@ -51,6 +53,16 @@ internal static class ModelCommands
         foreach (var o in deformable.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
+            if (ModelCatalog.TryGetPanoptic(parse.GetValue(model)!, out var panoptic))
+            {
+                if (mask.Read(parse) != MaskSettings.None || deformable.Read(parse) != null || parse.GetValue(offsetLr) != null || parse.GetValue(init) != null
+                    || parse.GetValue(freezeDetector) || parse.GetValue(epochImages) != null || parse.GetValue(finalEval))
+                    throw new ArgumentException($"{panoptic.Name} is a panoptic model: the detector options (--mask-*, --transfer-input, --no-stop-grad, --dcn*, --box-pool, --mimic, --offset-lr-mult, --init, --freeze-detector, --epoch-images, --final-eval-only) do not apply");
+                return PanopticCommands.Train(panoptic, parse.GetValue(data)!, parse.GetValue(outDir)!, new PanopticCommands.TrainArgs(
+                    parse.GetValue(epochs), parse.GetValue(batch), ParseDouble(parse.GetValue(lr), "--lr"), parse.GetValue(size), parse.GetValue(seed),
+                    ParseDouble(parse.GetValue(clip), "--clip-grad"), ParseDouble(parse.GetValue(minutes), "--minutes") is double mm ? TimeSpan.FromMinutes(mm) : null,
+                    parse.GetValue(workers)), parse.GetValue(device), parse.GetValue(resume), parse.Output());
+            }
             var entry = ModelCatalog.Get(parse.GetValue(model)!);
             bool compact = entry.Name.EndsWith("_compact", StringComparison.Ordinal);
             int b = parse.GetValue(batch) ?? (compact ? 4 : 2);
@@ -78,16 +90,23 @@ internal static class ModelCommands
     public static Command Eval()
     {
         var checkpoint = new Argument<string>("checkpoint-dir") { Description = "a folder written by 'runtime train'" };
-        var data = new Option<string>("--data") { Required = true, HelpName = "shapes|coco-dir", Description = "the data set whose held-out split is scored" };
-        var json = CliOptions.Text("--json", "file", "also write the 12 numbers and per-category AP as JSON (boxes; masks too for Mask R-CNN)");
+        var data = new Option<string>("--data") { Required = true, HelpName = "shapes|panoptic-shapes|coco-dir", Description = "the data set whose held-out split is scored" };
+        var json = CliOptions.Text("--json", "file", "also write the 12 numbers and per-category AP as JSON (boxes; masks too for Mask R-CNN), or PQ / SQ / RQ (all, things, stuff, per category)");
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
         var maskClasses = CliOptions.Text("--mask-classes", "names|ids",
             "also score the masks on these classes (A) and on the others (B), comma-separated names or category ids (default: the checkpoint's mask classes, if trained with some)");
-        var command = new Command("eval", "COCO evaluation (the 12 numbers) of a checkpoint on a data set's held-out split: boxes, and masks for Mask R-CNN")
+        var command = new Command("eval", "evaluation of a checkpoint on a data set's held-out split: COCO's 12 numbers for boxes (and masks for Mask R-CNN), or PQ / SQ / RQ for all, things and stuff for a panoptic model")
         {
             checkpoint, data, json, device, maskClasses,
         };
-        command.SetAction(parse => RunEval(parse.GetValue(checkpoint)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(device), parse.GetValue(maskClasses), parse.Output()));
+        command.SetAction(parse =>
+        {
+            string dir = parse.GetValue(checkpoint)!;
+            if (!MaxDeepLabCheckpoint.IsPanoptic(dir))
+                return RunEval(dir, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(device), parse.GetValue(maskClasses), parse.Output());
+            if (parse.GetValue(maskClasses) != null) throw new ArgumentException($"--mask-classes scores a mask detector's masks; '{dir}' holds a panoptic model");
+            return PanopticCommands.Eval(dir, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(device), parse.Output());
+        });
         return command;
     }
 
@@ -95,14 +114,14 @@ internal static class ModelCommands
     {
         var model = CliOptions.Text("--model", "name", "catalogue model (required with a .pth; checked against a checkpoint folder's)");
         var weights = new Option<string>("--weights") { Required = true, HelpName = "dir|file.pth", Description = "a 'runtime train' checkpoint folder, or a torchvision .pth / safetensors state dict" };
-        var numClasses = CliOptions.OptionalInt("--num-classes", "classes including the background, for a .pth (default: the model's, 91)", min: 2);
+        var numClasses = CliOptions.OptionalInt("--num-classes", "classes including the background, for a .pth (default: the model's, 91); for a panoptic model its thing + stuff classes (default 133)", min: 2);
         var score = CliOptions.Double("--score", "draw and report detections scoring at least this", 0.5);
         var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "PNG, JPEG or PPM files" };
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "where <image>.png and detections.json go" };
         var device = CliOptions.Device("device (default: cpu, or RUNTIME_DEVICE)");
         var mask = new MaskOptions();
         var deformable = new DeformableCli();
-        var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores; masks for Mask R-CNN) and detections.json in COCO results format (with RLE segmentations for Mask R-CNN)")
+        var command = new Command("predict", "detect objects in images: drawn PNGs (boxes, class names, scores; masks for Mask R-CNN) and detections.json in COCO results format (with RLE segmentations for Mask R-CNN); for a panoptic model coloured panoptic PNGs with class names, COCO panoptic id PNGs and panoptic.json")
         {
             model, weights, numClasses, score, images, outDir, device,
         };
@@ -112,8 +131,21 @@ internal static class ModelCommands
             o.Description += "; with a weights file only";
             command.Options.Add(o);
         }
-        command.SetAction(parse => RunPredict(parse.GetValue(model), parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(score),
-            parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), mask.Read(parse), deformable.Read(parse), parse.Output()));
+        command.SetAction(parse =>
+        {
+            string w = parse.GetValue(weights)!;
+            string? name = parse.GetValue(model);
+            var maskSettings = mask.Read(parse);
+            var deformableOptions = deformable.Read(parse);
+            if (Directory.Exists(w) ? MaxDeepLabCheckpoint.IsPanoptic(w) : name != null && ModelCatalog.TryGetPanoptic(name, out _))
+            {
+                if (maskSettings != MaskSettings.None || deformableOptions != null)
+                    throw new ArgumentException("--mask-head, --transfer-input, --dcn, --dcn-stages, --box-pool and --mimic describe a detector; a panoptic model takes none of them");
+                return PanopticCommands.Predict(name, w, parse.GetValue(numClasses), parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device), parse.Output());
+            }
+            return RunPredict(name, w, parse.GetValue(numClasses), parse.GetValue(score), parse.GetValue(images)!, parse.GetValue(outDir)!, parse.GetValue(device),
+                maskSettings, deformableOptions, parse.Output());
+        });
         return command;
     }
 

@@ -56,7 +56,8 @@ internal sealed class TrainingProgress : ITrainingObserver
         FormattableString.Invariant($"epoch {e.Epoch + 1} done at {e.Elapsed:hh\\:mm\\:ss}: mean loss {e.MeanLosses.Values.Sum():F3}") +
         (e.Evaluation is { } r ? FormattableString.Invariant($", held-out AP {r.AP:F3}, AP50 {r.AP50:F3}") : "") +
         (e.MaskEvaluation is { } m ? FormattableString.Invariant($", mask AP {m.AP:F3}, AP50 {m.AP50:F3}") : "") +
-        (e.MaskSplit is { } split ? FormattableString.Invariant($" (A {split.A.AP:F3}, B {split.B.AP:F3})") : "") + $"; checkpoint {e.Checkpoint}";
+        (e.MaskSplit is { } split ? FormattableString.Invariant($" (A {split.A.AP:F3}, B {split.B.AP:F3})") : "") +
+        (e.Panoptic is { } p ? FormattableString.Invariant($", held-out PQ {p.All.Pq:F3} (things {p.Things.Pq:F3}, stuff {p.Stuff.Pq:F3}), SQ {p.All.Sq:F3}, RQ {p.All.Rq:F3}") : "") + $"; checkpoint {e.Checkpoint}";
 
     private static string Short(string term) => term.Replace("loss_", "", StringComparison.Ordinal);
 

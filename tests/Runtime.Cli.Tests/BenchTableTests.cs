@@ -37,10 +37,12 @@ public sealed class BenchTableTests
         ["retinanet_compact"] = ["--size", "64"],
         ["fasterrcnn_dcnv2_compact"] = ["--size", "64", "--train"],
         ["maskrcnn_dcnv2_compact"] = ["--size", "64"],
+        ["max_deeplab_compact"] = ["--size", "65", "--train"],
+        ["dual_path_block"] = ["--size", "5", "--channels", "64", "--train"],
     };
 
     /// <summary>Entries that build a whole model (seconds each): their options are checked by the help test only.</summary>
-    private static readonly HashSet<string> Slow = ["resnet50", .. Runtime.Models.ModelCatalog.Names.Where(n => !n.EndsWith("_compact", StringComparison.Ordinal))];
+    private static readonly HashSet<string> Slow = ["resnet50", .. Runtime.Models.ModelCatalog.AllNames.Where(n => !n.EndsWith("_compact", StringComparison.Ordinal))];
 
     [Fact]
     public void EveryEntryHasATinyCase()

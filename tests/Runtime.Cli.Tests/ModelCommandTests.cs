@@ -248,6 +248,61 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void PanopticTrainEvalAndPredictRunEndToEnd()
+    {
+        var data = Path.Combine(_dir, "panoptic");
+        var options = new ShapesOptions { MinImageSize = 64, MaxImageSize = 80, MinShapes = 1, MaxShapes = 2 };
+        ShapesDataset.GeneratePanoptic(Path.Combine(data, "train"), 4, 5, options);
+        ShapesDataset.GeneratePanoptic(Path.Combine(data, "val"), 2, 6, options);
+        var outDir = Path.Combine(_dir, "maxdl");
+        var train = Run("train", "max_deeplab_compact", "--data", data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "65", "--workers", "0");
+        Assert.True(train.Code == 0, train.Err);
+        Assert.Contains("held-out panoptic quality", train.Out);
+        Assert.Contains("Things", train.Out);
+        foreach (var f in new[] { "model.safetensors", "config.json", "optimizer.safetensors", "trainer.json", "history.json" })
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        Assert.Equal(2, Directory.GetFiles(Path.Combine(outDir, "predictions"), "*.png").Length);
+        var history = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "history.json"))).RootElement;
+        double pq = history[0].GetProperty("pq").GetDouble();
+        Assert.InRange(pq, 0, 1);
+        Assert.Equal(5, history[0].GetProperty("losses").EnumerateObject().Count());
+
+        var json = Path.Combine(_dir, "pq.json");
+        var eval = Run("eval", outDir, "--data", data, "--json", json);
+        Assert.True(eval.Code == 0, eval.Err);
+        Assert.Contains("Stuff", eval.Out);
+        var doc = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        Assert.Equal(pq, doc.GetProperty("all").GetProperty("pq").GetDouble(), 12);
+        Assert.Equal(9, doc.GetProperty("per_category").EnumerateObject().Count());
+
+        var image = Path.Combine(data, "val", "images", ShapesDataset.FileName(0));
+        var predDir = Path.Combine(_dir, "maxdl-pred");
+        var pred = Run("predict", "--weights", outDir, image, "--out", predDir);
+        Assert.True(pred.Code == 0, pred.Err);
+        string stem = Path.GetFileNameWithoutExtension(image);
+        var img = Runtime.Vision.Imaging.Image.Load(image);
+        var drawn = Runtime.Vision.Imaging.Image.Load(Path.Combine(predDir, stem + ".png"));
+        Assert.Equal((img.Width, img.Height), (drawn.Width, drawn.Height));
+        var ids = Runtime.Vision.Data.CocoPanoptic.LoadSegmentIds(Path.Combine(predDir, stem + "_panoptic.png"), out int h, out int w);
+        Assert.Equal((img.Height, img.Width), (h, w));
+        var result = JsonDocument.Parse(File.ReadAllText(Path.Combine(predDir, "panoptic.json"))).RootElement;
+        var ann = Assert.Single(result.GetProperty("annotations").EnumerateArray());
+        Assert.Equal(stem + "_panoptic.png", ann.GetProperty("file_name").GetString());
+        var segIds = ann.GetProperty("segments_info").EnumerateArray().Select(s => s.GetProperty("id").GetInt32()).ToHashSet();
+        Assert.Equal(segIds, ids.Where(i => i != 0).ToHashSet());
+        foreach (var s in ann.GetProperty("segments_info").EnumerateArray())
+        {
+            Assert.InRange(s.GetProperty("category_id").GetInt64(), 1, 9);
+            Assert.Equal(ids.Count(i => i == s.GetProperty("id").GetInt32()), s.GetProperty("area").GetInt64());
+        }
+        Assert.Equal(9, result.GetProperty("categories").GetArrayLength());
+        AssertOneLineError(Run("predict", "--model", "fasterrcnn_compact", "--weights", outDir, image, "--out", predDir), "max_deeplab_compact");
+        AssertOneLineError(Run("predict", "--weights", outDir, "--mask-head", "agnostic", image, "--out", predDir), "panoptic");
+        AssertOneLineError(Run("eval", outDir, "--data", data, "--mask-classes", "circle"), "--mask-classes", "panoptic");
+        AssertOneLineError(Run("train", "max_deeplab_compact", "--data", data, "--out", outDir, "--dcn", "dcnv2"), "panoptic", "--dcn");
+    }
+
+    [Fact]
     public void PredictWritesDrawnImagesAndCocoResults()
     {
         var ckpt = TinyCheckpoint();

@@ -82,11 +82,11 @@ public sealed record TrainOptions
 public sealed record TrainStep(int Epoch, int Epochs, int Iteration, int Iterations, IReadOnlyDictionary<string, double> Losses, double Loss, double Lr, double ImagesPerSecond, TimeSpan Elapsed);
 
 /// <summary>
-/// One finished epoch: its mean losses, the held-out evaluation (if run: boxes, and masks for the mask models) and
-/// where the checkpoint went.
+/// One finished epoch: its mean losses, the held-out evaluation (if run: boxes, and masks for the mask models; PQ for
+/// the panoptic models) and where the checkpoint went.
 /// </summary>
 public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, CocoEvalResult? Evaluation, string Checkpoint, TimeSpan Elapsed,
-    CocoEvalResult? MaskEvaluation = null, MaskSplitScores? MaskSplit = null);
+    CocoEvalResult? MaskEvaluation = null, MaskSplitScores? MaskSplit = null, PanopticResult? Panoptic = null);
 
 /// <summary>Receives the trainer's progress (the CLI draws a progress bar or prints lines).</summary>
 public interface ITrainingObserver

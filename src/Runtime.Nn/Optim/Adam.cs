@@ -71,6 +71,54 @@ public class Adam : Optimizer
         param.AddInPlace(m / denom, -stepSize);
     }
 
+    /// <summary>
+    /// The moments by parameter index ("exp_avg.{i}", "exp_avg_sq.{i}", "max_exp_avg_sq.{i}" with AMSGrad) and each
+    /// parameter's step count ("step.{i}", an Int64 [1] tensor), for a checkpoint. The moments are the optimizer's own
+    /// tensors; the step tensors are new (the caller disposes them).
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> StateDict()
+    {
+        var d = new Dictionary<string, Tensor>();
+        for (int i = 0; i < _m.Length; i++)
+        {
+            if (_m[i] is not { } m || _v[i] is not { } v) continue;
+            d[$"exp_avg.{i}"] = m;
+            d[$"exp_avg_sq.{i}"] = v;
+            if (_vmax[i] is { } vmax) d[$"max_exp_avg_sq.{i}"] = vmax;
+            d[$"step.{i}"] = Tensor.From<long>([_steps[i]], [1]);
+        }
+        return d;
+    }
+
+    /// <summary>Restores a state saved by <see cref="StateDict"/> (copies; shapes must match the parameters).</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        foreach (var (key, value) in state)
+        {
+            int dot = key.LastIndexOf('.');
+            string kind = dot < 0 ? key : key[..dot];
+            if (dot < 0 || kind is not ("exp_avg" or "exp_avg_sq" or "max_exp_avg_sq" or "step")
+                || !int.TryParse(key.AsSpan(dot + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i) || i >= _m.Length)
+                throw new ArgumentException($"unexpected optimizer state '{key}' (this Adam has {_m.Length} parameters)", nameof(state));
+            var p = Parameters[i];
+            if (kind == "step")
+            {
+                using var cpu = value.To(Device.Cpu);
+                using var steps = cpu.To(DType.Int64);
+                _steps[i] = steps.ToArray<long>()[0];
+                continue;
+            }
+            if (!value.Shape.SequenceEqual(p.Shape))
+                throw new ArgumentException($"optimizer state '{key}' has shape [{string.Join(", ", value.Shape.ToArray())}], its parameter [{string.Join(", ", p.Shape.ToArray())}]", nameof(state));
+            using var moved = value.To(p.Device);
+            using var typed = moved.To(p.DType);
+            var slot = kind switch { "exp_avg" => _m, "exp_avg_sq" => _v, _ => _vmax };
+            slot[i]?.Dispose();
+            slot[i] = NewState(p, typed);
+        }
+    }
+
     public override void Dispose()
     {
         DisposeAll(_m);

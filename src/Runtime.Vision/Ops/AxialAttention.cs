@@ -21,14 +21,15 @@ public enum AxialAxis
 /// Linear [2C, C]), without a 1/sqrt(d) scale. By default this is the paper's formula as written; with
 /// <c>batchNorm</c> the three similarity terms are batch-normalised separately before they are summed
 /// ("bn_similarity", BatchNorm2d over the 3*heads maps [qk, qr, kr]) and so are the two output terms
-/// ("bn_output", BatchNorm1d over the 2*C channels [a v, a rv]), as Axial-DeepLab's implementation does.
-/// The length along the axis must be at most <see cref="Span"/>. Composed of tensor
+/// ("bn_output", BatchNorm1d over the 2*C channels [a v, a rv]), as Axial-DeepLab's implementation does;
+/// <c>qkvBatchNorm</c> also normalises the 2C projected channels [q, k, v] ("bn_qkv", BatchNorm1d) before they are
+/// split, as DeepLab2's axial layer (MaX-DeepLab) does. The length along the axis must be at most <see cref="Span"/>. Composed of tensor
 /// operators, so it runs on every device and differentiates through the core's rules.
 /// </summary>
 public sealed class AxialAttention : UnaryModule
 {
     public AxialAttention(int channels, int heads, int span, AxialAxis axis, DType dtype = DType.Float32, Device? device = null, Generator? generator = null,
-        bool batchNorm = false)
+        bool batchNorm = false, bool qkvBatchNorm = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
@@ -48,12 +49,16 @@ public sealed class AxialAttention : UnaryModule
         Init.Normal_(RegisterParameter("relative_q", Tensor.Zeros([2 * span - 1, QkDim], dtype, device)), 0, Math.Sqrt(1.0 / QkDim), generator);
         Init.Normal_(RegisterParameter("relative_k", Tensor.Zeros([2 * span - 1, QkDim], dtype, device)), 0, Math.Sqrt(1.0 / QkDim), generator);
         Init.Normal_(RegisterParameter("relative_v", Tensor.Zeros([2 * span - 1, VDim], dtype, device)), 0, Math.Sqrt(1.0 / VDim), generator);
+        if (qkvBatchNorm) BnQkv = RegisterModule("bn_qkv", new BatchNorm1d(2 * channels, dtype: dtype, device: device));
         if (batchNorm)
         {
             BnSimilarity = RegisterModule("bn_similarity", new BatchNorm2d(3 * heads, dtype: dtype, device: device));
             BnOutput = RegisterModule("bn_output", new BatchNorm1d(2 * channels, dtype: dtype, device: device));
         }
     }
+
+    /// <summary>The batch norm of the 2C projected channels, when built with qkvBatchNorm.</summary>
+    public BatchNorm1d? BnQkv { get; }
 
     /// <summary>The similarity batch norm (3*heads maps), when built with batchNorm.</summary>
     public BatchNorm2d? BnSimilarity { get; }
@@ -82,7 +87,7 @@ public sealed class AxialAttention : UnaryModule
         ArgumentNullException.ThrowIfNull(input);
         if (input.Rank != 4 || input.Shape[1] != Channels)
             throw new ArgumentException($"AxialAttention: expected input [N, {Channels}, H, W], got shape {Shapes.Format(input.Shape)}", nameof(input));
-        return Compute(input, Qkv.Weight, RelativeQ, RelativeK, RelativeV, Heads, Span, Axis, BnSimilarity, BnOutput);
+        return Compute(input, Qkv.Weight, RelativeQ, RelativeK, RelativeV, Heads, Span, Axis, BnSimilarity, BnOutput, BnQkv);
     }
 
     /// <summary>
@@ -90,10 +95,10 @@ public sealed class AxialAttention : UnaryModule
     /// relativeK [2*span-1, C/(2*heads)], relativeV [2*span-1, C/heads]; differentiable in all five.
     /// </summary>
     public static Tensor Apply(Tensor input, Tensor qkvWeight, Tensor relativeQ, Tensor relativeK, Tensor relativeV, int heads, int span, AxialAxis axis) =>
-        Compute(input, qkvWeight, relativeQ, relativeK, relativeV, heads, span, axis, null, null);
+        Compute(input, qkvWeight, relativeQ, relativeK, relativeV, heads, span, axis, null, null, null);
 
     private static Tensor Compute(Tensor input, Tensor qkvWeight, Tensor relativeQ, Tensor relativeK, Tensor relativeV, int heads, int span, AxialAxis axis,
-        BatchNorm2d? bnSimilarity, BatchNorm1d? bnOutput)
+        BatchNorm2d? bnSimilarity, BatchNorm1d? bnOutput, BatchNorm1d? bnQkv)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(qkvWeight);
@@ -118,6 +123,7 @@ public sealed class AxialAttention : UnaryModule
         // [N, other, len, C] sequences.
         var seq = (axis == AxialAxis.Height ? input.Permute(0, 3, 2, 1) : input.Permute(0, 2, 3, 1)).Reshape(bs, len, c);
         var qkv = seq.MatMul(qkvWeight.MT);
+        if (bnQkv != null) qkv = bnQkv.Forward(qkv.Permute(0, 2, 1)).Permute(0, 2, 1);
         var q = qkv.Narrow(-1, 0, cq).Reshape(bs, len, h, dq).Permute(0, 2, 1, 3);
         var k = qkv.Narrow(-1, cq, cq).Reshape(bs, len, h, dq).Permute(0, 2, 1, 3);
         var v = qkv.Narrow(-1, 2 * cq, c).Reshape(bs, len, h, dv).Permute(0, 2, 1, 3);

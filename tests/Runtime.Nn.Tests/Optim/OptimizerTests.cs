@@ -133,4 +133,40 @@ public class OptimizerTests
         Assert.Equal(0.6 / (1 + 2e-7), a.Grad.ToDoubleArray()[0], 6);
         a.Grad.Dispose();
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AdamStateDict_ResumesExactly(bool amsgrad)
+    {
+        // Three steps straight, versus one step, a state-dict round trip into a fresh optimizer, two more steps.
+        static (Tensor W, Adam Opt) Make(bool ams)
+        {
+            var w = Tensor.From<float>([0.5f, -1.5f, 2f, 0.25f], [2, 2]);
+            w.RequiresGrad = true;
+            return (w, new Adam([w], 0.1, weightDecay: 0.01, amsgrad: ams));
+        }
+        static void Step(Tensor w, Adam opt, int k)
+        {
+            opt.ZeroGrad();
+            using var scope = new TensorScope();
+            ((w * w).Sum() * (k + 1) + w.Sum()).Backward();
+            opt.Step();
+        }
+        var (w1, o1) = Make(amsgrad);
+        for (int k = 0; k < 3; k++) Step(w1, o1, k);
+        var (w2, o2) = Make(amsgrad);
+        Step(w2, o2, 0);
+        var state = o2.StateDict();
+        Assert.Equal(amsgrad ? 4 : 3, state.Count);
+        Assert.Equal(1L, state["step.0"].ToArray<long>()[0]);
+        var (w3, o3) = Make(amsgrad);
+        using (Runtime.Autograd.GradMode.NoGrad()) w3.CopyFrom(w2);
+        o3.LoadStateDict(state);
+        for (int k = 1; k < 3; k++) Step(w3, o3, k);
+        Assert.Equal(w1.ToArray<float>(), w3.ToArray<float>());
+        Assert.Throws<ArgumentException>(() => o3.LoadStateDict(new Dictionary<string, Tensor> { ["exp_avg.7"] = state["exp_avg.0"] }));
+        Assert.Throws<ArgumentException>(() => o3.LoadStateDict(new Dictionary<string, Tensor> { ["momentum_buffer.0"] = state["exp_avg.0"] }));
+        foreach (var o in new[] { o1, o2, o3 }) o.Dispose();
+    }
 }

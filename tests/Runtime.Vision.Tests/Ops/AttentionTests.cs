@@ -341,6 +341,31 @@ public class AttentionTests
     }
 
     [Fact]
+    public void AxialAttentionQkvBatchNorm()
+    {
+        // bn_qkv normalises the 2C projected channels: with identity statistics in eval mode it changes nothing; in
+        // training mode the result is the plain layer's on the batch-normalised projection, checked by finite differences.
+        foreach (var axis in new[] { AxialAxis.Height, AxialAxis.Width })
+        {
+            using var plain = new AxialAttention(4, 2, 4, axis, DType.Float64, generator: new Generator(9), batchNorm: true);
+            using var withQkv = new AxialAttention(4, 2, 4, axis, DType.Float64, generator: new Generator(9), batchNorm: true, qkvBatchNorm: true);
+            Assert.Contains("bn_qkv.running_var", withQkv.StateDict().Keys);
+            Assert.Equal(8, withQkv.BnQkv!.NumFeatures);
+            using var x = Tensor.Randn([2, 4, 3, 4], new Generator(2), DType.Float64);
+            plain.Eval();
+            withQkv.Eval();
+            using (var scope = new TensorScope())
+            {
+                var a = plain.Forward(x).ToArray<double>();
+                var b = withQkv.Forward(x).ToArray<double>();
+                for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4 * (1 + Math.Abs(a[i])), $"{a[i]} vs {b[i]}");
+            }
+            withQkv.Train();
+            TestUtil.GradCheck(t => withQkv.Forward(t[0]), [x]);
+        }
+    }
+
+    [Fact]
     public void AxialAttentionRejectsBadInput()
     {
         using var m = new AxialAttention(8, 2, 4, AxialAxis.Height);
