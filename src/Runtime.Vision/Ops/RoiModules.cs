@@ -177,7 +177,7 @@ public class MultiScaleRoIAlign : Module
         // order by one row gather (differentiable, so the gradient reaches every level's map).
         int[] levels = MapLevels.Map(boxes);
         using var scope = new TensorScope();
-        var pieces = new List<Tensor>();
+        var work = new List<LevelRois>();
         var order = new List<long>();
         for (int level = 0; level < maps.Count; level++)
         {
@@ -186,9 +186,10 @@ public class MultiScaleRoIAlign : Module
             var idx = Tensor.From<long>(rows, [rows.Length], rois.Device);
             Tensor levelRois;
             using (GradMode.NoGrad()) levelRois = rois.IndexSelect(0, idx);
-            pieces.Add(PoolLevel(maps[level], levelRois, Scales[level]));
+            work.Add(new LevelRois(maps[level], levelRois, Scales[level]));
             order.AddRange(rows);
         }
+        var pieces = PoolLevels(work);
         int c = maps[0].Shape[1];
         if (pieces.Count == 0) return scope.MoveOut(Tensor.Zeros([0, c, OutputSize.H, OutputSize.W], maps[0].DType, maps[0].Device));
         // inverse[i] = position of box i among the concatenated pieces.
@@ -201,6 +202,12 @@ public class MultiScaleRoIAlign : Module
 
     /// <summary>Pools the rois [K, 5] assigned to one map of the given scale: RoIAlign (not aligned) with this module's size and sampling.</summary>
     protected virtual Tensor PoolLevel(Tensor map, Tensor rois, double scale) => RoiOps.RoiAlign(map, rois, OutputSize, scale, SamplingRatio);
+
+    /// <summary>The rois [K, 5] assigned to one level's map and its scale.</summary>
+    protected readonly record struct LevelRois(Tensor Map, Tensor Rois, double Scale);
+
+    /// <summary>Pools every level's rois (<see cref="PoolLevel"/> level by level unless a subclass pools them together).</summary>
+    protected virtual List<Tensor> PoolLevels(IReadOnlyList<LevelRois> levels) => [.. levels.Select(l => PoolLevel(l.Map, l.Rois, l.Scale))];
 
     /// <summary>torchvision's _infer_scale: 2^round(log2(map height / image height)), log2 and rounding in float32.</summary>
     public static double InferScale(int featureSize, int imageSize)
@@ -284,13 +291,28 @@ public sealed class ModulatedDeformRoIPool : Module
         if (input.Rank != 4 || input.Shape[1] != Channels)
             throw new ArgumentException($"ModulatedDeformRoIPool: expected features [N, {Channels}, H, W], got {Shapes.Format(input.Shape)}", nameof(input));
         using var scope = new TensorScope();
-        int k = rois.Shape[0];
-        var plain = RoiOps.DeformRoiPool(input, rois, null, null, OutputSize, spatialScale, SamplingRatio, Gamma, Aligned);
-        var flat = plain.Reshape(k, -1);
-        var offset = OffsetFc.Forward(flat).Reshape(k, 2, OutputSize.H, OutputSize.W);
-        var mask = MaskFc?.Forward(flat).Reshape(k, 1, OutputSize.H, OutputSize.W);
-        return scope.MoveOut(RoiOps.DeformRoiPool(input, rois, offset, mask, OutputSize, spatialScale, SamplingRatio, Gamma, Aligned));
+        var (offset, mask) = Branches(PlainPool(input, rois, spatialScale));
+        return scope.MoveOut(DeformedPool(input, rois, offset, mask, spatialScale));
     }
+
+    /// <summary>The first, plain pooling [K, C, ph, pw] that feeds the branches.</summary>
+    internal Tensor PlainPool(Tensor input, Tensor rois, double spatialScale) =>
+        RoiOps.DeformRoiPool(input, rois, null, null, OutputSize, spatialScale, SamplingRatio, Gamma, Aligned);
+
+    /// <summary>
+    /// The offsets [K, 2, ph, pw] and the modulation [K, 1, ph, pw] (null unmodulated) of plainly pooled rois [K, C, ph, pw]
+    /// (its intermediates belong to the caller's scope).
+    /// </summary>
+    internal (Tensor Offset, Tensor? Mask) Branches(Tensor plain)
+    {
+        int k = plain.Shape[0];
+        var flat = plain.Reshape(k, -1);
+        return (OffsetFc.Forward(flat).Reshape(k, 2, OutputSize.H, OutputSize.W), MaskFc?.Forward(flat).Reshape(k, 1, OutputSize.H, OutputSize.W));
+    }
+
+    /// <summary>The second pooling, with the bins moved by the offsets and weighted by the modulation.</summary>
+    internal Tensor DeformedPool(Tensor input, Tensor rois, Tensor offset, Tensor? mask, double spatialScale) =>
+        RoiOps.DeformRoiPool(input, rois, offset, mask, OutputSize, spatialScale, SamplingRatio, Gamma, Aligned);
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"ModulatedDeformRoIPool(output_size={OutputSize}, channels={Channels}, sampling_ratio={SamplingRatio}, gamma={Gamma}, aligned={Aligned}, modulated={MaskFc != null})");
@@ -317,6 +339,27 @@ public sealed class MultiScaleDeformRoIPool : MultiScaleRoIAlign
     public ModulatedDeformRoIPool Pool { get; }
 
     protected override Tensor PoolLevel(Tensor map, Tensor rois, double scale) => Pool.Forward(map, rois, scale);
+
+    /// <summary>
+    /// The levels' plain poolings go through the shared branches as one batch (the branches are row-wise, so this is
+    /// the level-by-level result, with one product per layer instead of one per level), then each level pools again.
+    /// </summary>
+    protected override List<Tensor> PoolLevels(IReadOnlyList<LevelRois> levels)
+    {
+        if (levels.Count == 1) return [PoolLevel(levels[0].Map, levels[0].Rois, levels[0].Scale)];
+        using var scope = new TensorScope();
+        var plain = levels.Select(l => Pool.PlainPool(l.Map, l.Rois, l.Scale)).ToList();
+        var (offset, mask) = Pool.Branches(Tensor.Cat(plain, 0));
+        var pieces = new List<Tensor>();
+        int start = 0;
+        foreach (var l in levels)
+        {
+            int k = l.Rois.Shape[0];
+            pieces.Add(scope.MoveOut(Pool.DeformedPool(l.Map, l.Rois, offset.Narrow(0, start, k), mask?.Narrow(0, start, k), l.Scale)));
+            start += k;
+        }
+        return pieces;
+    }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"MultiScaleDeformRoIPool(featmap_names=[{string.Join(", ", FeatmapNames)}], output_size={OutputSize}, sampling_ratio={SamplingRatio}, {Pool})");

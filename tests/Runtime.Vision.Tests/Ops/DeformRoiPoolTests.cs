@@ -275,4 +275,61 @@ public class DeformRoiPoolTests
         // The branches' first layers get gradients through the last ones only after those move: zero at start.
         Assert.All(pack.Pool.OffsetFc[0].StateDict()["weight"].Grad!.ToDoubleArray(), v => Assert.Equal(0.0, v));
     }
+
+    /// <summary>
+    /// With non-zero branches the multi-level pack runs its levels' plain poolings through the branches as one batch;
+    /// that must equal each box pooled alone by the shared pool on its level's map (the branches are row-wise), in the
+    /// output and in every parameter's and map's gradient.
+    /// </summary>
+    [Theory, MemberData(nameof(OpsDevices.All), MemberType = typeof(OpsDevices))]
+    public void BatchedLevelsEqualBoxByBoxPooling(string device)
+    {
+        var dev = Device.Parse(device);
+        using var scope = new TensorScope();
+        var gen = new Generator(61);
+        var maps = new List<KeyValuePair<string, Tensor>>
+        {
+            new("0", Tensor.Randn([2, 3, 60, 50], gen, DType.Float64).To(dev)),
+            new("1", Tensor.Randn([2, 3, 30, 25], gen, DType.Float64).To(dev)),
+        };
+        foreach (var m in maps) m.Value.RequiresGrad = true;
+        // Boxes of side about 112 and up go to the coarser level (torchvision's mapper, canonical 224 at level 4).
+        var boxes = new[]
+        {
+            Tensor.From<double>([4, 5, 30, 40, 10, 3, 170, 190, 1, 1, 8, 6], [3, 4], dev),
+            Tensor.From<double>([20, 10, 160, 135, 2, 30, 50, 95], [2, 4], dev),
+        };
+        var sizes = new[] { (240, 200), (230, 198) };
+        using var pack = new MultiScaleDeformRoIPool(["0", "1"], 2, 2, 3, fcChannels: 5, dtype: DType.Float64, generator: new Generator(62));
+        // Non-zero last layers: real offsets (about a bin) and modulations away from 0.5.
+        pack.LoadStateDict(new Dictionary<string, Tensor>
+        {
+            ["offset_fc.4.weight"] = Tensor.Randn([8, 5], gen, DType.Float64) * 0.5,
+            ["mask_fc.2.weight"] = Tensor.Randn([4, 5], gen, DType.Float64) * 0.5,
+        }, strict: false);
+        pack.To(dev);
+        var got = pack.Forward(maps, boxes, sizes);
+        var levels = pack.MapLevels!.Map(boxes);
+        Assert.Contains(0, levels);
+        Assert.Contains(1, levels);
+        var gy = Tensor.Randn(got.ShapeArray, new Generator(63), DType.Float64).To(dev);
+        got.Backward(gy);
+        var gotGrads = pack.Parameters().Select(p => p.Grad!.ToDoubleArray()).Concat(maps.Select(m => m.Value.Grad!.ToDoubleArray())).ToArray();
+        foreach (var p in pack.Parameters()) p.Grad = null;
+        foreach (var m in maps) m.Value.Grad = null;
+
+        var rois = RoiOps.ConvertBoxesToRoiFormat(boxes);
+        var rows = new List<Tensor>();
+        for (int k = 0; k < levels.Length; k++)
+            rows.Add(pack.Pool.Forward(maps[levels[k]].Value, rois.Narrow(0, k, 1), pack.Scales![levels[k]]));
+        var want = Tensor.Cat(rows, 0);
+        TestUtil.AssertClose(want.ToDoubleArray(), got, 1e-12, 1e-12);
+        want.Backward(gy);
+        var wantGrads = pack.Parameters().Select(p => p.Grad!.ToDoubleArray()).Concat(maps.Select(m => m.Value.Grad!.ToDoubleArray())).ToArray();
+        for (int i = 0; i < wantGrads.Length; i++)
+        {
+            Assert.Contains(wantGrads[i], v => v != 0);
+            for (int j = 0; j < wantGrads[i].Length; j++) Assert.Equal(wantGrads[i][j], gotGrads[i][j], 1e-10);
+        }
+    }
 }
