@@ -186,6 +186,7 @@ internal static class PanopticCommands
             Directory.CreateDirectory(outDir);
             var names = categories?.Names ?? [.. Enumerable.Range(0, model.NumClasses + 1).Select(l => l == 0 ? "void" : $"class {l - 1}")];
             var annotations = new List<Dictionary<string, object>>();
+            var imageList = new List<Dictionary<string, object>>();
             foreach (var file in images)
             {
                 var image = Image.Load(file).ToRgb();
@@ -195,9 +196,12 @@ internal static class PanopticCommands
                 string stem = Path.GetFileNameWithoutExtension(file);
                 Drawn(image, p, categories, names).Save(Path.Combine(outDir, stem + ".png"));
                 new Image(p.Width, p.Height, 3, p.ToRgb()).Save(Path.Combine(outDir, stem + "_panoptic.png"));
+                // COCO panoptic results: integer image ids (1, 2, ... in the order given), listed in "images".
+                int imageId = imageList.Count + 1;
+                imageList.Add(new Dictionary<string, object> { ["id"] = imageId, ["file_name"] = Path.GetFileName(file), ["width"] = p.Width, ["height"] = p.Height });
                 annotations.Add(new Dictionary<string, object>
                 {
-                    ["image_id"] = Path.GetFileName(file),
+                    ["image_id"] = imageId,
                     ["file_name"] = stem + "_panoptic.png",
                     ["segments_info"] = p.Segments.Select(s => new Dictionary<string, object>
                     {
@@ -215,7 +219,7 @@ internal static class PanopticCommands
                 ?? [.. Enumerable.Range(0, model.NumClasses).Select(c => new Dictionary<string, object> { ["id"] = c + 1, ["name"] = $"class {c}", ["isthing"] = model.Config.ThingClasses.Contains(c) ? 1 : 0 })];
             var jsonPath = Path.Combine(outDir, "panoptic.json");
             var tmp = jsonPath + ".tmp";
-            File.WriteAllText(tmp, JsonSerializer.Serialize(new Dictionary<string, object> { ["annotations"] = annotations, ["categories"] = cats }, new JsonSerializerOptions { WriteIndented = true }));
+            File.WriteAllText(tmp, JsonSerializer.Serialize(new Dictionary<string, object> { ["images"] = imageList, ["annotations"] = annotations, ["categories"] = cats }, new JsonSerializerOptions { WriteIndented = true }));
             File.Move(tmp, jsonPath, overwrite: true);
             output.WriteLine($"wrote {images.Length} drawn image{(images.Length == 1 ? "" : "s")}, their panoptic PNGs and {Path.GetFullPath(jsonPath)}");
         }

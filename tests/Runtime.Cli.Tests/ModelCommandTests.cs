@@ -288,6 +288,10 @@ public sealed class ModelCommandTests : IDisposable
         var result = JsonDocument.Parse(File.ReadAllText(Path.Combine(predDir, "panoptic.json"))).RootElement;
         var ann = Assert.Single(result.GetProperty("annotations").EnumerateArray());
         Assert.Equal(stem + "_panoptic.png", ann.GetProperty("file_name").GetString());
+        var listed = Assert.Single(result.GetProperty("images").EnumerateArray());
+        Assert.Equal(ann.GetProperty("image_id").GetInt32(), listed.GetProperty("id").GetInt32());
+        Assert.Equal(Path.GetFileName(image), listed.GetProperty("file_name").GetString());
+        Assert.Equal((img.Width, img.Height), (listed.GetProperty("width").GetInt32(), listed.GetProperty("height").GetInt32()));
         var segIds = ann.GetProperty("segments_info").EnumerateArray().Select(s => s.GetProperty("id").GetInt32()).ToHashSet();
         Assert.Equal(segIds, ids.Where(i => i != 0).ToHashSet());
         foreach (var s in ann.GetProperty("segments_info").EnumerateArray())

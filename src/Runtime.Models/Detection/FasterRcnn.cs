@@ -21,7 +21,7 @@ public class FasterRcnn : DetectionModel
         var pool = config.BoxPool == "roi_align"
             ? new MultiScaleRoIAlign(boxLevels, config.BoxPoolSize, config.BoxPoolSampling)
             : new MultiScaleDeformRoIPool(boxLevels, config.BoxPoolSize, config.BoxPoolSampling, channels, config.DeformPoolFcChannels,
-                config.DeformPoolGamma, modulated: config.BoxPool == "mdpool", dtype: dtype, device: device, generator: generator);
+                config.DeformPoolGamma, modulated: config.BoxPool == "mdpool", aligned: true, dtype: dtype, device: device, generator: generator);
         var boxHead = new TwoMlpHead(channels * config.BoxPoolSize * config.BoxPoolSize, config.RepresentationSize, dtype, device, generator);
         var predictor = new FastRcnnPredictor(config.RepresentationSize, config.NumClasses, dtype, device, generator);
         RoiHeads = RegisterModule("roi_heads", CreateRoiHeads(pool, boxHead, predictor, config, SamplingGenerator, dtype, device, generator));
