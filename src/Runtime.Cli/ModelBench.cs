@@ -29,19 +29,48 @@ internal static class ModelBench
     {
         var train = CliOptions.Flag("--train", "one SGD training step at batch 2 instead of an eval forward");
         var size = CliOptions.OptionalInt("--size", "image height and width (default: the model's min size, 800 for torchvision's)");
+        var asPlain = CliOptions.Flag("--as-plain", "deformable models: the plain model's weights (same seed) with the deformable parts starting as the identity (offsets 0, modulation 1), so they detect what the plain model does and both time the same post-processing");
         var defaults = entry.DefaultConfig();
         var deformable = defaults is FasterRcnnConfig ? new DeformableCli() : null;
         var mask = defaults is MaskXRcnnConfig ? new MaskOptions() : null;
-        Option[] options = [train, size, .. deformable?.All ?? [], .. mask == null ? [] : new Option[] { mask.MaskHead, mask.TransferInput, mask.NoStopGrad }];
+        Option[] options = [train, size, .. deformable == null ? [] : deformable.All.Append(asPlain), .. mask == null ? [] : new Option[] { mask.MaskHead, mask.TransferInput, mask.NoStopGrad }];
         return new BenchOperator(entry.Name, $"{entry.Description}: eval forward of one image (transform to post-processing), or a training step", options, run =>
         {
             int s = run.Get(size) ?? defaults.MinSize[^1];
             var config = entry.ConfigFor(minSize: s, deformable: deformable?.Read(run.Parse));
             config = config with { Backbone = config.Backbone with { Norm = BackboneNorm.BatchNorm, TrainableLayers = 5 } };
             if (mask != null) config = new MaskSettings(null, run.Get(mask.MaskHead), run.Get(mask.TransferInput), run.Get(mask.NoStopGrad)).Apply(config, entry.Name, null);
-            run.Output.WriteLine(Measure(entry.Name, entry.Build(config, run.Device, new Generator(1234)), s, run.Get(train), run.Device, run.Repeat, run.Json));
+            var model = entry.Build(config, run.Device, new Generator(1234));
+            if (deformable != null && run.Get(asPlain)) StartAsPlain(model, entry, config, run.Device);
+            run.Output.WriteLine(Measure(entry.Name, model, s, run.Get(train), run.Device, run.Repeat, run.Json));
             return 0;
         });
+    }
+
+    /// <summary>
+    /// Gives a deformable model the weights of the plain model of the same configuration and seed, with its deformable
+    /// parts as the identity: zero offsets (as they start) and modulation sigmoid(20) = 1 - 2e-9 instead of 0.5 (DCNv2's
+    /// conv_offset mask channels, the RoI pooling's mask_fc). It then computes the plain network's features (the RoI
+    /// pooling shifted by half a pixel) and so about the same detections, which random weights otherwise make differ.
+    /// </summary>
+    private static void StartAsPlain(DetectionModel model, ModelEntry entry, DetectorConfig config, Device device)
+    {
+        if (config is not FasterRcnnConfig rcnn) return;
+        var plainConfig = rcnn with { Backbone = rcnn.Backbone with { Dcn = "none" }, BoxPool = "roi_align", Mimicking = null };
+        using var plain = entry.Build(plainConfig, device, new Generator(1234));
+        using var scope = new TensorScope();
+        var state = new Dictionary<string, Tensor>(plain.StateDict());
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            bool dcnMask = config.Backbone.Dcn == "dcnv2" && name.EndsWith("conv2.conv_offset.bias", StringComparison.Ordinal);
+            bool poolMask = name.EndsWith("box_roi_pool.mask_fc.2.bias", StringComparison.Ordinal);
+            if (!dcnMask && !poolMask) continue;
+            var bias = new float[p.NumEl];
+            // conv_offset's channels are (dy, dx) offsets for 2/3 and the modulation for the last third; mask_fc is all modulation.
+            for (int i = dcnMask ? 2 * bias.Length / 3 : 0; i < bias.Length; i++) bias[i] = 20;
+            state[name] = Tensor.From<float>(bias, [.. p.Shape], device);
+        }
+        model.LoadStateDict(state, strict: false);
     }
 
     /// <summary>One size x size mask per box, filled over the box's pixels (torch_detection.py makes the same).</summary>
