@@ -1,3 +1,4 @@
+using Runtime.Models.Backbones;
 using Runtime.Models.Detection;
 using Runtime.Vision.Data;
 using Runtime.Vision.Ops;
@@ -103,6 +104,32 @@ public class FeatureMimickingTests
         {
             foreach (var l in losses.Values) l.Dispose();
         }
+    }
+
+    [Fact]
+    public void CropsLeaveTrainableNormStatisticsAlone()
+    {
+        // A backbone with trainable BatchNorm (the compact models'): the crops' pass must not move the running statistics
+        // the detector is evaluated with, so they come out as after the same step without mimicking.
+        FasterRcnnConfig WithNorm(FeatureMimickingConfig? mimic) => Config(mimic) with
+        {
+            Backbone = SmokeTests.TinyFrcnn.Backbone with { Norm = BackboneNorm.BatchNorm, TrainableLayers = 5 },
+        };
+        Dictionary<string, double[]> Statistics(FeatureMimickingConfig? mimic)
+        {
+            using var model = new FasterRcnn(WithNorm(mimic), generator: new Generator(10));
+            model.Train();
+            using var sample = new DetectionSample(Tensor.Rand([3, 64, 64], new Generator(9)),
+                DetectionTarget.FromArrays([4, 6, 40, 50, 30, 20, 60, 60], [1, 3], null, 0, 0, [0, 0], [1584, 1200], 1));
+            foreach (var l in model.ComputeLosses([sample]).Values) l.Dispose();
+            return model.Backbone.NamedBuffers().Where(b => b.Name.Contains("running_", StringComparison.Ordinal))
+                .ToDictionary(b => b.Name, b => b.Buffer.ToDoubleArray());
+        }
+        var with = Statistics(new FeatureMimickingConfig { CropSize = 32, RoisPerImage = 3 });
+        var without = Statistics(null);
+        Assert.NotEmpty(with);
+        Assert.Equal(without.Keys.Order(), with.Keys.Order());
+        foreach (var (name, values) in without) Assert.True(values.SequenceEqual(with[name]), $"{name} moved");
     }
 
     [Fact]

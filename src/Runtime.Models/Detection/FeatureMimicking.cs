@@ -131,7 +131,21 @@ public sealed class FeatureMimicking : Module
             var r = Tensor.From<float>([.. rois], [b, 5]).To(images.Tensors.DType).To(images.Tensors.Device);
             crops = RoiOps.RoiAlign(images.Tensors, r, (s, s), 1.0, 0, aligned: true);
         }
-        using var maps = backbone.Forward(crops);
+        // The crops go through the shared backbone with its BatchNorm layers on their running statistics (a trainable-norm
+        // backbone, as the compact models'): the statistics of small resized object crops would otherwise be mixed
+        // into those the detector is evaluated with. Frozen norms (torchvision's pretrained layout) are unaffected.
+        var norms = backbone.NamedModules().Select(m => m.Module).Where(m => m is BatchNorm2d && m.IsTraining).ToList();
+        foreach (var m in norms) m.Eval();
+        FeatureMaps mapsOwned;
+        try
+        {
+            mapsOwned = backbone.Forward(crops);
+        }
+        finally
+        {
+            foreach (var m in norms) m.Train();
+        }
+        using var maps = mapsOwned;
         var whole = Enumerable.Range(0, b).Select(_ => Tensor.From<float>([0, 0, s, s], [1, 4]).To(crops.DType).To(crops.Device)).ToArray();
         var pooled = boxRoiPool.Forward(maps, whole, Enumerable.Repeat((s, s), b).ToArray());
         var rcnn = boxHead.Forward(pooled);
