@@ -61,6 +61,12 @@ public sealed partial class Tensor : IDisposable
 
     public bool IsContiguous => KernelView.IsContiguous;
 
+    /// <summary>
+    /// The version of this tensor's memory: it grows with every in-place update through a tensor sharing it
+    /// (see <see cref="Backends.Storage.Version"/>). Caches derived from a tensor compare it to know when to refresh.
+    /// </summary>
+    public long Version => StorageOrThrow.Version;
+
     internal TensorScope? Scope { get; set; }
 
     internal Storage StorageOrThrow => _storage ?? throw new ObjectDisposedException(nameof(Tensor), "the tensor was disposed");

@@ -4,6 +4,31 @@ namespace Runtime.Tests;
 public class CreationTests
 {
     [Fact]
+    public void VersionGrowsWithEveryInPlaceWriteThroughAnyView()
+    {
+        using var t = Tensor.Zeros([2, 3], DType.Float32);
+        using var view = t.Select(0, 1);
+        long v0 = t.Version;
+        t.Fill_(1);
+        long v1 = t.Version;
+        Assert.True(v1 > v0);
+        view.AddInPlace(t.Select(0, 0));
+        long v2 = t.Version;
+        Assert.True(v2 > v1);
+        Assert.Equal(v2, view.Version);
+        t.MulInPlace(2);
+        long v3 = t.Version;
+        Assert.True(v3 > v2);
+        using var src = Tensor.Ones([2, 3], DType.Float32);
+        t.CopyFrom(src);
+        long v4 = t.Version;
+        Assert.True(v4 > v3);
+        using var sum = t + src; // out-of-place ops leave the operands' versions alone
+        Assert.Equal(v4, t.Version);
+        Assert.Equal(0, sum.Version);
+    }
+
+    [Fact]
     public void Zeros_Ones_Full_Scalar()
     {
         using var z = Tensor.Zeros(2, 3);

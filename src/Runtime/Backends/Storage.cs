@@ -7,6 +7,7 @@ namespace Runtime.Backends;
 public abstract class Storage
 {
     private int _refs = 1;
+    private long _version;
 
     protected Storage(Device device, long byteLength)
     {
@@ -17,6 +18,15 @@ public abstract class Storage
     public Device Device { get; }
 
     public long ByteLength { get; }
+
+    /// <summary>
+    /// Counts the in-place writes made to this memory through tensors (<c>CopyFrom</c>, <c>Fill_</c>, <c>AddInPlace</c>,
+    /// <c>MulInPlace</c>, and so the optimizers, initialisers and checkpoint loading), so that values derived from it
+    /// (folded batch norms, prepacked weights) can tell that they are stale.
+    /// </summary>
+    public long Version => Volatile.Read(ref _version);
+
+    internal void MarkModified() => Interlocked.Increment(ref _version);
 
     internal bool IsReleased => Volatile.Read(ref _refs) <= 0;
 

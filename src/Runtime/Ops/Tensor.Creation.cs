@@ -211,16 +211,18 @@ public sealed partial class Tensor
 
     // ---------------- in-place updates (optimizers, initialisers) ----------------
 
-    private void CheckInPlace(string op)
+    /// <summary>Refuses an in-place update of a tensor autograd tracks; otherwise marks its memory modified.</summary>
+    private void BeginInPlace(string op)
     {
         if (GradMode.IsEnabled && RequiresGrad)
             throw new InvalidOperationException($"{op}: in-place update of a tensor that requires grad; wrap it in GradMode.NoGrad()");
+        StorageOrThrow.MarkModified();
     }
 
     /// <summary>Copies <paramref name="source"/> (broadcast to this shape, any dtype) into this tensor.</summary>
     public Tensor CopyFrom(Tensor source)
     {
-        CheckInPlace(nameof(CopyFrom));
+        BeginInPlace(nameof(CopyFrom));
         ArgumentNullException.ThrowIfNull(source);
         CheckSameDevice(source, nameof(source));
         var target = ShapeArray;
@@ -236,7 +238,7 @@ public sealed partial class Tensor
     /// <summary>Sets every element to <paramref name="value"/>.</summary>
     public Tensor Fill_(double value)
     {
-        CheckInPlace(nameof(Fill_));
+        BeginInPlace(nameof(Fill_));
         if (NumEl > 0) Backend.Fill(KernelView, value);
         return this;
     }
@@ -244,7 +246,7 @@ public sealed partial class Tensor
     /// <summary>this += alpha * other (other broadcast to this shape).</summary>
     public Tensor AddInPlace(Tensor other, double alpha = 1)
     {
-        CheckInPlace(nameof(AddInPlace));
+        BeginInPlace(nameof(AddInPlace));
         using var _ = GradMode.NoGrad();
         using var scaled = alpha == 1 ? other.Alias(register: false) : other * alpha;
         using var sum = this + scaled;
@@ -254,7 +256,7 @@ public sealed partial class Tensor
     /// <summary>this *= factor.</summary>
     public Tensor MulInPlace(double factor)
     {
-        CheckInPlace(nameof(MulInPlace));
+        BeginInPlace(nameof(MulInPlace));
         using var _ = GradMode.NoGrad();
         using var p = this * factor;
         return CopyFrom(p);
