@@ -62,6 +62,14 @@ public partial interface IBackend
     void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g) =>
         ConvComposition.Conv2d(this, x, weight, bias, y, g);
 
+    /// <summary>
+    /// The inference convolution: y = conv(x, weight) (+ bias) (+ residual), then ReLU when <paramref name="relu"/>,
+    /// with residual [N, Cout, OH, OW] shaped like y. A backend applies the bias, the residual sum and the ReLU as
+    /// it produces each output tile (the epilogue) instead of in passes over y; the default composes the three.
+    /// </summary>
+    void Conv2dFused(TensorView x, TensorView weight, TensorView? bias, TensorView? residual, bool relu, TensorView y, Conv2dGeometry g) =>
+        ConvComposition.Conv2dFused(this, x, weight, bias, residual, relu, y, g);
+
     /// <summary>gx [N, Cin, H, W] = the gradient of <see cref="Conv2d"/> with respect to x, given gy [N, Cout, OH, OW] (this is also the transposed convolution).</summary>
     void Conv2dGradInput(TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g) =>
         ConvComposition.Conv2dGradInput(this, gy, weight, gx, g);
@@ -154,6 +162,13 @@ public static class ConvComposition
             var bb = new TensorView(bv.Storage, bv.Offset, yv.Shape, [0, 1, 0], bv.DType);
             backend.Binary(BinaryOp.Add, yv, bb, yv);
         }
+    }
+
+    public static void Conv2dFused(IBackend backend, TensorView x, TensorView weight, TensorView? bias, TensorView? residual, bool relu, TensorView y, Conv2dGeometry g)
+    {
+        backend.Conv2d(x, weight, bias, y, g);
+        if (residual is { } r) backend.Binary(BinaryOp.Add, y, r, y);
+        if (relu) backend.Unary(UnaryOp.Relu, y, y, 0, 0);
     }
 
     public static void Conv2dGradInput(IBackend backend, TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g)
