@@ -38,7 +38,9 @@ internal sealed unsafe partial class CpuBackend
 
     public void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
     {
-        if (x.DType == DType.Float32)
+        if (WinogradApplies(g, x.DType))
+            WinogradForward((float*)Ptr(x), weight, bias is { } wb ? (float*)Ptr(wb) : null, null, false, (float*)Ptr(y), g);
+        else if (x.DType == DType.Float32)
             ConvForward((float*)Ptr(x), (float*)Ptr(weight), bias is { } b ? (float*)Ptr(b) : null, (float*)Ptr(y), g);
         else
             ConvForward((double*)Ptr(x), (double*)Ptr(weight), bias is { } b ? (double*)Ptr(b) : null, (double*)Ptr(y), g);
