@@ -192,9 +192,8 @@ public sealed class AxialBlock : UnaryModule
     {
         ArgumentNullException.ThrowIfNull(input);
         using var scope = new TensorScope();
-        var z = Bn1.Forward(ConvDown.Forward(input)).Relu();
+        var z = ConvDown.ForwardNorm(input, Bn1, relu: true);
         z = Width.Forward(Height.Forward(z)).Relu();
-        z = Bn2.Forward(ConvUp.Forward(z));
-        return scope.MoveOut((z + input).Relu());
+        return scope.MoveOut(ConvUp.ForwardNorm(z, Bn2, input, relu: true));
     }
 }
