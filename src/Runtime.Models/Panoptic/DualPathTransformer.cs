@@ -61,6 +61,9 @@ public sealed class PointwiseConvBn : UnaryModule
 
     private BatchNormFold? _fold;
 
+    /// <summary>The folded weight and bias of the fused path: null until it has run (and after fusion is turned off or the layer moved).</summary>
+    public BatchNormFold? InferenceFold => _fold;
+
     protected override void ReleaseCaches()
     {
         _fold?.Dispose();

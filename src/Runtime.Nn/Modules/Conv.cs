@@ -69,8 +69,8 @@ public sealed class Conv2d : UnaryModule
 
     private BatchNormFold? _fold;
 
-    /// <summary>The folded weights of <see cref="ForwardNorm"/>'s fused path, once it has run (tests read its fold count).</summary>
-    internal BatchNormFold? InferenceFold => _fold;
+    /// <summary>The folded weight and bias of <see cref="ForwardNorm"/>'s fused path: null until it has run (and after fusion is turned off or the layer moved).</summary>
+    public BatchNormFold? InferenceFold => _fold;
 
     protected override void ReleaseCaches()
     {
