@@ -16,11 +16,10 @@ namespace Runtime.Nn;
 /// and the norm) with its <see cref="Tensor.Version"/>, which every in-place write (CopyFrom, Fill_, the optimizers,
 /// checkpoint loading, the running-statistics update of a training step) advances. <see cref="Get"/> compares them
 /// on every call and refolds, disposing the previous folded tensors, when a tensor was replaced or written.</para>
-/// <para>The owner (the convolution layer) disposes it. Not for concurrent use from several threads.</para>
+/// <para>The owner (the convolution layer) disposes it. Like the modules, not for concurrent forwards from several threads.</para>
 /// </remarks>
 public sealed class BatchNormFold : IDisposable
 {
-    private readonly object _gate = new();
     private UnaryModule? _norm;
     private Tensor?[] _sources = [];
     private long[] _versions = [];
@@ -58,13 +57,10 @@ public sealed class BatchNormFold : IDisposable
         ArgumentNullException.ThrowIfNull(norm);
         var stats = Statistics(norm) ?? throw new ArgumentException(
             $"{norm.GetType().Name} has no fixed statistics to fold (training mode, or no running statistics)", nameof(norm));
-        lock (_gate)
-        {
-            Tensor?[] sources = [weight, bias, stats.Mean, stats.Var, stats.Gamma, stats.Beta];
-            if (_weight is null || !ReferenceEquals(_norm, norm) || !Current(sources))
-                Refold(weight, bias, norm, stats, sources);
-            return (_weight!, _bias!);
-        }
+        Tensor?[] sources = [weight, bias, stats.Mean, stats.Var, stats.Gamma, stats.Beta];
+        if (_weight is null || !ReferenceEquals(_norm, norm) || !Current(sources))
+            Refold(weight, bias, norm, stats, sources);
+        return (_weight!, _bias!);
     }
 
     private bool Current(Tensor?[] sources)
@@ -139,10 +135,7 @@ public sealed class BatchNormFold : IDisposable
     }
 
     /// <summary>Disposes the folded tensors.</summary>
-    public void Dispose()
-    {
-        lock (_gate) Release();
-    }
+    public void Dispose() => Release();
 
     private void Release()
     {

@@ -172,7 +172,12 @@ public class InferenceFusionTests
             bn2.Weight!.CopyFrom(shifted);
         }, (Conv2d)block.Conv2);
         var stemNorm = (BatchNorm2d)model.Bn1;
-        Check("running_var via Fill_", () => stemNorm.RunningVar!.Fill_(3.0), model.Conv1);
+        Check("running_var via LoadStateDict", () =>
+        {
+            using var var = Tensor.Full([stemNorm.NumFeatures], 3.0, dtype, dev);
+            model.LoadStateDict(new Dictionary<string, Tensor> { ["bn1.running_var"] = var }, strict: false);
+        }, model.Conv1);
+        Check("running_mean via Fill_", () => stemNorm.RunningMean!.Fill_(0.5), model.Conv1);
 
         // An SGD step on every parameter (gradients from an eval forward with autograd on, which neither fuses nor refolds).
         long before = block.Conv1.InferenceFold!.FoldCount;
