@@ -238,6 +238,7 @@ public sealed class ScriptCommandLineTests
     [InlineData("bench conv2d --shape 8,64,56,56 --kernel 3x3 --dilation 2 --groups 4 --backward --dtype float64")]
     [InlineData("bench resnet50 --batch 8 --train --threads 2")]
     [InlineData("bench resnet50 --size 160 --repeat 3 --json")]
+    [InlineData("bench resnet50 --no-fuse --threads 2 --json")]
     [InlineData("bench nms --threads 2 --json")]
     [InlineData("bench batched_nms --device cuda:0 --json")]
     [InlineData("bench roi_align --backward --threads 2 --json")]

@@ -32,15 +32,42 @@ public sealed class PointwiseConvBn : UnaryModule
     public BatchNorm1d Bn { get; }
 
     /// <summary>[B, Cin, L] to [B, Cout, L].</summary>
-    public override Tensor Forward(Tensor input)
+    public override Tensor Forward(Tensor input) => Forward(input, null, Relu);
+
+    /// <summary>
+    /// bn(weight · input) + <paramref name="residual"/> [B, Cout, L], then ReLU when <paramref name="relu"/> (the
+    /// layer's own <see cref="Relu"/> is not applied): a residual update and its activation. In inference (eval,
+    /// <see cref="GradMode.NoGrad"/>, fusion on) the norm is folded into the weight (cached, refolded when a source
+    /// tensor changes) and the product runs as a 1x1 convolution with the bias, residual and ReLU in its epilogue.
+    /// </summary>
+    public Tensor Forward(Tensor input, Tensor? residual, bool relu)
     {
         ArgumentNullException.ThrowIfNull(input);
         if (input.Rank != 3 || input.Size(1) != InChannels)
             throw new ArgumentException($"PointwiseConvBn: expected [B, {InChannels}, L], got {Shapes.Format(input.Shape)}", nameof(input));
-        using var y = Weight.MatMul(input);
-        if (!Relu) return Bn.Forward(y);
-        using var n = Bn.Forward(y);
-        return n.Relu();
+        if (residual is not null && (residual.Rank != 3 || residual.Size(0) != input.Size(0) || residual.Size(1) != OutChannels || residual.Size(2) != input.Size(2)))
+            throw new ArgumentException($"PointwiseConvBn: residual must be [{input.Size(0)}, {OutChannels}, {input.Size(2)}], got {Shapes.Format(residual.Shape)}", nameof(residual));
+        if (BatchNormFold.Applies(this, Bn))
+        {
+            _fold ??= new BatchNormFold();
+            var (w, b) = _fold.Get(Weight, null, Bn);
+            using var scope = new TensorScope();
+            var y = input.Unsqueeze(3).Conv2dFused(w.Reshape(OutChannels, InChannels, 1, 1), b, (1, 1), (0, 0), (1, 1), 1, residual?.Unsqueeze(3), relu);
+            return scope.MoveOut(y.Squeeze(3));
+        }
+        using var product = Weight.MatMul(input);
+        return BatchNormFold.Unfused(product, Bn, residual, relu);
+    }
+
+    private BatchNormFold? _fold;
+
+    /// <summary>The folded weight and bias of the fused path: null until it has run (and after fusion is turned off or the layer moved).</summary>
+    public BatchNormFold? InferenceFold => _fold;
+
+    protected override void ReleaseCaches()
+    {
+        _fold?.Dispose();
+        _fold = null;
     }
 }
 
@@ -187,14 +214,12 @@ public sealed class DualPathTransformerLayer : Module
         // Memory-to-pixel and memory-to-memory: one softmax over [pixels, memory].
         var keys = Tensor.Cat([pixelKey, memoryKey], 3);
         var values = Tensor.Cat([pixelValue, memoryValue], 3);
-        var memoryUpdate = MemoryConv3.Forward(MemoryAttention.Forward(memoryQuery, keys, values));
-        var memoryOut = (memory + memoryUpdate).Relu();
+        var memoryOut = MemoryConv3.Forward(MemoryAttention.Forward(memoryQuery, keys, values), memory, relu: true);
         if (MemoryFfn1 != null && MemoryFfn2 != null)
-            memoryOut = (memoryOut + MemoryFfn2.Forward(MemoryFfn1.Forward(memoryOut))).Relu();
+            memoryOut = MemoryFfn2.Forward(MemoryFfn1.Forward(memoryOut), memoryOut, relu: true);
 
         // Pixel-to-memory, against the input memory's keys and values.
-        var pixelUpdate = PixelConv3.Forward(PixelAttention.Forward(pixelQuery, memoryKey, memoryValue));
-        var pixelsOut = pixels + pixelUpdate;
+        var pixelsOut = PixelConv3.Forward(PixelAttention.Forward(pixelQuery, memoryKey, memoryValue), pixels, relu: false);
         return (scope.MoveOut(pixelsOut), scope.MoveOut(memoryOut));
     }
 }
@@ -246,23 +271,21 @@ public sealed class AxialBottleneck : UnaryModule
     public Sequential? Downsample { get; }
 
     /// <summary>branch(x) + shortcut(x) for an activated input [B, Cin, H, W], before the ReLU.</summary>
-    public Tensor ForwardPreActivation(Tensor input)
+    public Tensor ForwardPreActivation(Tensor input) => Run(input, relu: false);
+
+    public override Tensor Forward(Tensor input) => Run(input, relu: true);
+
+    /// <summary>The block; conv_up, bn_up, the shortcut sum (and the ReLU) are one fused convolution in inference.</summary>
+    private Tensor Run(Tensor input, bool relu)
     {
         ArgumentNullException.ThrowIfNull(input);
         if (input.Rank != 4 || input.Size(1) != InChannels)
             throw new ArgumentException($"AxialBottleneck: expected [B, {InChannels}, H, W], got {Shapes.Format(input.Shape)}", nameof(input));
         using var scope = new TensorScope();
-        var z = BnDown.Forward(ConvDown.Forward(input)).Relu();
+        var z = ConvDown.ForwardNorm(input, BnDown, relu: true);
         z = Width.Forward(Height.Forward(z)).Relu();
-        z = BnUp.Forward(ConvUp.Forward(z));
         var shortcut = Downsample?.Forward(input) ?? input;
-        return scope.MoveOut(z + shortcut);
-    }
-
-    public override Tensor Forward(Tensor input)
-    {
-        using var s = ForwardPreActivation(input);
-        return s.Relu();
+        return scope.MoveOut(ConvUp.ForwardNorm(z, BnUp, shortcut, relu));
     }
 }
 

@@ -173,7 +173,7 @@ public sealed class MaxDeepLab : Module
             throw new ArgumentException($"MaX-DeepLab: images {Shapes.Format(images.Shape)} exceed the configured input size {Config.InputSize} (the axial attention's span)", nameof(images));
         using var scope = new TensorScope();
         int batch = images.Size(0);
-        var x = MaxPool.Forward(Bn1.Forward(Conv1.Forward(images)).Relu());
+        var x = MaxPool.Forward(Conv1.ForwardNorm(images, Bn1, relu: true));
         var c2 = Layer1.Forward(x);
         var c3 = Layer2.Forward(c2);
         var p = Layer3.Forward(c3);
@@ -184,7 +184,7 @@ public sealed class MaxDeepLab : Module
 
         var d8 = Decoder8Block.Forward(Decoder8.Forward([p, c3], (c3.Size(2), c3.Size(3))));
         var d4 = Decoder4Block.Forward(Decoder4.Forward([d8, c2], (c2.Size(2), c2.Size(3))));
-        var pixel = PixelBn.Forward(PixelHead.Forward(d4));
+        var pixel = PixelHead.Forward(d4, PixelBn);
         var features = L2Normalize(pixel, 1);
         var semantic = SemanticHead.Forward(backbone);
 
@@ -332,11 +332,14 @@ public sealed class PanopticHead : UnaryModule
     public BatchNorm2d PointwiseBn { get; }
     public Conv2d Final { get; }
 
-    public override Tensor Forward(Tensor input)
+    public override Tensor Forward(Tensor input) => Forward(input, null);
+
+    /// <summary>The head's output, then <paramref name="norm"/> when given (MaX-DeepLab's pixel head feeds a batch norm, folded into <see cref="Final"/> in inference).</summary>
+    public Tensor Forward(Tensor input, UnaryModule? norm)
     {
         using var scope = new TensorScope();
-        var x = DepthwiseBn.Forward(Depthwise.Forward(input)).Relu();
-        x = PointwiseBn.Forward(Pointwise.Forward(x)).Relu();
-        return scope.MoveOut(Final.Forward(x));
+        var x = Depthwise.ForwardNorm(input, DepthwiseBn, relu: true);
+        x = Pointwise.ForwardNorm(x, PointwiseBn, relu: true);
+        return scope.MoveOut(norm is null ? Final.Forward(x) : Final.ForwardNorm(x, norm));
     }
 }

@@ -23,34 +23,37 @@ public abstract class ResidualBlock : UnaryModule
     /// <summary>The norm whose weight zero_init_residual sets to zero (the block's last).</summary>
     internal abstract UnaryModule LastNorm { get; }
 
-    /// <summary>relu(branch(x) + identity(x)) with the branch's temporaries disposed as soon as they are used.</summary>
-    protected Tensor Residual(Tensor input, Tensor branch)
+    /// <summary>
+    /// relu(norm(conv(x)) + identity(input)), identity being the <see cref="Downsample"/> projection or the input:
+    /// the block's last convolution with its residual epilogue, fused in inference when conv is a plain
+    /// <see cref="Conv2d"/> (<see cref="Conv2d.ForwardNorm"/>); temporaries are disposed as soon as they are used.
+    /// </summary>
+    protected Tensor Residual(UnaryModule conv, UnaryModule norm, Tensor x, Tensor input)
     {
-        using (branch)
+        Tensor? projected = Downsample?.Forward(input);
+        using (projected)
         {
-            Tensor? projected = Downsample?.Forward(input);
-            using (projected)
-            {
-                return branch.AddRelu(projected ?? input);
-            }
+            var identity = projected ?? input;
+            if (conv is Conv2d c) return c.ForwardNorm(x, norm, identity, relu: true);
+            using var branch = ConvNorm(conv, norm, x);
+            return branch.AddRelu(identity);
         }
     }
 
-    /// <summary>conv -> norm -> relu, disposing the intermediates.</summary>
+    /// <summary>conv -> norm -> relu, disposing the intermediates (one fused convolution in inference when conv is a plain <see cref="Conv2d"/>).</summary>
     protected static Tensor ConvNormRelu(UnaryModule conv, UnaryModule norm, Tensor x)
     {
-        using var c = conv.Forward(x);
-        if (norm is BatchNorm2d bn)
-            return bn.ForwardRelu(c);
-        using var n = norm.Forward(c);
-        return n.Relu();
+        if (conv is Conv2d c) return c.ForwardNorm(x, norm, relu: true);
+        using var y = conv.Forward(x);
+        return BatchNormFold.Unfused(y, norm, relu: true);
     }
 
     /// <summary>conv -> norm, disposing the intermediate.</summary>
     protected static Tensor ConvNorm(UnaryModule conv, UnaryModule norm, Tensor x)
     {
-        using var c = conv.Forward(x);
-        return norm.Forward(c);
+        if (conv is Conv2d c) return c.ForwardNorm(x, norm);
+        using var y = conv.Forward(x);
+        return norm.Forward(y);
     }
 }
 
@@ -87,7 +90,7 @@ public sealed class BasicBlock : ResidualBlock
     {
         ArgumentNullException.ThrowIfNull(input);
         using var a = ConvNormRelu(Conv1, Bn1, input);
-        return Residual(input, ConvNorm(Conv2, Bn2, a));
+        return Residual(Conv2, Bn2, a, input);
     }
 }
 
@@ -129,7 +132,7 @@ public sealed class Bottleneck : ResidualBlock
         ArgumentNullException.ThrowIfNull(input);
         using var a = ConvNormRelu(Conv1, Bn1, input);
         using var b = ConvNormRelu(Conv2, Bn2, a);
-        return Residual(input, ConvNorm(Conv3, Bn3, b));
+        return Residual(Conv3, Bn3, b, input);
     }
 }
 
@@ -149,6 +152,10 @@ public sealed class Bottleneck : ResidualBlock
 /// deformable backbones of DCNv1 / DCNv2 do; the layer keeps the key prefix <c>layerN.i.conv2</c>): it gets each
 /// block's <see cref="BlockConvSpec"/> and returns null for a plain convolution. A replacement's own <c>weight</c> is
 /// initialised as the plain convolutions are; its sub-layers (e.g. an offset convolution) keep their own initialisation.</para>
+/// <para>Inference (eval mode under <see cref="Autograd.GradMode.NoGrad"/>): every convolution followed by its norm
+/// (stem, blocks, downsample projections) runs as one convolution with the norm folded into its weight and bias, the
+/// block's residual sum and ReLU in its epilogue (<see cref="Conv2d.ForwardNorm"/>; a replaced <c>conv2</c> runs
+/// unfused). <c>SetInferenceFusion(false)</c> runs the layers one by one instead, for comparison.</para>
 /// </remarks>
 public sealed class ResNet : UnaryModule
 {
@@ -297,9 +304,7 @@ public sealed class ResNet : UnaryModule
 
     private Tensor Stem(Tensor input)
     {
-        using var c = Conv1.Forward(input);
-        using var n = Bn1.Forward(c);
-        using var r = n.Relu();
+        using var r = Conv1.ForwardNorm(input, Bn1, relu: true);
         return MaxPool.Forward(r);
     }
 

@@ -45,6 +45,39 @@ public sealed class Conv2d : UnaryModule
         return input.Conv2d(Weight, Bias, Stride, Padding, Dilation, Groups);
     }
 
+    /// <summary>
+    /// <c>norm(Forward(input))</c>, plus <paramref name="residual"/> (shaped like the output) when given, then ReLU
+    /// when <paramref name="relu"/>: this convolution, the batch norm it feeds and a residual block's epilogue. When
+    /// inference fusion applies (<see cref="BatchNormFold.Applies"/>: fusion on, autograd off, the norm in eval mode
+    /// with fixed statistics) the norm is folded into this layer's weight and bias (cached, refolded when any of
+    /// them changes) and the bias, residual sum and ReLU are applied as the output is written
+    /// (<see cref="Tensor.Conv2dFused"/>); otherwise the layers run one after the other (<see cref="BatchNormFold.Unfused"/>).
+    /// </summary>
+    public Tensor ForwardNorm(Tensor input, UnaryModule norm, Tensor? residual = null, bool relu = false)
+    {
+        ArgumentNullException.ThrowIfNull(norm);
+        ConvChecks.Input(input, InChannels, nameof(Conv2d));
+        if (BatchNormFold.Applies(this, norm))
+        {
+            _fold ??= new BatchNormFold();
+            var (w, b) = _fold.Get(Weight, Bias, norm);
+            return input.Conv2dFused(w, b, Stride, Padding, Dilation, Groups, residual, relu);
+        }
+        using var y = input.Conv2d(Weight, Bias, Stride, Padding, Dilation, Groups);
+        return BatchNormFold.Unfused(y, norm, residual, relu);
+    }
+
+    private BatchNormFold? _fold;
+
+    /// <summary>The folded weight and bias of <see cref="ForwardNorm"/>'s fused path: null until it has run (and after fusion is turned off or the layer moved).</summary>
+    public BatchNormFold? InferenceFold => _fold;
+
+    protected override void ReleaseCaches()
+    {
+        _fold?.Dispose();
+        _fold = null;
+    }
+
     public override string ToString() =>
         $"Conv2d({InChannels}, {OutChannels}, kernel={KernelSize}, stride={Stride}, padding={Padding}, dilation={Dilation}, groups={Groups}, bias={Bias != null})";
 }

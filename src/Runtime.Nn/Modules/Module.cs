@@ -8,9 +8,16 @@ namespace Runtime.Nn;
 /// construction order, with PyTorch's dotted state-dict names ("layer.0.weight").
 /// </summary>
 /// <remarks>
-/// A module owns its tensors and disposes them in <see cref="Dispose"/>. Registering a parameter or buffer
+/// <para>A module owns its tensors and disposes them in <see cref="Dispose"/>. Registering a parameter or buffer
 /// takes it out of any <see cref="TensorScope"/> (the core's internal <c>Tensor.Unscoped</c>, visible to this
-/// assembly), so a module built inside a scope keeps its tensors when the scope ends.
+/// assembly), so a module built inside a scope keeps its tensors when the scope ends.</para>
+/// <para>Inference fusion (<see cref="InferenceFusion"/>, on by default, <see cref="SetInferenceFusion"/> turns it off
+/// for a model and its children): in eval mode under <see cref="GradMode.NoGrad"/>, a convolution followed by a batch
+/// norm with fixed statistics (an eval <see cref="BatchNorm2d"/> with running statistics, a <see cref="FrozenBatchNorm2d"/>)
+/// runs as one convolution whose weight and bias have the norm folded in, with the bias, a residual sum and the ReLU
+/// applied as the output is written (<see cref="Conv2d.ForwardNorm"/>, <see cref="BatchNormFold"/>). The folded
+/// weights are cached on the convolution and refolded when a source tensor is replaced or written in place, so they
+/// are never stale. Training mode and forwards with autograd on run the layers one after the other.</para>
 /// </remarks>
 public abstract class Module : IDisposable
 {
@@ -127,6 +134,29 @@ public abstract class Module : IDisposable
     /// <summary>Sets evaluation mode (Dropout is the identity, BatchNorm uses running statistics).</summary>
     public Module Eval() => Train(false);
 
+    /// <summary>
+    /// Whether this module's inference forwards fold batch norms into the convolutions before them (default true; see
+    /// the class remarks). Only eval mode under <see cref="GradMode.NoGrad"/> is affected.
+    /// </summary>
+    public bool InferenceFusion { get; private set; } = true;
+
+    /// <summary>
+    /// Turns inference fusion on or off for this module and all descendants (off: every layer runs on its own, the
+    /// reference the fused forward is compared with); turning it off drops the cached folded weights. Returns this.
+    /// </summary>
+    public Module SetInferenceFusion(bool enabled)
+    {
+        foreach (var (_, m) in NamedModules())
+        {
+            m.InferenceFusion = enabled;
+            if (!enabled) m.ReleaseCaches();
+        }
+        return this;
+    }
+
+    /// <summary>Disposes tensors the layer derived from its parameters (folded weights); called on dispose, on a move and when fusion is turned off.</summary>
+    protected virtual void ReleaseCaches() { }
+
     /// <summary>Sets <see cref="Tensor.RequiresGrad"/> on every parameter (false freezes the module).</summary>
     public Module RequiresGrad(bool requiresGrad = true)
     {
@@ -238,6 +268,7 @@ public abstract class Module : IDisposable
                 if (b == null || b.Device == device) continue;
                 m._buffers[i] = (name, MoveLeaf(b, device, false));
             }
+            m.ReleaseCaches();
             m.OnMoved();
         }
         return this;
@@ -263,6 +294,7 @@ public abstract class Module : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        ReleaseCaches();
         foreach (var (_, p) in _parameters) { p?.Grad?.Dispose(); p?.Dispose(); }
         foreach (var (_, b) in _buffers) b?.Dispose();
         foreach (var (_, c) in _children) c.Dispose();
@@ -323,12 +355,23 @@ public sealed class Sequential : UnaryModule
 
     public UnaryModule this[int index] => _layers[index];
 
+    /// <summary>
+    /// Applies the layers in order. A <see cref="Conv2d"/> followed by a batch norm (and a <see cref="ReLU"/>) runs as
+    /// <see cref="Conv2d.ForwardNorm"/> when inference fusion applies to them (see <see cref="Module"/>'s remarks).
+    /// </summary>
     public override Tensor Forward(Tensor input)
     {
         var x = input;
-        foreach (var l in _layers)
+        for (int i = 0; i < _layers.Count; i++)
         {
-            var y = l.Forward(x);
+            Tensor y;
+            if (_layers[i] is Conv2d conv && i + 1 < _layers.Count && BatchNormFold.Applies(conv, _layers[i + 1]))
+            {
+                bool relu = i + 2 < _layers.Count && _layers[i + 2] is ReLU;
+                y = conv.ForwardNorm(x, _layers[i + 1], relu: relu);
+                i += relu ? 2 : 1;
+            }
+            else y = _layers[i].Forward(x);
             if (!ReferenceEquals(x, input)) x.Dispose();
             x = y;
         }

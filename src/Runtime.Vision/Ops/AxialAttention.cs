@@ -87,7 +87,25 @@ public sealed class AxialAttention : UnaryModule
         ArgumentNullException.ThrowIfNull(input);
         if (input.Rank != 4 || input.Shape[1] != Channels)
             throw new ArgumentException($"AxialAttention: expected input [N, {Channels}, H, W], got shape {Shapes.Format(input.Shape)}", nameof(input));
+        if (BnQkv != null && BatchNormFold.Applies(this, BnQkv))
+        {
+            // Inference: bn_qkv folded into the projection (cached, refolded when a source tensor changes).
+            _fold ??= new BatchNormFold();
+            var (w, b) = _fold.Get(Qkv.Weight, null, BnQkv);
+            return Compute(input, w, RelativeQ, RelativeK, RelativeV, Heads, Span, Axis, BnSimilarity, BnOutput, null, b);
+        }
         return Compute(input, Qkv.Weight, RelativeQ, RelativeK, RelativeV, Heads, Span, Axis, BnSimilarity, BnOutput, BnQkv);
+    }
+
+    private BatchNormFold? _fold;
+
+    /// <summary>The projection with bn_qkv folded in, once an inference forward has run (null otherwise).</summary>
+    public BatchNormFold? InferenceFold => _fold;
+
+    protected override void ReleaseCaches()
+    {
+        _fold?.Dispose();
+        _fold = null;
     }
 
     /// <summary>
@@ -98,7 +116,7 @@ public sealed class AxialAttention : UnaryModule
         Compute(input, qkvWeight, relativeQ, relativeK, relativeV, heads, span, axis, null, null, null);
 
     private static Tensor Compute(Tensor input, Tensor qkvWeight, Tensor relativeQ, Tensor relativeK, Tensor relativeV, int heads, int span, AxialAxis axis,
-        BatchNorm2d? bnSimilarity, BatchNorm1d? bnOutput, BatchNorm1d? bnQkv)
+        BatchNorm2d? bnSimilarity, BatchNorm1d? bnOutput, BatchNorm1d? bnQkv, Tensor? qkvBias = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(qkvWeight);
@@ -124,6 +142,7 @@ public sealed class AxialAttention : UnaryModule
         var seq = (axis == AxialAxis.Height ? input.Permute(0, 3, 2, 1) : input.Permute(0, 2, 3, 1)).Reshape(bs, len, c);
         var qkv = seq.MatMul(qkvWeight.MT);
         if (bnQkv != null) qkv = bnQkv.Forward(qkv.Permute(0, 2, 1)).Permute(0, 2, 1);
+        if (qkvBias != null) qkv = qkv + qkvBias;
         var q = qkv.Narrow(-1, 0, cq).Reshape(bs, len, h, dq).Permute(0, 2, 1, 3);
         var k = qkv.Narrow(-1, cq, cq).Reshape(bs, len, h, dq).Permute(0, 2, 1, 3);
         var v = qkv.Narrow(-1, 2 * cq, c).Reshape(bs, len, h, dv).Permute(0, 2, 1, 3);
@@ -192,9 +211,8 @@ public sealed class AxialBlock : UnaryModule
     {
         ArgumentNullException.ThrowIfNull(input);
         using var scope = new TensorScope();
-        var z = Bn1.Forward(ConvDown.Forward(input)).Relu();
+        var z = ConvDown.ForwardNorm(input, Bn1, relu: true);
         z = Width.Forward(Height.Forward(z)).Relu();
-        z = Bn2.Forward(ConvUp.Forward(z));
-        return scope.MoveOut((z + input).Relu());
+        return scope.MoveOut(ConvUp.ForwardNorm(z, Bn2, input, relu: true));
     }
 }

@@ -19,19 +19,10 @@ public sealed partial class Tensor
         const string op = "Conv2d";
         CheckConvArguments(op, weight, bias, stride, padding, dilation, groups);
         var x4 = BatchedInput(op);
-        int n = x4._shape[0], cin = x4._shape[1], h = x4._shape[2], w = x4._shape[3];
-        int cout = weight._shape[0], kh = weight._shape[2], kw = weight._shape[3];
-        if (weight._shape[1] * groups != cin)
-            throw new ArgumentException($"{op}: input {Shapes.Format(Shape)} has {cin} channels but weight {Shapes.Format(weight.Shape)} with groups={groups} expects {weight._shape[1] * groups} (weight.shape[1] * groups)", nameof(weight));
-        if (cout % groups != 0)
-            throw new ArgumentException($"{op}: weight {Shapes.Format(weight.Shape)} has {cout} output channels, not divisible by groups={groups}", nameof(groups));
-        if (bias is not null && (bias.Rank != 1 || bias._shape[0] != cout))
-            throw new ArgumentException($"{op}: bias must have shape [{cout}] (one value per output channel of weight {Shapes.Format(weight.Shape)}), got {Shapes.Format(bias.Shape)}", nameof(bias));
-        int ekh = dilation.H * (kh - 1) + 1, ekw = dilation.W * (kw - 1) + 1;
-        if (ekh > h + 2 * padding.H || ekw > w + 2 * padding.W)
-            throw new ArgumentException($"{op}: kernel {kh}x{kw} (dilated to {ekh}x{ekw}) is larger than the padded input {h + 2 * padding.H}x{w + 2 * padding.W} (input {Shapes.Format(Shape)}, weight {Shapes.Format(weight.Shape)}, padding ({padding.H}, {padding.W}), dilation ({dilation.H}, {dilation.W}))", nameof(weight));
-        int oh = (h + 2 * padding.H - ekh) / stride.H + 1, ow = (w + 2 * padding.W - ekw) / stride.W + 1;
-        var g = new Conv2dGeometry(n, cin, h, w, cout, oh, ow, kh, kw, stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W, groups);
+        Conv2dGeometry g;
+        try { g = Conv2dGeometryOf(op, x4, weight, bias, stride, padding, dilation, groups); }
+        catch { if (!ReferenceEquals(x4, this)) x4.Dispose(); throw; }
+        int n = g.Batch, cout = g.OutChannels, oh = g.OutHeight, ow = g.OutWidth;
         try
         {
             using var xc = x4.ContiguousUntracked();
@@ -54,6 +45,59 @@ public sealed partial class Tensor
         finally
         {
             if (!ReferenceEquals(x4, this)) x4.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The inference convolution <c>relu?(Conv2d(weight, bias, ...) + residual)</c>, with <paramref name="residual"/>
+    /// (optional) shaped like the output and the ReLU applied when <paramref name="relu"/>. With no gradient wanted
+    /// (autograd off, or nothing requiring grad) it is one <see cref="IBackend.Conv2dFused"/> call, whose backend may
+    /// apply the bias, residual sum and ReLU as it writes each output tile; otherwise it is <see cref="Conv2d(Tensor, Tensor?, int, int, int, int)"/>,
+    /// the sum and <see cref="Relu"/> themselves, so gradients flow as through the composed ops.
+    /// </summary>
+    public Tensor Conv2dFused(Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups,
+        Tensor? residual, bool relu)
+    {
+        const string op = "Conv2dFused";
+        CheckConvArguments(op, weight, bias, stride, padding, dilation, groups);
+        if (residual is not null)
+        {
+            CheckSameDevice(residual, nameof(residual));
+            if (residual.DType != DType)
+                throw new ArgumentException($"{op}: residual must have the input's dtype {DType.Name()}, got {residual.DType.Name()}", nameof(residual));
+        }
+        bool grad = GradMode.IsEnabled && (RequiresGrad || weight.RequiresGrad || (bias?.RequiresGrad ?? false) || (residual?.RequiresGrad ?? false));
+        var x4 = BatchedInput(op);
+        try
+        {
+            var g = Conv2dGeometryOf(op, x4, weight, bias, stride, padding, dilation, groups);
+            int[] outShape = Rank == 3 ? [g.OutChannels, g.OutHeight, g.OutWidth] : [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth];
+            if (residual is not null && !residual.ShapeArray.AsSpan().SequenceEqual(outShape))
+                throw new ArgumentException($"{op}: residual must have the output's shape {Shapes.Format(outShape)} (input {Shapes.Format(Shape)}, weight {Shapes.Format(weight.Shape)}), got {Shapes.Format(residual.Shape)}", nameof(residual));
+            if (grad)
+            {
+                var conv = Conv2d(weight, bias, stride, padding, dilation, groups);
+                if (residual is null) return relu ? Relu(conv) : conv;
+                using (conv) return relu ? conv.AddRelu(residual) : conv + residual;
+            }
+            using var xc = x4.ContiguousUntracked();
+            using var wc = weight.ContiguousUntracked();
+            using var bc = bias?.ContiguousUntracked();
+            using var rc = residual?.ContiguousUntracked();
+            var y = Empty([g.Batch, g.OutChannels, g.OutHeight, g.OutWidth], DType, Device);
+            // The backend sees batched views; an unbatched residual [Cout, OH, OW] is the same memory as [1, Cout, OH, OW].
+            TensorView? rv = rc is null ? null : new TensorView(rc.KernelView.Storage, rc.KernelView.Offset, y.ShapeArray, y.KernelView.Strides, DType);
+            if (y.NumEl > 0) Backend.Conv2dFused(xc.KernelView, wc.KernelView, bc?.KernelView, rv, relu, y.KernelView, g);
+            return Rank == 3 ? SqueezeBatch(y) : y;
+        }
+        finally
+        {
+            if (!ReferenceEquals(x4, this)) x4.Dispose();
+        }
+
+        static Tensor Relu(Tensor t)
+        {
+            using (t) return t.Relu();
         }
     }
 
@@ -174,6 +218,24 @@ public sealed partial class Tensor
             throw new ArgumentException($"{op}: input {Shapes.Format(Shape)} has {(Rank == 4 ? _shape[1] : _shape[0])} channels, not divisible by groups={groups}", nameof(groups));
         if (weight._shape[2] <= 0 || weight._shape[3] <= 0)
             throw new ArgumentException($"{op}: weight {Shapes.Format(weight.Shape)} has an empty kernel", nameof(weight));
+    }
+
+    /// <summary>The checked geometry of <c>x4.Conv2d(weight, bias, ...)</c> for a batched input [N, Cin, H, W].</summary>
+    private Conv2dGeometry Conv2dGeometryOf(string op, Tensor x4, Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups)
+    {
+        int n = x4._shape[0], cin = x4._shape[1], h = x4._shape[2], w = x4._shape[3];
+        int cout = weight._shape[0], kh = weight._shape[2], kw = weight._shape[3];
+        if (weight._shape[1] * groups != cin)
+            throw new ArgumentException($"{op}: input {Shapes.Format(Shape)} has {cin} channels but weight {Shapes.Format(weight.Shape)} with groups={groups} expects {weight._shape[1] * groups} (weight.shape[1] * groups)", nameof(weight));
+        if (cout % groups != 0)
+            throw new ArgumentException($"{op}: weight {Shapes.Format(weight.Shape)} has {cout} output channels, not divisible by groups={groups}", nameof(groups));
+        if (bias is not null && (bias.Rank != 1 || bias._shape[0] != cout))
+            throw new ArgumentException($"{op}: bias must have shape [{cout}] (one value per output channel of weight {Shapes.Format(weight.Shape)}), got {Shapes.Format(bias.Shape)}", nameof(bias));
+        int ekh = dilation.H * (kh - 1) + 1, ekw = dilation.W * (kw - 1) + 1;
+        if (ekh > h + 2 * padding.H || ekw > w + 2 * padding.W)
+            throw new ArgumentException($"{op}: kernel {kh}x{kw} (dilated to {ekh}x{ekw}) is larger than the padded input {h + 2 * padding.H}x{w + 2 * padding.W} (input {Shapes.Format(Shape)}, weight {Shapes.Format(weight.Shape)}, padding ({padding.H}, {padding.W}), dilation ({dilation.H}, {dilation.W}))", nameof(weight));
+        int oh = (h + 2 * padding.H - ekh) / stride.H + 1, ow = (w + 2 * padding.W - ekw) / stride.W + 1;
+        return new Conv2dGeometry(n, cin, h, w, cout, oh, ow, kh, kw, stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W, groups);
     }
 
     /// <summary>The input as [N, C, H, W] (an unbatched [C, H, W] input gains a leading dimension, tracked).</summary>
