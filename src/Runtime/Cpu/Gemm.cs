@@ -106,12 +106,187 @@ internal static unsafe class Gemm
     }
 
     // ------------------------------------------------------------------------------------------------
+    // Operands, output and epilogue
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>Where the driver gets A from: the MR-row slivers of the block A(ic.., pc..), mc x kc.</summary>
+    internal interface IPanelA<T> where T : unmanaged
+    {
+        /// <summary>
+        /// The packed block (sliver s at result + s*mr*kc, element (p, r) at + p*mr + r, zero rows past mc), either
+        /// packed into <paramref name="buffer"/> (room for MC x KC) or found already packed.
+        /// </summary>
+        T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr);
+    }
+
+    /// <summary>Where the driver gets B from: packs the block B(pc.., jc..), kc x nc, into NR-column slivers.</summary>
+    internal interface IPanelB<T> where T : unmanaged
+    {
+        /// <summary>Sliver s at dst + s*nr*kc, element (p, j) at + p*nr + j, zero columns past nc.</summary>
+        void Pack(T* dst, int pc, int kc, int jc, int nc, int nr);
+    }
+
+    /// <summary>A(i, p) at a[i*rs + p*cs].</summary>
+    internal readonly struct StridedA<T>(T* a, long rs, long cs) : IPanelA<T> where T : unmanaged, INumber<T>
+    {
+        public readonly T* A = a;
+        public readonly long Rs = rs, Cs = cs;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr)
+        {
+            PackA(buffer, A + ic * Rs + pc * Cs, mc, kc, Rs, Cs, mr);
+            return buffer;
+        }
+    }
+
+    /// <summary>B(p, j) at b[p*rs + j*cs].</summary>
+    internal readonly struct StridedB<T>(T* b, long rs, long cs) : IPanelB<T> where T : unmanaged, INumber<T>
+    {
+        public readonly T* B = b;
+        public readonly long Rs = rs, Cs = cs;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Pack(T* dst, int pc, int kc, int jc, int nc, int nr) => PackB(dst, B + pc * Rs + jc * Cs, kc, nc, Rs, Cs, nr);
+    }
+
+    /// <summary>
+    /// An A packed once for a configuration (<see cref="PackWhole{T}"/>): for each K block (depth
+    /// <see cref="KBlock{T}"/>) starting at pc, the MR-row slivers of all rows at packed + pc*mPadded.
+    /// </summary>
+    internal readonly struct PackedA<T>(T* packed, int mPadded) : IPanelA<T> where T : unmanaged
+    {
+        private readonly T* _packed = packed;
+        private readonly long _mPadded = mPadded;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr) => _packed + pc * _mPadded + (long)ic * kc;
+    }
+
+    /// <summary>Elements <see cref="PackWhole{T}"/> writes for an m x k A: m rounded up to MR, times k.</summary>
+    internal static long PackedLength<T>(Config<T> cfg, int m, int k) where T : unmanaged => (long)RoundUp(m, cfg.MR) * k;
+
+    /// <summary>Packs all of A (element (i, p) at a[i*rs + p*cs], m x k) in the layout <see cref="PackedA{T}"/> reads.</summary>
+    internal static void PackWhole<T>(Config<T> cfg, T* dst, T* a, int m, int k, long rs, long cs) where T : unmanaged, INumber<T>
+    {
+        int mPadded = RoundUp(m, cfg.MR), kcBlock = KBlock(cfg, k);
+        for (int pc = 0; pc < k; pc += kcBlock)
+            PackA(dst + (long)pc * mPadded, a + pc * cs, m, Math.Min(kcBlock, k - pc), rs, cs, cfg.MR);
+    }
+
+    private static int RoundUp(int value, int unit) => (value + unit - 1) / unit * unit;
+
+    /// <summary>
+    /// Where C(i, j) lives: columns come in runs of <see cref="ColsPerImage"/> (an image's output pixels), run r at
+    /// c + r*imageStride, and within a run C(i, j) at + i*ldc + j. A plain matrix is a single run.
+    /// </summary>
+    internal readonly struct Output<T> where T : unmanaged
+    {
+        public readonly T* C;
+        public readonly long Ldc, ColsPerImage, ImageStride;
+
+        public Output(T* c, long ldc, long colsPerImage = long.MaxValue, long imageStride = 0)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(colsPerImage);
+            C = c;
+            (Ldc, ColsPerImage, ImageStride) = (ldc, colsPerImage, imageStride);
+        }
+
+        /// <summary>
+        /// The address of C(i, j) and how many of the <paramref name="cols"/> columns from j on share its run (len);
+        /// true when all of them do.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Tile(int i, int j, int cols, out T* dst, out int len)
+        {
+            if (ColsPerImage == long.MaxValue)
+            {
+                dst = C + i * Ldc + j;
+                len = cols;
+                return true;
+            }
+            long run = j / ColsPerImage, off = j - run * ColsPerImage;
+            dst = C + run * ImageStride + i * Ldc + off;
+            len = (int)Math.Min(cols, ColsPerImage - off);
+            return len == cols;
+        }
+    }
+
+    /// <summary>
+    /// What happens to each finished tile of C: + bias[row] (a convolution's per output channel bias), + the residual
+    /// (laid out like C: at residual + (address in C - C)), then ReLU (NaN stays NaN), in that order.
+    /// </summary>
+    internal readonly struct Epilogue<T>(T* bias, T* residual, bool relu) where T : unmanaged, INumber<T>
+    {
+        public readonly T* Bias = bias, Residual = residual;
+        public readonly bool Relu = relu;
+
+        public bool Any => Bias != null || Residual != null || Relu;
+
+        /// <summary>The epilogue on rows x cols of C at dst (C's origin at c0, first row index row).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Apply(T* dst, long ldc, T* c0, int row, int rows, int cols)
+        {
+            T* res = Residual == null ? null : Residual + (dst - c0);
+            for (int r = 0; r < rows; r++)
+                ApplyRow(dst + r * ldc, res == null ? null : res + r * ldc, Bias == null ? T.Zero : Bias[row + r], cols);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void ApplyRow(T* d, T* res, T bias, int cols)
+        {
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vb = Vector512.Create(bias);
+                for (; j <= cols - Vector512<T>.Count; j += Vector512<T>.Count)
+                {
+                    var v = Vector512.Load(d + j) + vb;
+                    if (res != null) v += Vector512.Load(res + j);
+                    if (Relu) v = Vector512.Max(v, Vector512<T>.Zero);
+                    v.Store(d + j);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var vb = Vector256.Create(bias);
+                for (; j <= cols - Vector256<T>.Count; j += Vector256<T>.Count)
+                {
+                    var v = Vector256.Load(d + j) + vb;
+                    if (res != null) v += Vector256.Load(res + j);
+                    if (Relu) v = Vector256.Max(v, Vector256<T>.Zero);
+                    v.Store(d + j);
+                }
+            }
+            for (; j < cols; j++)
+            {
+                T v = d[j] + bias;
+                if (res != null) v += res[j];
+                if (Relu && !(v > T.Zero || T.IsNaN(v))) v = T.Zero;
+                d[j] = v;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------
     // Driver
     // ------------------------------------------------------------------------------------------------
 
     /// <summary>GEMM with an explicit configuration (the public entry points use the first supported one).</summary>
     internal static void Run<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int maxThreads)
         where T : unmanaged, INumber<T>
+        => Run(cfg, m, n, k, new StridedA<T>(a, rsA, csA), new StridedB<T>(b, rsB, csB), new Output<T>(c, ldc), default, accumulate, maxThreads);
+
+    /// <summary>
+    /// The general product: A and B come from any <see cref="IPanelA{T}"/> and <see cref="IPanelB{T}"/> (strided
+    /// matrices, a prepacked weight, a convolution's input read as its unfolded columns), C is written through
+    /// <paramref name="c"/> (which may lay runs of columns out image by image) and each finished tile goes through the
+    /// <paramref name="epilogue"/> while it is still in L1.
+    /// </summary>
+    internal static void Run<T, TA, TB>(Config<T> cfg, int m, int n, int k, in TA a, in TB b, in Output<T> c, in Epilogue<T> epilogue, bool accumulate, int maxThreads)
+        where T : unmanaged, INumber<T>
+        where TA : struct, IPanelA<T>
+        where TB : struct, IPanelB<T>
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         ArgumentOutOfRangeException.ThrowIfNegative(n);
@@ -123,19 +298,25 @@ internal static unsafe class Gemm
             if (!accumulate)
             {
                 for (int i = 0; i < m; i++)
-                    new Span<T>(c + i * ldc, n).Clear();
+                    for (int j = 0, len; j < n; j += len)
+                    {
+                        c.Tile(i, j, n - j, out T* dst, out len);
+                        new Span<T>(dst, len).Clear();
+                    }
             }
+            if (epilogue.Any)
+                ApplyEpilogue(c, epilogue, 0, m, 0, n);
             return;
         }
 
         int threads = ChooseThreads(cfg, m, n, k, maxThreads, out bool splitM);
         if (threads <= 1)
         {
-            RunBlock(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
+            RunBlock(cfg, 0, m, 0, n, k, a, b, c, epilogue, accumulate);
             return;
         }
 
-        var job = new Job<T>(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, threads, splitM);
+        var job = new Job<T, TA, TB>(cfg, m, n, k, a, b, c, epilogue, accumulate, threads, splitM);
         job.Run();
     }
 
@@ -164,8 +345,10 @@ internal static unsafe class Gemm
     /// loop nest. The blocks are parts of one <see cref="WorkerPool"/> job: the caller claims blocks too, so a worker
     /// that starts late only means the caller does more of them.
     /// </summary>
-    private sealed class Job<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int parts, bool splitM)
+    private sealed class Job<T, TA, TB>(Config<T> cfg, int m, int n, int k, TA a, TB b, Output<T> c, Epilogue<T> epilogue, bool accumulate, int parts, bool splitM)
         where T : unmanaged, INumber<T>
+        where TA : struct, IPanelA<T>
+        where TB : struct, IPanelB<T>
     {
         public void Run() => WorkerPool.Run(parts, parts, RunPart);
 
@@ -179,9 +362,9 @@ internal static unsafe class Gemm
             if (s1 <= s0)
                 return;
             if (splitM)
-                RunBlock(cfg, s1 - s0, n, k, a + s0 * rsA, rsA, csA, b, rsB, csB, c + s0 * ldc, ldc, accumulate);
+                RunBlock(cfg, s0, s1, 0, n, k, a, b, c, epilogue, accumulate);
             else
-                RunBlock(cfg, m, s1 - s0, k, a, rsA, csA, b + s0 * csB, rsB, csB, c + s0, ldc, accumulate);
+                RunBlock(cfg, 0, m, s0, s1, k, a, b, c, epilogue, accumulate);
         }
     }
 
@@ -214,25 +397,23 @@ internal static unsafe class Gemm
         return Math.Min(size, max);
     }
 
-    /// <summary>Single-threaded product on one block of C.</summary>
-    private static void RunBlock<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate)
+    /// <summary>The depth of the K blocks a product of depth <paramref name="k"/> is cut into (what a prepacked A must use).</summary>
+    internal static int KBlock<T>(Config<T> cfg, int k) where T : unmanaged => BlockSize(Math.Max(k, 1), cfg.KC, 1);
+
+    /// <summary>Single-threaded product on the block [m0, m1) x [n0, n1) of C.</summary>
+    private static void RunBlock<T, TA, TB>(Config<T> cfg, int m0, int m1, int n0, int n1, int k, in TA a, in TB b, in Output<T> c, in Epilogue<T> epilogue, bool accumulate)
         where T : unmanaged, INumber<T>
+        where TA : struct, IPanelA<T>
+        where TB : struct, IPanelB<T>
     {
+        int m = m1 - m0, n = n1 - n0;
         // Vector-shaped products are memory bound: skip packing.
-        if (m == 1 && csB == 1)
+        if (typeof(TA) == typeof(StridedA<T>) && typeof(TB) == typeof(StridedB<T>) && !epilogue.Any && c.ColsPerImage >= n1)
         {
-            RowTimesMatrix(n, k, a, csA, b, rsB, c, accumulate);
-            return;
-        }
-        if (m == 1 && csA == 1 && rsB == 1)
-        {
-            Dots(n, k, b, csB, a, c, 1, accumulate);
-            return;
-        }
-        if (n == 1 && csA == 1 && rsB == 1)
-        {
-            Dots(m, k, a, rsA, b, c, ldc, accumulate);
-            return;
+            var sa = Unsafe.As<TA, StridedA<T>>(ref Unsafe.AsRef(in a));
+            var sb = Unsafe.As<TB, StridedB<T>>(ref Unsafe.AsRef(in b));
+            if (VectorProduct(m, n, k, sa.A + m0 * sa.Rs, sa.Rs, sa.Cs, sb.B + n0 * sb.Cs, sb.Rs, sb.Cs, c.C + m0 * c.Ldc + n0, c.Ldc, accumulate))
+                return;
         }
 
         int mr = cfg.MR, nr = cfg.NR;
@@ -242,46 +423,96 @@ internal static unsafe class Gemm
         T* tile = AlignUp(bPack + (long)cfg.KC * cfg.NC);
 
         int mcBlock = BlockSize(m, cfg.MC, mr);
-        int kcBlock = BlockSize(k, cfg.KC, 1);
+        int kcBlock = KBlock(cfg, k);
         int ncBlock = BlockSize(n, cfg.NC, nr);
         var kernel = cfg.Kernel;
+        bool fused = epilogue.Any;
+        long ldc = c.Ldc;
 
-        for (int ic = 0; ic < m; ic += mcBlock)
+        for (int ic = m0; ic < m1; ic += mcBlock)
         {
-            int mc = Math.Min(mcBlock, m - ic);
+            int mc = Math.Min(mcBlock, m1 - ic);
             for (int pc = 0; pc < k; pc += kcBlock)
             {
                 int kc = Math.Min(kcBlock, k - pc);
                 bool acc = accumulate || pc > 0;
-                PackA(aPack, a + ic * rsA + pc * csA, mc, kc, rsA, csA, mr);
-                for (int jc = 0; jc < n; jc += ncBlock)
+                bool last = fused && pc + kc == k;
+                T* ap0 = a.Panel(aPack, ic, mc, pc, kc, mr);
+                for (int jc = n0; jc < n1; jc += ncBlock)
                 {
-                    int nc = Math.Min(ncBlock, n - jc);
-                    PackB(bPack, b + pc * rsB + jc * csB, kc, nc, rsB, csB, nr);
-                    T* cBlock = c + ic * ldc + jc;
+                    int nc = Math.Min(ncBlock, n1 - jc);
+                    b.Pack(bPack, pc, kc, jc, nc, nr);
                     for (int ir = 0; ir < mc; ir += mr)
                     {
                         int rows = Math.Min(mr, mc - ir);
-                        T* ap = aPack + (long)ir * kc;
-                        T* cRow = cBlock + ir * ldc;
+                        int row = ic + ir;
+                        T* ap = ap0 + (long)ir * kc;
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             int cols = Math.Min(nr, nc - jr);
                             T* bp = bPack + (long)jr * kc;
-                            if (rows == mr && cols == nr)
+                            bool whole = c.Tile(row, jc + jr, cols, out T* dst, out int len);
+                            if (rows == mr && cols == nr && whole)
                             {
-                                kernel(kc, ap, bp, cRow + jr, ldc, acc);
+                                kernel(kc, ap, bp, dst, ldc, acc);
+                                if (last)
+                                    epilogue.Apply(dst, ldc, c.C, row, rows, cols);
+                                continue;
                             }
-                            else
+                            kernel(kc, ap, bp, tile, nr, false);
+                            // Edge tiles, and tiles whose columns run into the next image, are merged piece by piece.
+                            for (int j = 0; ; )
                             {
-                                kernel(kc, ap, bp, tile, nr, false);
-                                MergeTile(tile, nr, cRow + jr, ldc, rows, cols, acc);
+                                MergeTile(tile + j, nr, dst, ldc, rows, len, acc);
+                                if (last)
+                                    epilogue.Apply(dst, ldc, c.C, row, rows, len);
+                                j += len;
+                                if (j >= cols)
+                                    break;
+                                c.Tile(row, jc + jr + j, cols - j, out dst, out len);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// <summary>Applies the epilogue to rows [m0, m1) x columns [n0, n1) of C (products with k = 0).</summary>
+    private static void ApplyEpilogue<T>(in Output<T> c, in Epilogue<T> epilogue, int m0, int m1, int n0, int n1)
+        where T : unmanaged, INumber<T>
+    {
+        for (int j = n0; j < n1;)
+        {
+            c.Tile(m0, j, n1 - j, out T* dst, out int len);
+            epilogue.Apply(dst, c.Ldc, c.C, m0, m1 - m0, len);
+            j += len;
+        }
+    }
+
+    /// <summary>
+    /// Row-vector (m == 1) and column-vector (n == 1) products, unpacked; false when the product is not one of those
+    /// (or its operands are not laid out for them).
+    /// </summary>
+    private static bool VectorProduct<T>(int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate)
+        where T : unmanaged, INumber<T>
+    {
+        if (m == 1 && csB == 1)
+        {
+            RowTimesMatrix(n, k, a, csA, b, rsB, c, accumulate);
+            return true;
+        }
+        if (m == 1 && csA == 1 && rsB == 1)
+        {
+            Dots(n, k, b, csB, a, c, 1, accumulate);
+            return true;
+        }
+        if (n == 1 && csA == 1 && rsB == 1)
+        {
+            Dots(m, k, a, rsA, b, c, ldc, accumulate);
+            return true;
+        }
+        return false;
     }
 
     private static void MergeTile<T>(T* tile, int ldt, T* c, long ldc, int rows, int cols, bool acc)
@@ -606,7 +837,7 @@ internal static unsafe class Gemm
 
     /// <summary>d[0..count) = s[0..count).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRow<T>(T* d, T* s, int count) where T : unmanaged
+    internal static void CopyRow<T>(T* d, T* s, int count) where T : unmanaged
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
