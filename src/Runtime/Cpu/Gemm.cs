@@ -463,9 +463,7 @@ internal static unsafe class Gemm
                             // Edge tiles, and tiles whose columns run into the next image, are merged piece by piece.
                             for (int j = 0; ; )
                             {
-                                MergeTile(tile + j, nr, dst, ldc, rows, len, acc);
-                                if (last)
-                                    epilogue.Apply(dst, ldc, c.C, row, rows, len);
+                                MergePiece(tile, nr, j, len, dst, ldc, rows, acc, last, epilogue, c.C, row);
                                 j += len;
                                 if (j >= cols)
                                     break;
@@ -513,6 +511,60 @@ internal static unsafe class Gemm
             return true;
         }
         return false;
+    }
+
+    /// <summary>
+    /// Columns [j0, j0+len) of a rows x ldt tile merged into C at dst (= or += by <paramref name="acc"/>), then the
+    /// epilogue when <paramref name="last"/>. AVX-512 does it with masked loads and stores of whole tile vectors
+    /// (tiles split at image boundaries are common in late stages); other CPUs element by element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MergePiece<T>(T* tile, int ldt, int j0, int len, T* dst, long ldc, int rows, bool acc, bool last, in Epilogue<T> e, T* c0, int row)
+        where T : unmanaged, INumber<T>
+    {
+        int lanes = Vector512<T>.Count;
+        if (Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)) && ldt % lanes == 0)
+        {
+            T* res = last && e.Residual != null ? e.Residual + (dst - c0) : null;
+            bool bias = last && e.Bias != null, relu = last && e.Relu;
+            for (int cb = j0 / lanes * lanes; cb < j0 + len; cb += lanes)
+            {
+                T lo = T.CreateTruncating(Math.Max(j0, cb) - cb), hi = T.CreateTruncating(Math.Min(j0 + len, cb + lanes) - cb);
+                var mask = Vector512.GreaterThanOrEqual(Vector512<T>.Indices, Vector512.Create(lo)) & Vector512.LessThan(Vector512<T>.Indices, Vector512.Create(hi));
+                long shift = cb - j0; // lane l of the vector is column cb + l of the tile, at dst + shift + l
+                for (int r = 0; r < rows; r++)
+                {
+                    var v = Vector512.Load(tile + r * ldt + cb);
+                    T* d = dst + r * ldc + shift;
+                    if (acc) v += MaskLoad(d, mask);
+                    if (bias) v += Vector512.Create(e.Bias[row + r]);
+                    if (res != null) v += MaskLoad(res + r * ldc + shift, mask);
+                    if (relu) v = Vector512.Max(v, Vector512<T>.Zero);
+                    MaskStore(d, mask, v);
+                }
+            }
+            return;
+        }
+        MergeTile(tile + j0, ldt, dst, ldc, rows, len, acc);
+        if (last)
+            e.Apply(dst, ldc, c0, row, rows, len);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MaskLoad<T>(T* p, Vector512<T> mask) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
+        return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MaskStore<T>(T* p, Vector512<T> mask, Vector512<T> v) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            Avx512F.MaskStore((float*)p, mask.AsSingle(), v.AsSingle());
+        else
+            Avx512F.MaskStore((double*)p, mask.AsDouble(), v.AsDouble());
     }
 
     private static void MergeTile<T>(T* tile, int ldt, T* c, long ldc, int rows, int cols, bool acc)
