@@ -281,6 +281,27 @@ public class ConvForwardTests
     }
 
     [Fact]
+    public void Conv2dFused_BadEpilogueOperands_Throw()
+    {
+        var s = Shapes["layer2 3x3/2"];
+        var g = s.Geometry;
+        using var x = Tensor.Zeros(s.X);
+        using var w = Tensor.Zeros(s.Wt);
+        using var y = Tensor.Zeros(s.Y);
+        using var shortBias = Tensor.Zeros([s.Cout - 1]);
+        using var bias64 = Tensor.Zeros([s.Cout], DType.Float64);
+        using var smallResidual = Tensor.Zeros([s.N, s.Cout, s.Oh, s.Ow - 1]);
+        using var residual64 = Tensor.Zeros(s.Y, DType.Float64);
+        var backend = x.Backend;
+        void Call(TensorView? bias, TensorView? residual) => backend.Conv2dFused(x.KernelView, w.KernelView, bias, residual, true, y.KernelView, g);
+        Assert.Equal("bias", Assert.Throws<ArgumentException>(() => Call(shortBias.KernelView, null)).ParamName);
+        Assert.Equal("bias", Assert.Throws<ArgumentException>(() => Call(bias64.KernelView, null)).ParamName);
+        Assert.Equal("residual", Assert.Throws<ArgumentException>(() => Call(null, smallResidual.KernelView)).ParamName);
+        Assert.Equal("residual", Assert.Throws<ArgumentException>(() => Call(null, residual64.KernelView)).ParamName);
+        Assert.Equal("residual", Assert.Throws<ArgumentException>(() => Call(null, y.KernelView)).ParamName);
+    }
+
+    [Fact]
     public void Forward_EmptyBatch_GivesEmptyOutput()
     {
         // A batch of zero images has nothing to compute: no product, no epilogue, no error.

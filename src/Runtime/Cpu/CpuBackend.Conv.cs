@@ -49,6 +49,17 @@ internal sealed unsafe partial class CpuBackend
 
     public void Conv2dFused(TensorView x, TensorView weight, TensorView? bias, TensorView? residual, bool relu, TensorView y, Conv2dGeometry g)
     {
+        // The epilogue reads these raw, tile by tile: a wrong size would read past them, an alias of y would read sums
+        // the GEMM has already written there.
+        if (bias is { } bv && (bv.NumEl != g.OutChannels || bv.DType != y.DType))
+            throw new ArgumentException($"bias must hold {g.OutChannels} {y.DType} values (one per output channel), got {bv.NumEl} {bv.DType}", nameof(bias));
+        if (residual is { } rv)
+        {
+            if (!rv.Shape.AsSpan().SequenceEqual(y.Shape) || rv.DType != y.DType || !rv.IsContiguous)
+                throw new ArgumentException($"residual must be a contiguous {y.DType} tensor shaped like y [{string.Join(", ", y.Shape)}], got [{string.Join(", ", rv.Shape)}] {rv.DType}", nameof(residual));
+            if (ReferenceEquals(rv.Storage, y.Storage) && rv.Offset < y.Offset + y.NumEl && y.Offset < rv.Offset + rv.NumEl)
+                throw new ArgumentException("residual must not overlap y", nameof(residual));
+        }
         // Inference calls reuse the weight packed by an earlier call (see PackedWeights); training calls pack it as they go.
         var storage = GradMode.IsEnabled ? null : weight.Storage;
         if (x.DType == DType.Float32)
