@@ -49,7 +49,8 @@ internal readonly unsafe struct ConvColumns<T> : Gemm.IPanelB<T> where T : unman
         public int Len;
     }
 
-    public void Pack(T* dst, int pc, int kc, int jc, int nc, int nr)
+    /// <summary>Packs the block of rows [pc, pc+kc) and columns [jc, jc+nc) into <paramref name="dst"/>.</summary>
+    public T* Block(T* dst, int pc, int kc, int jc, int nc, int nr)
     {
         int slivers = (nc + nr - 1) / nr;
         int maxSegments = nc + 2 * slivers + 1;
@@ -141,6 +142,7 @@ internal readonly unsafe struct ConvColumns<T> : Gemm.IPanelB<T> where T : unman
                 }
             }
         }
+        return dst;
     }
 
 

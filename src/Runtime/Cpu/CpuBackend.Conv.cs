@@ -259,11 +259,31 @@ internal sealed unsafe partial class CpuBackend
             // Implicit GEMM: one product per group over the columns of every image, B packed straight from x.
             int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
             long cols = (long)g.Batch * L;
+            var cfg = ConvWeights<T>.Config;
             ForEachGroup(g, (double)cog * kg * cols, CpuParallel.Threads, (grp, threads) =>
             {
                 var b = new ConvColumns<T>(x + (long)grp * g.InPerGroup * g.InPlane, g);
                 var c = new Gemm.Output<T>(y + (long)grp * cog * L, L, L, (long)g.OutChannels * L);
-                weights.Multiply(grp, (int)cols, b, c, Fusion(bias, residual, relu, grp, g, 0), threads);
+                var fusion = Fusion(bias, residual, relu, grp, g, 0);
+                if (!Gemm.SplitsRows(cfg, cog, (int)cols, kg, threads) || (long)kg * cols > SharedColumnsBudget)
+                {
+                    weights.Multiply(grp, (int)cols, b, c, fusion, threads);
+                    return;
+                }
+                // Threads that split the rows would each pack all of B: pack it once, together, and share it.
+                using var packed = new Scratch<T>(Gemm.PackedLengthB(cfg, kg, (int)cols));
+                T* pb = packed.Pointer;
+                int kBlocks = (kg + Gemm.KBlock(cfg, kg) - 1) / Gemm.KBlock(cfg, kg), slivers = (int)((cols + cfg.NR - 1) / cfg.NR);
+                Chunked((long)kBlocks * slivers, Math.Max(1, cfg.NC / cfg.NR), (s, e) =>
+                {
+                    for (long item = s; item < e;)
+                    {
+                        int kb = (int)(item / slivers), s0 = (int)(item % slivers), s1 = (int)Math.Min(slivers, s0 + (e - item));
+                        Gemm.PackWholeB(cfg, b, pb, kg, (int)cols, kb, s0, s1);
+                        item += s1 - s0;
+                    }
+                });
+                weights.Multiply(grp, (int)cols, new Gemm.PackedB<T>(pb, slivers * cfg.NR), c, fusion, threads);
             });
         }
         else if (ImagesInParallel(g, plan))
@@ -275,6 +295,9 @@ internal sealed unsafe partial class CpuBackend
             for (int n = 0; n < g.Batch; n++) ForwardImage(x, weights, bias, residual, relu, y, g, plan, n, CpuParallel.Threads);
         weights.KeepAlive();
     }
+
+    /// <summary>Largest B, in elements, that the implicit GEMM packs once for all threads (32 MB of float32).</summary>
+    private const long SharedColumnsBudget = 1L << 23;
 
     /// <summary>The epilogue of group <paramref name="grp"/>'s product whose output starts at y + <paramref name="at"/> + grp*cog*L.</summary>
     private static Gemm.Epilogue<T> Fusion<T>(T* bias, T* residual, bool relu, int grp, Conv2dGeometry g, long at) where T : unmanaged, INumber<T>

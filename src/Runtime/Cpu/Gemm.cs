@@ -61,12 +61,21 @@ internal static unsafe class Gemm
         public readonly int MR, NR, KC, MC, NC;
         public readonly delegate*<long, T*, T*, T*, long, bool, void> Kernel;
 
-        public Config(string name, int mr, int nr, int kc, int mc, int nc, delegate*<long, T*, T*, T*, long, bool, void> kernel)
+        /// <summary>
+        /// The kernel with the epilogue applied in registers before the store, or null (the driver then applies it to the
+        /// stored tile): <c>FusedKernel(kc, a, b, c, ldc, acc, bias, residual, relu)</c> adds bias[r] to row r when bias is
+        /// not null, the residual tile (laid out like C, with ldc) when not null, then ReLU.
+        /// </summary>
+        public readonly delegate*<long, T*, T*, T*, long, bool, T*, T*, bool, void> FusedKernel;
+
+        public Config(string name, int mr, int nr, int kc, int mc, int nc, delegate*<long, T*, T*, T*, long, bool, void> kernel,
+            delegate*<long, T*, T*, T*, long, bool, T*, T*, bool, void> fusedKernel = null)
         {
             if (mc % mr != 0 || nc % nr != 0)
                 throw new ArgumentException("MC and NC must be multiples of MR and NR");
             (Name, MR, NR, KC, MC, NC) = (name, mr, nr, kc, mc, nc);
             Kernel = kernel;
+            FusedKernel = fusedKernel;
         }
 
         /// <summary>Per-thread scratch: A panel, B block, edge tile, each 64-byte aligned.</summary>
@@ -86,7 +95,7 @@ internal static unsafe class Gemm
         var list = new List<Config<float>>();
         // Zen 5 (48 KB L1D, 1 MB L2): A sliver 8 x 384 = 12 KB in L1, B block 384 x 256 = 384 KB in L2.
         if (Avx512F.IsSupported)
-            list.Add(new Config<float>("avx512", 8, 32, 384, 1536, 256, &S512_8x32));
+            list.Add(new Config<float>("avx512", 8, 32, 384, 1536, 256, &S512_8x32, &S512_8x32Fused));
         if (Avx2.IsSupported && Fma.IsSupported)
             list.Add(new Config<float>("avx2", 6, 16, 256, 1536, 480, &S256_6x16));
         list.Add(new Config<float>("scalar", 4, 4, 256, 512, 512, &ScalarKernel4x4<float>));
@@ -98,7 +107,7 @@ internal static unsafe class Gemm
         var list = new List<Config<double>>();
         // A sliver 8 x 384 = 24 KB in L1, B block 384 x 160 = 480 KB in L2.
         if (Avx512F.IsSupported)
-            list.Add(new Config<double>("avx512", 8, 16, 384, 1024, 160, &D512_8x16));
+            list.Add(new Config<double>("avx512", 8, 16, 384, 1024, 160, &D512_8x16, &D512_8x16Fused));
         if (Avx2.IsSupported && Fma.IsSupported)
             list.Add(new Config<double>("avx2", 6, 8, 256, 768, 240, &D256_6x8));
         list.Add(new Config<double>("scalar", 4, 4, 256, 256, 256, &ScalarKernel4x4<double>));
@@ -119,11 +128,14 @@ internal static unsafe class Gemm
         T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr);
     }
 
-    /// <summary>Where the driver gets B from: packs the block B(pc.., jc..), kc x nc, into NR-column slivers.</summary>
+    /// <summary>Where the driver gets B from: the NR-column slivers of the block B(pc.., jc..), kc x nc.</summary>
     internal interface IPanelB<T> where T : unmanaged
     {
-        /// <summary>Sliver s at dst + s*nr*kc, element (p, j) at + p*nr + j, zero columns past nc.</summary>
-        void Pack(T* dst, int pc, int kc, int jc, int nc, int nr);
+        /// <summary>
+        /// The packed block (sliver s at result + s*nr*kc, element (p, j) at + p*nr + j, zero columns past nc), either
+        /// packed into <paramref name="buffer"/> (room for KC x NC) or found already packed.
+        /// </summary>
+        T* Block(T* buffer, int pc, int kc, int jc, int nc, int nr);
     }
 
     /// <summary>A(i, p) at a[i*rs + p*cs].</summary>
@@ -147,8 +159,49 @@ internal static unsafe class Gemm
         public readonly long Rs = rs, Cs = cs;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Pack(T* dst, int pc, int kc, int jc, int nc, int nr) => PackB(dst, B + pc * Rs + jc * Cs, kc, nc, Rs, Cs, nr);
+        public T* Block(T* buffer, int pc, int kc, int jc, int nc, int nr)
+        {
+            PackB(buffer, B + pc * Rs + jc * Cs, kc, nc, Rs, Cs, nr);
+            return buffer;
+        }
     }
+
+    /// <summary>
+    /// A B packed beforehand (<see cref="PackWholeB{T, TB}"/>): for each K block starting at pc, the NR-column slivers of
+    /// all columns at packed + pc*nPadded, so the block (pc, jc) is at + jc*kc.
+    /// </summary>
+    internal readonly struct PackedB<T>(T* packed, int nPadded) : IPanelB<T> where T : unmanaged
+    {
+        private readonly T* _packed = packed;
+        private readonly long _nPadded = nPadded;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Block(T* buffer, int pc, int kc, int jc, int nc, int nr) => _packed + pc * _nPadded + (long)jc * kc;
+    }
+
+    /// <summary>Elements <see cref="PackWholeB{T, TB}"/> writes for a k x n B: n rounded up to NR, times k.</summary>
+    internal static long PackedLengthB<T>(Config<T> cfg, int k, int n) where T : unmanaged => (long)RoundUp(n, cfg.NR) * k;
+
+    /// <summary>
+    /// Packs the part of B in K block <paramref name="kBlock"/> and sliver range [s0, s1) in the layout
+    /// <see cref="PackedB{T}"/> reads (callers split the (K block, slivers) pairs between threads); B must be a source
+    /// that packs into the buffer it is given.
+    /// </summary>
+    internal static void PackWholeB<T, TB>(Config<T> cfg, in TB b, T* dst, int k, int n, int kBlock, int s0, int s1)
+        where T : unmanaged where TB : struct, IPanelB<T>
+    {
+        int kcBlock = KBlock(cfg, k), nr = cfg.NR, nPadded = RoundUp(n, nr), pc = kBlock * kcBlock, kc = Math.Min(kcBlock, k - pc);
+        int perCall = cfg.NC / nr;
+        for (int s = s0; s < s1; s += perCall)
+        {
+            int jc = s * nr, nc = Math.Min(Math.Min(s1, s + perCall) * nr, n) - jc;
+            if (nc > 0) b.Block(dst + (long)pc * nPadded + (long)jc * kc, pc, kc, jc, nc, nr);
+        }
+    }
+
+    /// <summary>Whether a product of this shape on <paramref name="maxThreads"/> threads is split by rows (each thread packing all of B).</summary>
+    internal static bool SplitsRows<T>(Config<T> cfg, int m, int n, int k, int maxThreads) where T : unmanaged =>
+        ChooseThreads(cfg, m, n, k, maxThreads, out bool splitM) > 1 && splitM;
 
     /// <summary>
     /// An A packed once for a configuration (<see cref="PackWhole{T}"/>): for each K block (depth
@@ -426,6 +479,7 @@ internal static unsafe class Gemm
         int kcBlock = KBlock(cfg, k);
         int ncBlock = BlockSize(n, cfg.NC, nr);
         var kernel = cfg.Kernel;
+        var fusedKernel = cfg.FusedKernel;
         bool fused = epilogue.Any;
         long ldc = c.Ldc;
 
@@ -441,7 +495,7 @@ internal static unsafe class Gemm
                 for (int jc = n0; jc < n1; jc += ncBlock)
                 {
                     int nc = Math.Min(ncBlock, n1 - jc);
-                    b.Pack(bPack, pc, kc, jc, nc, nr);
+                    T* bp0 = b.Block(bPack, pc, kc, jc, nc, nr);
                     for (int ir = 0; ir < mc; ir += mr)
                     {
                         int rows = Math.Min(mr, mc - ir);
@@ -450,13 +504,20 @@ internal static unsafe class Gemm
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             int cols = Math.Min(nr, nc - jr);
-                            T* bp = bPack + (long)jr * kc;
+                            T* bp = bp0 + (long)jr * kc;
                             bool whole = c.Tile(row, jc + jr, cols, out T* dst, out int len);
                             if (rows == mr && cols == nr && whole)
                             {
-                                kernel(kc, ap, bp, dst, ldc, acc);
-                                if (last)
+                                if (!last)
+                                    kernel(kc, ap, bp, dst, ldc, acc);
+                                else if (fusedKernel != null)
+                                    fusedKernel(kc, ap, bp, dst, ldc, acc, epilogue.Bias == null ? null : epilogue.Bias + row,
+                                        epilogue.Residual == null ? null : epilogue.Residual + (dst - c.C), epilogue.Relu);
+                                else
+                                {
+                                    kernel(kc, ap, bp, dst, ldc, acc);
                                     epilogue.Apply(dst, ldc, c.C, row, rows, cols);
+                                }
                                 continue;
                             }
                             kernel(kc, ap, bp, tile, nr, false);
@@ -957,7 +1018,14 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void S512_8x32(long kc, float* a, float* b, float* c, long ldc, bool acc)
+    private static void S512_8x32(long kc, float* a, float* b, float* c, long ldc, bool acc) => S512_8x32Body(kc, a, b, c, ldc, acc, null, null, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void S512_8x32Fused(long kc, float* a, float* b, float* c, long ldc, bool acc, float* bias, float* residual, bool relu) =>
+        S512_8x32Body(kc, a, b, c, ldc, acc, bias, residual, relu);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void S512_8x32Body(long kc, float* a, float* b, float* c, long ldc, bool acc, float* bias, float* residual, bool relu)
     {
         Vector512<float> c0_0 = default, c0_1 = default;
         Vector512<float> c1_0 = default, c1_1 = default;
@@ -1008,6 +1076,42 @@ internal static unsafe class Gemm
             c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 16);
             c7_0 += Vector512.Load(c + 7 * ldc + 0); c7_1 += Vector512.Load(c + 7 * ldc + 16);
         }
+        if (bias != null)
+        {
+            Vector512<float> v;
+            v = Vector512.Create(bias[0]); c0_0 += v; c0_1 += v;
+            v = Vector512.Create(bias[1]); c1_0 += v; c1_1 += v;
+            v = Vector512.Create(bias[2]); c2_0 += v; c2_1 += v;
+            v = Vector512.Create(bias[3]); c3_0 += v; c3_1 += v;
+            v = Vector512.Create(bias[4]); c4_0 += v; c4_1 += v;
+            v = Vector512.Create(bias[5]); c5_0 += v; c5_1 += v;
+            v = Vector512.Create(bias[6]); c6_0 += v; c6_1 += v;
+            v = Vector512.Create(bias[7]); c7_0 += v; c7_1 += v;
+        }
+        if (residual != null)
+        {
+            float* r = residual;
+            c0_0 += Vector512.Load(r + 0 * ldc + 0); c0_1 += Vector512.Load(r + 0 * ldc + 16);
+            c1_0 += Vector512.Load(r + 1 * ldc + 0); c1_1 += Vector512.Load(r + 1 * ldc + 16);
+            c2_0 += Vector512.Load(r + 2 * ldc + 0); c2_1 += Vector512.Load(r + 2 * ldc + 16);
+            c3_0 += Vector512.Load(r + 3 * ldc + 0); c3_1 += Vector512.Load(r + 3 * ldc + 16);
+            c4_0 += Vector512.Load(r + 4 * ldc + 0); c4_1 += Vector512.Load(r + 4 * ldc + 16);
+            c5_0 += Vector512.Load(r + 5 * ldc + 0); c5_1 += Vector512.Load(r + 5 * ldc + 16);
+            c6_0 += Vector512.Load(r + 6 * ldc + 0); c6_1 += Vector512.Load(r + 6 * ldc + 16);
+            c7_0 += Vector512.Load(r + 7 * ldc + 0); c7_1 += Vector512.Load(r + 7 * ldc + 16);
+        }
+        if (relu)
+        {
+            var z = Vector512<float>.Zero;
+            c0_0 = Vector512.Max(c0_0, z); c0_1 = Vector512.Max(c0_1, z);
+            c1_0 = Vector512.Max(c1_0, z); c1_1 = Vector512.Max(c1_1, z);
+            c2_0 = Vector512.Max(c2_0, z); c2_1 = Vector512.Max(c2_1, z);
+            c3_0 = Vector512.Max(c3_0, z); c3_1 = Vector512.Max(c3_1, z);
+            c4_0 = Vector512.Max(c4_0, z); c4_1 = Vector512.Max(c4_1, z);
+            c5_0 = Vector512.Max(c5_0, z); c5_1 = Vector512.Max(c5_1, z);
+            c6_0 = Vector512.Max(c6_0, z); c6_1 = Vector512.Max(c6_1, z);
+            c7_0 = Vector512.Max(c7_0, z); c7_1 = Vector512.Max(c7_1, z);
+        }
         c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 16);
         c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 16);
         c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 16);
@@ -1019,7 +1123,14 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void D512_8x16(long kc, double* a, double* b, double* c, long ldc, bool acc)
+    private static void D512_8x16(long kc, double* a, double* b, double* c, long ldc, bool acc) => D512_8x16Body(kc, a, b, c, ldc, acc, null, null, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void D512_8x16Fused(long kc, double* a, double* b, double* c, long ldc, bool acc, double* bias, double* residual, bool relu) =>
+        D512_8x16Body(kc, a, b, c, ldc, acc, bias, residual, relu);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void D512_8x16Body(long kc, double* a, double* b, double* c, long ldc, bool acc, double* bias, double* residual, bool relu)
     {
         Vector512<double> c0_0 = default, c0_1 = default;
         Vector512<double> c1_0 = default, c1_1 = default;
@@ -1069,6 +1180,42 @@ internal static unsafe class Gemm
             c5_0 += Vector512.Load(c + 5 * ldc + 0); c5_1 += Vector512.Load(c + 5 * ldc + 8);
             c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 8);
             c7_0 += Vector512.Load(c + 7 * ldc + 0); c7_1 += Vector512.Load(c + 7 * ldc + 8);
+        }
+        if (bias != null)
+        {
+            Vector512<double> v;
+            v = Vector512.Create(bias[0]); c0_0 += v; c0_1 += v;
+            v = Vector512.Create(bias[1]); c1_0 += v; c1_1 += v;
+            v = Vector512.Create(bias[2]); c2_0 += v; c2_1 += v;
+            v = Vector512.Create(bias[3]); c3_0 += v; c3_1 += v;
+            v = Vector512.Create(bias[4]); c4_0 += v; c4_1 += v;
+            v = Vector512.Create(bias[5]); c5_0 += v; c5_1 += v;
+            v = Vector512.Create(bias[6]); c6_0 += v; c6_1 += v;
+            v = Vector512.Create(bias[7]); c7_0 += v; c7_1 += v;
+        }
+        if (residual != null)
+        {
+            double* r = residual;
+            c0_0 += Vector512.Load(r + 0 * ldc + 0); c0_1 += Vector512.Load(r + 0 * ldc + 8);
+            c1_0 += Vector512.Load(r + 1 * ldc + 0); c1_1 += Vector512.Load(r + 1 * ldc + 8);
+            c2_0 += Vector512.Load(r + 2 * ldc + 0); c2_1 += Vector512.Load(r + 2 * ldc + 8);
+            c3_0 += Vector512.Load(r + 3 * ldc + 0); c3_1 += Vector512.Load(r + 3 * ldc + 8);
+            c4_0 += Vector512.Load(r + 4 * ldc + 0); c4_1 += Vector512.Load(r + 4 * ldc + 8);
+            c5_0 += Vector512.Load(r + 5 * ldc + 0); c5_1 += Vector512.Load(r + 5 * ldc + 8);
+            c6_0 += Vector512.Load(r + 6 * ldc + 0); c6_1 += Vector512.Load(r + 6 * ldc + 8);
+            c7_0 += Vector512.Load(r + 7 * ldc + 0); c7_1 += Vector512.Load(r + 7 * ldc + 8);
+        }
+        if (relu)
+        {
+            var z = Vector512<double>.Zero;
+            c0_0 = Vector512.Max(c0_0, z); c0_1 = Vector512.Max(c0_1, z);
+            c1_0 = Vector512.Max(c1_0, z); c1_1 = Vector512.Max(c1_1, z);
+            c2_0 = Vector512.Max(c2_0, z); c2_1 = Vector512.Max(c2_1, z);
+            c3_0 = Vector512.Max(c3_0, z); c3_1 = Vector512.Max(c3_1, z);
+            c4_0 = Vector512.Max(c4_0, z); c4_1 = Vector512.Max(c4_1, z);
+            c5_0 = Vector512.Max(c5_0, z); c5_1 = Vector512.Max(c5_1, z);
+            c6_0 = Vector512.Max(c6_0, z); c6_1 = Vector512.Max(c6_1, z);
+            c7_0 = Vector512.Max(c7_0, z); c7_1 = Vector512.Max(c7_1, z);
         }
         c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 8);
         c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 8);

@@ -319,6 +319,7 @@ public unsafe class GemmTests
 
     /// <summary>
     /// The driver's convolution features on every kernel: A packed once (<see cref="Gemm.PackWhole{T}"/>) or strided,
+    /// B packed beforehand (<see cref="Gemm.PackWholeB{T, TB}"/>) or block by block,
     /// C laid out image by image (runs of colsPerImage columns, gaps between rows and images that must stay untouched,
     /// tiles that straddle two images) and the epilogue (bias per row, residual laid out like C, ReLU).
     /// </summary>
@@ -350,6 +351,7 @@ public unsafe class GemmTests
         T sentinel = T.CreateChecked(Sentinel);
 
         foreach (bool packed in new[] { false, true })
+        foreach (bool packedB in new[] { false, true })
         foreach (int combo in new[] { 0, 1, 2, 4, 7 })
         foreach (int threads in OneAndTwo)
         {
@@ -361,22 +363,30 @@ public unsafe class GemmTests
             var cT = new T[size];
             Array.Fill(cT, sentinel);
             var packedA = new T[Gemm.PackedLength(cfg, m, k) + 64];
-            fixed (T* pa = aT, pb = bT, pbias = biasT, pres = resT, pc = cT, pp = packedA)
+            var packedBStore = new T[Gemm.PackedLengthB(cfg, k, n)];
+            fixed (T* pa = aT, pb = bT, pbias = biasT, pres = resT, pc = cT, pp = packedA, ppb = packedBStore)
             {
                 T* aligned = (T*)(((nuint)pp + 63) & ~(nuint)63);
                 var output = new Gemm.Output<T>(pc, ldc, colsPerImage, imageStride);
                 var epilogue = new Gemm.Epilogue<T>(withBias ? pbias : null, withResidual ? pres : null, relu);
                 var bSource = new Gemm.StridedB<T>(pb, n, 1);
-                if (packed)
+                int slivers = (n + cfg.NR - 1) / cfg.NR, kBlocks = (k + Gemm.KBlock(cfg, k) - 1) / Gemm.KBlock(cfg, k);
+                if (packedB)
                 {
-                    Gemm.PackWhole(cfg, aligned, pa, m, k, k, 1);
-                    int mPadded = (m + cfg.MR - 1) / cfg.MR * cfg.MR;
-                    Gemm.Run(cfg, m, n, k, new Gemm.PackedA<T>(aligned, mPadded), bSource, output, epilogue, false, threads);
+                    // In uneven pieces, as threads would claim them.
+                    for (int kb = 0; kb < kBlocks; kb++)
+                        for (int s0 = 0; s0 < slivers; s0 += 3)
+                            Gemm.PackWholeB(cfg, bSource, ppb, k, n, kb, s0, Math.Min(slivers, s0 + 3));
                 }
-                else
-                {
-                    Gemm.Run(cfg, m, n, k, new Gemm.StridedA<T>(pa, k, 1), bSource, output, epilogue, false, threads);
-                }
+                var bPacked = new Gemm.PackedB<T>(ppb, slivers * cfg.NR);
+                int mPadded = (m + cfg.MR - 1) / cfg.MR * cfg.MR;
+                if (packed) Gemm.PackWhole(cfg, aligned, pa, m, k, k, 1);
+                var aPacked = new Gemm.PackedA<T>(aligned, mPadded);
+                var aStrided = new Gemm.StridedA<T>(pa, k, 1);
+                if (packed && packedB) Gemm.Run(cfg, m, n, k, aPacked, bPacked, output, epilogue, false, threads);
+                else if (packed) Gemm.Run(cfg, m, n, k, aPacked, bSource, output, epilogue, false, threads);
+                else if (packedB) Gemm.Run(cfg, m, n, k, aStrided, bPacked, output, epilogue, false, threads);
+                else Gemm.Run(cfg, m, n, k, aStrided, bSource, output, epilogue, false, threads);
             }
             var covered = new bool[size];
             for (int i = 0; i < m; i++)
@@ -396,7 +406,7 @@ public unsafe class GemmTests
                     double got = double.CreateChecked(cT[at]);
                     double tol = 2 * (k + 4) * u * (scale + 2) + 1e-300;
                     Assert.True(Math.Abs(got - e) <= tol,
-                        $"{cfg} packed={packed} combo={combo} threads={threads}: C({i},{j}) = {got}, expected {e}");
+                        $"{cfg} packedA={packed} packedB={packedB} combo={combo} threads={threads}: C({i},{j}) = {got}, expected {e}");
                     covered[at] = true;
                 }
             }
