@@ -15,8 +15,10 @@ namespace Runtime.Cpu;
 /// on 8x64x56x56 and 1x256x56x56, whose plain row copies pack B faster);</item>
 /// <item>every other grouped or dense convolution is an implicit GEMM: one product per group over the output pixels of
 /// all images, whose B panels <see cref="ConvColumns{T}"/> packs straight from the input, so nothing is unfolded into a
-/// column buffer. The unfolding forward that this replaced (im2col into tiles, then GEMM) was not measurably faster on
-/// any ResNet-50 shape (7x7/2 stem, 3x3/2, 1x1/2, 3x3/1 on 14x14 to 64x64 planes, batch 1 and 8), so it is gone;</item>
+/// column buffer. When the product's threads split its rows (late stages: many output channels, few pixels), each
+/// would pack all of B, so B is packed once by all threads together and shared (up to 32 MB). The unfolding forward
+/// that this replaced (im2col into tiles, then GEMM) was not measurably faster on any ResNet-50 shape (7x7/2 stem,
+/// 3x3/2, 1x1/2, 3x3/1 on 14x14 to 64x64 planes, batch 1 and 8), so it is gone;</item>
 /// <item>depthwise convolutions (one input channel per group) take a direct vectorised loop instead, since their GEMMs
 /// would have a single row.</item>
 /// </list>
@@ -85,9 +87,11 @@ internal sealed unsafe partial class CpuBackend
     // ------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// How one convolution is cut into tiles, each unfolded into a column buffer and multiplied in one GEMM per group:
-    /// a tile is a run of whole images (small planes, so that the GEMM still sees a wide N) or a band of output rows
-    /// of one image (large planes, so that the column buffer stays in cache between im2col and the GEMM).
+    /// How one convolution is cut: pointwise on large planes goes image by image as it is (<see cref="Direct"/>); the
+    /// backward of everything else unfolds tiles into a column buffer and multiplies them in one GEMM per group: a tile
+    /// is a run of whole images (small planes, so that the GEMM still sees a wide N) or a band of output rows of one
+    /// image (large planes, so that the column buffer stays in cache between im2col and the GEMM). The forward of
+    /// everything else is an implicit GEMM and needs no tiles.
     /// </summary>
     private readonly struct ConvPlan
     {

@@ -30,6 +30,12 @@ namespace Runtime.Cpu;
 /// 6 x 8 double), or portable scalar code (4 x 4). Threads split C by rows (or by columns when C is short and wide);
 /// each runs the whole loop nest on its part. Row-vector (m == 1) and column-vector (n == 1) products take
 /// unpacked, memory-bound paths.</para>
+/// <para>The general entry (<see cref="Run{T, TA, TB}"/>) is what convolutions use: A and B come from panel sources
+/// (<see cref="IPanelA{T}"/>, <see cref="IPanelB{T}"/>: strided matrices, a weight packed once, a B packed once and
+/// shared by the threads, or a convolution's input unfolded on the fly by <see cref="ConvColumns{T}"/>), C is laid out
+/// image by image (<see cref="Output{T}"/>), and an <see cref="Epilogue{T}"/> (bias per row, residual, ReLU) is applied
+/// to each tile after its last K block: in registers by the AVX-512 kernels, on the stored tile otherwise. The sources
+/// are structs, so the JIT specialises the loop nest for each and inlines their packing.</para>
 /// </remarks>
 internal static unsafe class Gemm
 {
