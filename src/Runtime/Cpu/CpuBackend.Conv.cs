@@ -259,37 +259,7 @@ internal sealed unsafe partial class CpuBackend
         }
         var weights = new ConvWeights<T>(w, g, packedFrom);
         if (!plan.Direct)
-        {
-            // Implicit GEMM: one product per group over the columns of every image, B packed straight from x.
-            int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-            long cols = (long)g.Batch * L;
-            var cfg = ConvWeights<T>.Config;
-            ForEachGroup(g, (double)cog * kg * cols, CpuParallel.Threads, (grp, threads) =>
-            {
-                var b = new ConvColumns<T>(x + (long)grp * g.InPerGroup * g.InPlane, g);
-                var c = new Gemm.Output<T>(y + (long)grp * cog * L, L, L, (long)g.OutChannels * L);
-                var fusion = Fusion(bias, residual, relu, grp, g, 0);
-                if (!Gemm.SplitsRows(cfg, cog, (int)cols, kg, threads) || (long)kg * cols > SharedColumnsBudget)
-                {
-                    weights.Multiply(grp, (int)cols, b, c, fusion, threads);
-                    return;
-                }
-                // Threads that split the rows would each pack all of B: pack it once, together, and share it.
-                using var packed = new Scratch<T>(Gemm.PackedLengthB(cfg, kg, (int)cols));
-                T* pb = packed.Pointer;
-                int kBlocks = (kg + Gemm.KBlock(cfg, kg) - 1) / Gemm.KBlock(cfg, kg), slivers = (int)((cols + cfg.NR - 1) / cfg.NR);
-                Chunked((long)kBlocks * slivers, Math.Max(1, cfg.NC / cfg.NR), (s, e) =>
-                {
-                    for (long item = s; item < e;)
-                    {
-                        int kb = (int)(item / slivers), s0 = (int)(item % slivers), s1 = (int)Math.Min(slivers, s0 + (e - item));
-                        Gemm.PackWholeB(cfg, b, pb, kg, (int)cols, kb, s0, s1);
-                        item += s1 - s0;
-                    }
-                });
-                weights.Multiply(grp, (int)cols, new Gemm.PackedB<T>(pb, slivers * cfg.NR), c, fusion, threads);
-            });
-        }
+            ImplicitForward(x, weights, bias, residual, relu, y, g);
         else if (ImagesInParallel(g, plan))
             Chunked(g.Batch, 1, (s, e) =>
             {
@@ -298,6 +268,50 @@ internal sealed unsafe partial class CpuBackend
         else
             for (int n = 0; n < g.Batch; n++) ForwardImage(x, weights, bias, residual, relu, y, g, plan, n, CpuParallel.Threads);
         weights.KeepAlive();
+    }
+
+    /// <summary>
+    /// The implicit-GEMM forward: per group, W_grp (cog x kg) times the unfolded input (kg x output pixels of all images,
+    /// packed from x by <see cref="ConvColumns{T}"/>), written image by image into y with the epilogue.
+    /// </summary>
+    private static void ImplicitForward<T>(T* x, ConvWeights<T> weights, T* bias, T* residual, bool relu, T* y, Conv2dGeometry g)
+        where T : unmanaged, INumber<T>
+    {
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
+        var cfg = ConvWeights<T>.Config;
+        // Runs of images whose columns an int counts (all of them in practice).
+        int perRun = (int)Math.Clamp((1L << 30) / Math.Max(1, L), 1, Math.Max(1, g.Batch));
+        for (int n0 = 0; n0 < g.Batch; n0 += perRun)
+        {
+            int cols = Math.Min(perRun, g.Batch - n0) * L;
+            T* xr = x + (long)n0 * g.InChannels * g.InPlane;
+            long at = (long)n0 * g.OutChannels * L;
+            ForEachGroup(g, (double)cog * kg * cols, CpuParallel.Threads, (grp, threads) =>
+            {
+                var b = new ConvColumns<T>(xr + (long)grp * g.InPerGroup * g.InPlane, g);
+                var c = new Gemm.Output<T>(y + at + (long)grp * cog * L, L, L, (long)g.OutChannels * L);
+                var fusion = Fusion(bias, residual, relu, grp, g, at);
+                if (!Gemm.SplitsRows(cfg, cog, cols, kg, threads) || (long)kg * cols > SharedColumnsBudget)
+                {
+                    weights.Multiply(grp, cols, b, c, fusion, threads);
+                    return;
+                }
+                // Threads that split the rows would each pack all of B: pack it once, together, and share it.
+                using var packed = new Scratch<T>(Gemm.PackedLengthB(cfg, kg, cols));
+                T* pb = packed.Pointer;
+                int kBlocks = (kg + Gemm.KBlock(cfg, kg) - 1) / Gemm.KBlock(cfg, kg), slivers = (cols + cfg.NR - 1) / cfg.NR;
+                Chunked((long)kBlocks * slivers, Math.Max(1, cfg.NC / cfg.NR), (s, e) =>
+                {
+                    for (long item = s; item < e;)
+                    {
+                        int kb = (int)(item / slivers), s0 = (int)(item % slivers), s1 = (int)Math.Min(slivers, s0 + (e - item));
+                        Gemm.PackWholeB(cfg, b, pb, kg, cols, kb, s0, s1);
+                        item += s1 - s0;
+                    }
+                });
+                weights.Multiply(grp, cols, new Gemm.PackedB<T>(pb, slivers * cfg.NR), c, fusion, threads);
+            });
+        }
     }
 
     /// <summary>Largest B, in elements, that the implicit GEMM packs once for all threads (32 MB of float32).</summary>
