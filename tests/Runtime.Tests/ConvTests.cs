@@ -168,9 +168,10 @@ public class ConvTests
     public static TheoryData<string, int[], DType> PathCases()
     {
         // name: {N, Cin, H, W, Cout, kH, kW, stride, padding, dilation, groups}. The CPU backend multiplies pointwise
-        // convolutions image by image when the output plane has at least 1024 pixels; other convolutions it unfolds in
-        // tiles of max(1024, 2^19 / (Cin/groups*kH*kW)) output pixels or more: runs of whole images when the plane is
-        // smaller than that, bands of output rows of one image when it is larger.
+        // convolutions image by image when the output plane has at least 1024 pixels; the forward of other convolutions
+        // is an implicit GEMM (ConvForwardTests covers its shapes), their backward unfolds tiles of
+        // max(1024, 2^19 / (Cin/groups*kH*kW)) output pixels or more: runs of whole images when the plane is smaller
+        // than that, bands of output rows of one image when it is larger.
         var shapes = new (string, int[])[]
         {
             ("pointwise, large plane (direct GEMM)", [2, 16, 33, 32, 24, 1, 1, 1, 0, 1, 1]),

@@ -1,26 +1,36 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Runtime.Autograd;
 using Runtime.Backends;
 
 namespace Runtime.Cpu;
 
 /// <summary>
-/// Convolutions on the CPU, all through the packed GEMM of <see cref="Gemm"/>:
+/// Convolutions on the CPU, all through the packed GEMM of <see cref="Gemm"/>. The forward (<see cref="Conv2dFused"/>,
+/// of which <see cref="Conv2d"/> is the case without residual and ReLU):
 /// <list type="bullet">
-/// <item>pointwise (1x1, stride 1, no padding) convolutions on large planes multiply the weight with each image in place;</item>
-/// <item>everything else unfolds a tile into a column buffer and runs one GEMM per group over it (<see cref="ConvPlan"/>): a
-/// run of images for small late-stage planes (7x7, 14x14), so that the GEMM still sees a wide N, or a band of output
-/// rows of one image for large planes, so that the column buffer stays in cache;</item>
+/// <item>pointwise (1x1, stride 1, no padding) convolutions on planes of at least 1024 pixels, or of a single image,
+/// multiply the weight with each image as it is (the direct path: measured about 15% faster than the implicit GEMM
+/// on 8x64x56x56 and 1x256x56x56, whose plain row copies pack B faster);</item>
+/// <item>every other grouped or dense convolution is an implicit GEMM: one product per group over the output pixels of
+/// all images, whose B panels <see cref="ConvColumns{T}"/> packs straight from the input, so nothing is unfolded into a
+/// column buffer. When the product's threads split its rows (late stages: many output channels, few pixels), each
+/// would pack all of B, so B is packed once by all threads together and shared (up to 32 MB). The unfolding forward
+/// that this replaced (im2col into tiles, then GEMM) was not measurably faster on any ResNet-50 shape (7x7/2 stem,
+/// 3x3/2, 1x1/2, 3x3/1 on 14x14 to 64x64 planes, batch 1 and 8), so it is gone;</item>
 /// <item>depthwise convolutions (one input channel per group) take a direct vectorised loop instead, since their GEMMs
 /// would have a single row.</item>
 /// </list>
-/// Grad-input runs the transposed GEMM into columns and folds them back per plane (col2im); grad-weight multiplies the
-/// output gradient with the unfolded input. Batches of large planes go image by image to separate threads, each with a
-/// one-thread GEMM (<see cref="ImagesInParallel"/>); otherwise each GEMM and each unfolding loop uses every thread.
-/// Sums are split the same way whatever the number of threads (the weight gradient over a fixed split of the images),
-/// so the thread count does not change how a gradient is summed. Scratch comes from <see cref="BufferPool"/> and goes back after
-/// each call.
+/// The GEMM paths add the bias, the residual and the ReLU to each output tile as it is finished (<see cref="Gemm.Epilogue{T}"/>);
+/// depthwise makes one pass over y for them (<see cref="EpiloguePass{T}"/>). Calls without gradient recording reuse the
+/// weight packed by an earlier call (<see cref="PackedWeights"/>, invalidated by <see cref="Storage.Version"/>).
+/// <para>Grad-input runs the transposed GEMM into columns and folds them back per plane (col2im); grad-weight multiplies the
+/// output gradient with the unfolded input, both tiled as <see cref="ConvPlan"/> says. Batches of large planes go image
+/// by image to separate threads, each with a one-thread GEMM (<see cref="ImagesInParallel"/>); otherwise each GEMM and
+/// each unfolding loop uses every thread. Sums are split the same way whatever the number of threads (the weight
+/// gradient over a fixed split of the images), so the thread count does not change how a gradient is summed. Scratch
+/// comes from <see cref="BufferPool"/> and goes back after each call.</para>
 /// </summary>
 internal sealed unsafe partial class CpuBackend
 {
@@ -36,14 +46,30 @@ internal sealed unsafe partial class CpuBackend
         else Col2ImFor((double*)Ptr(columns), (double*)Ptr(x), g, 0, g.Batch, 0, g.OutHeight, true);
     }
 
-    public void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g)
+    public void Conv2d(TensorView x, TensorView weight, TensorView? bias, TensorView y, Conv2dGeometry g) =>
+        Conv2dFused(x, weight, bias, null, false, y, g);
+
+    public void Conv2dFused(TensorView x, TensorView weight, TensorView? bias, TensorView? residual, bool relu, TensorView y, Conv2dGeometry g)
     {
+        // The epilogue reads these raw, tile by tile: a wrong size would read past them, an alias of y would read sums
+        // the GEMM has already written there.
+        if (bias is { } bv && (bv.NumEl != g.OutChannels || bv.DType != y.DType))
+            throw new ArgumentException($"bias must hold {g.OutChannels} {y.DType} values (one per output channel), got {bv.NumEl} {bv.DType}", nameof(bias));
+        if (residual is { } rv)
+        {
+            if (!rv.Shape.AsSpan().SequenceEqual(y.Shape) || rv.DType != y.DType || !rv.IsContiguous)
+                throw new ArgumentException($"residual must be a contiguous {y.DType} tensor shaped like y [{string.Join(", ", y.Shape)}], got [{string.Join(", ", rv.Shape)}] {rv.DType}", nameof(residual));
+            if (ReferenceEquals(rv.Storage, y.Storage) && rv.Offset < y.Offset + y.NumEl && y.Offset < rv.Offset + rv.NumEl)
+                throw new ArgumentException("residual must not overlap y", nameof(residual));
+        }
+        // Inference calls reuse the weight packed by an earlier call (see PackedWeights); training calls pack it as they go.
+        var storage = GradMode.IsEnabled ? null : weight.Storage;
         if (WinogradApplies(g, x.DType))
-            WinogradForward((float*)Ptr(x), weight, bias is { } wb ? (float*)Ptr(wb) : null, null, false, (float*)Ptr(y), g);
+            WinogradForward((float*)Ptr(x), weight, P<float>(bias), P<float>(residual), relu, (float*)Ptr(y), g);
         else if (x.DType == DType.Float32)
-            ConvForward((float*)Ptr(x), (float*)Ptr(weight), bias is { } b ? (float*)Ptr(b) : null, (float*)Ptr(y), g);
+            ConvForward((float*)Ptr(x), (float*)Ptr(weight), P<float>(bias), P<float>(residual), relu, (float*)Ptr(y), g, storage);
         else
-            ConvForward((double*)Ptr(x), (double*)Ptr(weight), bias is { } b ? (double*)Ptr(b) : null, (double*)Ptr(y), g);
+            ConvForward((double*)Ptr(x), (double*)Ptr(weight), P<double>(bias), P<double>(residual), relu, (double*)Ptr(y), g, storage);
     }
 
     public void Conv2dGradInput(TensorView gy, TensorView weight, TensorView gx, Conv2dGeometry g)
@@ -63,9 +89,11 @@ internal sealed unsafe partial class CpuBackend
     // ------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// How one convolution is cut into tiles, each unfolded into a column buffer and multiplied in one GEMM per group:
-    /// a tile is a run of whole images (small planes, so that the GEMM still sees a wide N) or a band of output rows
-    /// of one image (large planes, so that the column buffer stays in cache between im2col and the GEMM).
+    /// How one convolution is cut: pointwise on large planes goes image by image as it is (<see cref="Direct"/>); the
+    /// backward of everything else unfolds tiles into a column buffer and multiplies them in one GEMM per group: a tile
+    /// is a run of whole images (small planes, so that the GEMM still sees a wide N) or a band of output rows of one
+    /// image (large planes, so that the column buffer stays in cache between im2col and the GEMM). The forward of
+    /// everything else is an implicit GEMM and needs no tiles.
     /// </summary>
     private readonly struct ConvPlan
     {
@@ -217,97 +245,159 @@ internal sealed unsafe partial class CpuBackend
     // Forward
     // ------------------------------------------------------------------------------------------------
 
-    private static void ConvForward<T>(T* x, T* w, T* bias, T* y, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    /// <summary>
+    /// y = conv(x, w) (+ bias) (+ residual), then ReLU when <paramref name="relu"/>. With <paramref name="packedFrom"/>
+    /// (the weight's storage, inference only) the weight is packed once and reused (<see cref="PackedWeights"/>).
+    /// </summary>
+    private static void ConvForward<T>(T* x, T* w, T* bias, T* residual, bool relu, T* y, Conv2dGeometry g, Storage? packedFrom = null)
+        where T : unmanaged, INumber<T>
     {
         var plan = new ConvPlan(g);
         if (plan.Depthwise)
         {
             DepthwiseForward(x, w, bias, y, g);
+            EpiloguePass(y, null, residual, relu, g);
             return;
         }
-        if (ImagesInParallel(g, plan))
-        {
+        var weights = new ConvWeights<T>(w, g, packedFrom);
+        if (!plan.Direct)
+            ImplicitForward(x, weights, bias, residual, relu, y, g);
+        else if (ImagesInParallel(g, plan))
             Chunked(g.Batch, 1, (s, e) =>
             {
-                using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
-                for (long n = s; n < e; n++) ForwardImage(x, w, bias, y, g, plan, (int)n, col.Pointer, 1);
+                for (long n = s; n < e; n++) ForwardImage(x, weights, bias, residual, relu, y, g, plan, (int)n, 1);
             });
-            return;
-        }
-        if (plan.Images == 1)
-        {
-            using var col = new Scratch<T>(plan.Direct ? 0 : (long)g.ColumnRows * plan.MaxColumns(g));
-            for (int n = 0; n < g.Batch; n++) ForwardImage(x, w, bias, y, g, plan, n, col.Pointer, CpuParallel.Threads);
-            return;
-        }
-
-        // Runs of small images: one GEMM per group over the run, into rows [Cout, cnt*L], then rearranged.
-        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        long maxCols = plan.MaxColumns(g);
-        double macsPerGroup = (double)cog * kg * maxCols;
-        using var cols0 = new Scratch<T>((long)g.ColumnRows * maxCols);
-        using var rows = new Scratch<T>(g.OutChannels * maxCols);
-        T* cp = cols0.Pointer, rp = rows.Pointer;
-        for (int n0 = 0; n0 < g.Batch; n0 += plan.Images)
-        {
-            int cnt = Math.Min(plan.Images, g.Batch - n0);
-            long cols = (long)cnt * L;
-            Im2ColFor(x, cp, g, n0, cnt, 0, g.OutHeight, true);
-            ForEachGroup(g, macsPerGroup, CpuParallel.Threads, (grp, threads) =>
-                GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, rp + (long)grp * cog * cols, cols, false, threads));
-            RowsToImages(rp, y, g, n0, cnt, bias);
-        }
+        else
+            for (int n = 0; n < g.Batch; n++) ForwardImage(x, weights, bias, residual, relu, y, g, plan, n, CpuParallel.Threads);
+        weights.KeepAlive();
     }
 
     /// <summary>
-    /// The forward convolution of image n, band by band, with <paramref name="threads"/> threads (1: everything on the
-    /// calling thread). The GEMM writes each band of the output directly: rows of C are a plane apart.
+    /// The implicit-GEMM forward: per group, W_grp (cog x kg) times the unfolded input (kg x output pixels of all images,
+    /// packed from x by <see cref="ConvColumns{T}"/>), written image by image into y with the epilogue.
     /// </summary>
-    private static void ForwardImage<T>(T* x, T* w, T* bias, T* y, Conv2dGeometry g, ConvPlan plan, int n, T* cp, int threads)
+    private static void ImplicitForward<T>(T* x, ConvWeights<T> weights, T* bias, T* residual, bool relu, T* y, Conv2dGeometry g)
         where T : unmanaged, INumber<T>
     {
         int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
-        T* xn = x + (long)n * g.InChannels * g.InPlane, yn = y + (long)n * g.OutChannels * L;
-        if (plan.Direct)
+        var cfg = ConvWeights<T>.Config;
+        // Runs of images whose columns an int counts (all of them in practice).
+        int perRun = (int)Math.Clamp((1L << 30) / Math.Max(1, L), 1, Math.Max(1, g.Batch));
+        for (int n0 = 0; n0 < g.Batch; n0 += perRun)
         {
-            ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
-                GemmT(cog, L, kg, w + (long)grp * cog * kg, kg, 1, xn + (long)grp * kg * L, L, 1, yn + (long)grp * cog * L, L, false, t));
-        }
-        else
-        {
-            for (int r0 = 0; r0 < g.OutHeight; r0 += plan.Rows)
+            int cols = Math.Min(perRun, g.Batch - n0) * L;
+            T* xr = x + (long)n0 * g.InChannels * g.InPlane;
+            long at = (long)n0 * g.OutChannels * L;
+            ForEachGroup(g, (double)cog * kg * cols, CpuParallel.Threads, (grp, threads) =>
             {
-                int r1 = Math.Min(g.OutHeight, r0 + plan.Rows);
-                long cols = (long)(r1 - r0) * g.OutWidth;
-                Im2ColFor(x, cp, g, n, 1, r0, r1, threads > 1);
-                T* target = yn + (long)r0 * g.OutWidth;
-                ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
-                    GemmT(cog, (int)cols, kg, w + (long)grp * cog * kg, kg, 1, cp + (long)grp * kg * cols, cols, 1, target + (long)grp * cog * L, L, false, t));
-            }
-        }
-        if (bias != null)
-            Run(threads > 1, g.OutChannels, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
-            {
-                for (long c = s; c < e; c++) AddScalar(yn + c * L, bias[c], L);
+                var b = new ConvColumns<T>(xr + (long)grp * g.InPerGroup * g.InPlane, g);
+                var c = new Gemm.Output<T>(y + at + (long)grp * cog * L, L, L, (long)g.OutChannels * L);
+                var fusion = Fusion(bias, residual, relu, grp, g, at);
+                if (!Gemm.SplitsRows(cfg, cog, cols, kg, threads) || (long)kg * cols > SharedColumnsBudget)
+                {
+                    weights.Multiply(grp, cols, b, c, fusion, threads);
+                    return;
+                }
+                // Threads that split the rows would each pack all of B: pack it once, together, and share it.
+                using var packed = new Scratch<T>(Gemm.PackedLengthB(cfg, kg, cols));
+                T* pb = packed.Pointer;
+                int kBlocks = (kg + Gemm.KBlock(cfg, kg) - 1) / Gemm.KBlock(cfg, kg), slivers = (cols + cfg.NR - 1) / cfg.NR;
+                Chunked((long)kBlocks * slivers, Math.Max(1, cfg.NC / cfg.NR), (s, e) =>
+                {
+                    for (long item = s; item < e;)
+                    {
+                        int kb = (int)(item / slivers), s0 = (int)(item % slivers), s1 = (int)Math.Min(slivers, s0 + (e - item));
+                        Gemm.PackWholeB(cfg, b, pb, kg, cols, kb, s0, s1);
+                        item += s1 - s0;
+                    }
+                });
+                weights.Multiply(grp, cols, new Gemm.PackedB<T>(pb, slivers * cfg.NR), c, fusion, threads);
             });
+        }
     }
 
-    /// <summary>Rows [Cout, cnt*L] (images side by side) to y[n0 .. n0+cnt] laid out [cnt, Cout, L], adding the bias.</summary>
-    private static void RowsToImages<T>(T* rows, T* y, Conv2dGeometry g, int n0, int cnt, T* bias) where T : unmanaged, INumber<T>
+    /// <summary>Largest B, in elements, that the implicit GEMM packs once for all threads (32 MB of float32).</summary>
+    private const long SharedColumnsBudget = 1L << 23;
+
+    /// <summary>The epilogue of group <paramref name="grp"/>'s product whose output starts at y + <paramref name="at"/> + grp*cog*L.</summary>
+    private static Gemm.Epilogue<T> Fusion<T>(T* bias, T* residual, bool relu, int grp, Conv2dGeometry g, long at) where T : unmanaged, INumber<T>
+    {
+        int cog = g.OutPerGroup;
+        return new Gemm.Epilogue<T>(bias == null ? null : bias + (long)grp * cog, residual == null ? null : residual + at + (long)grp * cog * g.OutPlane, relu);
+    }
+
+    /// <summary>
+    /// y = y (+ bias) (+ residual), then ReLU, in one pass over y [N, Cout, OH, OW]: the epilogue of the paths that do not
+    /// end in a GEMM (depthwise; shared with other direct kernels).
+    /// </summary>
+    internal static void EpiloguePass<T>(T* y, T* bias, T* residual, bool relu, Conv2dGeometry g) where T : unmanaged, INumber<T>
     {
         int L = g.OutPlane, cout = g.OutChannels;
-        long cols = (long)cnt * L;
-        Chunked((long)cnt * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
+        if (bias == null && residual == null && !relu) return;
+        Chunked((long)g.Batch * cout, Math.Max(1, 16384 / Math.Max(1, L)), (s, e) =>
         {
             for (long p = s; p < e; p++)
             {
-                long n = p / cout, c = p % cout;
-                T* src = rows + c * cols + n * L, dst = y + ((n0 + n) * cout + c) * L;
-                new ReadOnlySpan<T>(src, L).CopyTo(new Span<T>(dst, L));
-                if (bias != null) AddScalar(dst, bias[c], L);
+                var fusion = new Gemm.Epilogue<T>(bias == null ? null : bias + p % cout, residual == null ? null : residual + p * L, relu);
+                fusion.Apply(y + p * L, L, y + p * L, 0, 1, L);
             }
         });
+    }
+
+    /// <summary>
+    /// The weight as the GEMM's A, group by group (cog x kg each): packed once and shared between calls when a storage
+    /// is given (inference), else read in place and packed block by block inside each product.
+    /// </summary>
+    private readonly struct ConvWeights<T> where T : unmanaged, INumber<T>
+    {
+        private readonly T* _w;
+        private readonly int _cog, _kg;
+        private readonly PackedWeights.Entry? _packed;
+
+        public ConvWeights(T* w, Conv2dGeometry g, Storage? packedFrom)
+        {
+            _w = w;
+            (_cog, _kg) = (g.OutPerGroup, g.InPerGroup * g.KernelH * g.KernelW);
+            if (packedFrom != null && _cog > 1)
+                _packed = PackedWeights.Get(Config, packedFrom, w, g.Groups, _cog, _kg);
+        }
+
+        public static Gemm.Config<T> Config => typeof(T) == typeof(float)
+            ? (Gemm.Config<T>)(object)Gemm.SingleConfigs[0]
+            : (Gemm.Config<T>)(object)Gemm.DoubleConfigs[0];
+
+        /// <summary>C (cog x n) = W_grp (cog x kg) x B (kg x n), then the epilogue.</summary>
+        public void Multiply<TB>(int grp, int n, in TB b, in Gemm.Output<T> c, in Gemm.Epilogue<T> fusion, int threads) where TB : struct, Gemm.IPanelB<T>
+        {
+            if (_packed != null)
+            {
+                var a = new Gemm.PackedA<T>((T*)_packed.Packed + grp * _packed.GroupStride, (_cog + Config.MR - 1) / Config.MR * Config.MR);
+                Gemm.Run(Config, _cog, n, _kg, a, b, c, fusion, false, threads);
+            }
+            else
+            {
+                Gemm.Run(Config, _cog, n, _kg, new Gemm.StridedA<T>(_w + (long)grp * _cog * _kg, _kg, 1), b, c, fusion, false, threads);
+            }
+        }
+
+        /// <summary>Keeps the packed weight alive until the products that read it are done.</summary>
+        public void KeepAlive() => GC.KeepAlive(_packed);
+    }
+
+    /// <summary>
+    /// The pointwise forward of image n with <paramref name="threads"/> threads (1: everything on the calling thread):
+    /// W x the image as it is, written straight into y.
+    /// </summary>
+    private static void ForwardImage<T>(T* x, ConvWeights<T> weights, T* bias, T* residual, bool relu, T* y, Conv2dGeometry g, ConvPlan plan, int n, int threads)
+        where T : unmanaged, INumber<T>
+    {
+        int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup;
+        double macsPerGroup = (double)cog * kg * plan.MaxColumns(g);
+        T* xn = x + (long)n * g.InChannels * g.InPlane;
+        long at = (long)n * g.OutChannels * L;
+        ForEachGroup(g, macsPerGroup, threads, (grp, t) =>
+            weights.Multiply(grp, L, new Gemm.StridedB<T>(xn + (long)grp * kg * L, L, 1), new Gemm.Output<T>(y + at + (long)grp * cog * L, L),
+                Fusion(bias, residual, relu, grp, g, at), t));
     }
 
     /// <summary>Rows [Cout, cnt*L] from gy[n0 .. n0+cnt] laid out [cnt, Cout, L].</summary>

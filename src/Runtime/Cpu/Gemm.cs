@@ -30,6 +30,12 @@ namespace Runtime.Cpu;
 /// 6 x 8 double), or portable scalar code (4 x 4). Threads split C by rows (or by columns when C is short and wide);
 /// each runs the whole loop nest on its part. Row-vector (m == 1) and column-vector (n == 1) products take
 /// unpacked, memory-bound paths.</para>
+/// <para>The general entry (<see cref="Run{T, TA, TB}"/>) is what convolutions use: A and B come from panel sources
+/// (<see cref="IPanelA{T}"/>, <see cref="IPanelB{T}"/>: strided matrices, a weight packed once, a B packed once and
+/// shared by the threads, or a convolution's input unfolded on the fly by <see cref="ConvColumns{T}"/>), C is laid out
+/// image by image (<see cref="Output{T}"/>), and an <see cref="Epilogue{T}"/> (bias per row, residual, ReLU) is applied
+/// to each tile after its last K block: in registers by the AVX-512 kernels, on the stored tile otherwise. The sources
+/// are structs, so the JIT specialises the loop nest for each and inlines their packing.</para>
 /// </remarks>
 internal static unsafe class Gemm
 {
@@ -61,12 +67,21 @@ internal static unsafe class Gemm
         public readonly int MR, NR, KC, MC, NC;
         public readonly delegate*<long, T*, T*, T*, long, bool, void> Kernel;
 
-        public Config(string name, int mr, int nr, int kc, int mc, int nc, delegate*<long, T*, T*, T*, long, bool, void> kernel)
+        /// <summary>
+        /// The kernel with the epilogue applied in registers before the store, or null (the driver then applies it to the
+        /// stored tile): <c>FusedKernel(kc, a, b, c, ldc, acc, bias, residual, relu)</c> adds bias[r] to row r when bias is
+        /// not null, the residual tile (laid out like C, with ldc) when not null, then ReLU.
+        /// </summary>
+        public readonly delegate*<long, T*, T*, T*, long, bool, T*, T*, bool, void> FusedKernel;
+
+        public Config(string name, int mr, int nr, int kc, int mc, int nc, delegate*<long, T*, T*, T*, long, bool, void> kernel,
+            delegate*<long, T*, T*, T*, long, bool, T*, T*, bool, void> fusedKernel = null)
         {
             if (mc % mr != 0 || nc % nr != 0)
                 throw new ArgumentException("MC and NC must be multiples of MR and NR");
             (Name, MR, NR, KC, MC, NC) = (name, mr, nr, kc, mc, nc);
             Kernel = kernel;
+            FusedKernel = fusedKernel;
         }
 
         /// <summary>Per-thread scratch: A panel, B block, edge tile, each 64-byte aligned.</summary>
@@ -86,7 +101,7 @@ internal static unsafe class Gemm
         var list = new List<Config<float>>();
         // Zen 5 (48 KB L1D, 1 MB L2): A sliver 8 x 384 = 12 KB in L1, B block 384 x 256 = 384 KB in L2.
         if (Avx512F.IsSupported)
-            list.Add(new Config<float>("avx512", 8, 32, 384, 1536, 256, &S512_8x32));
+            list.Add(new Config<float>("avx512", 8, 32, 384, 1536, 256, &S512_8x32, &S512_8x32Fused));
         if (Avx2.IsSupported && Fma.IsSupported)
             list.Add(new Config<float>("avx2", 6, 16, 256, 1536, 480, &S256_6x16));
         list.Add(new Config<float>("scalar", 4, 4, 256, 512, 512, &ScalarKernel4x4<float>));
@@ -98,11 +113,218 @@ internal static unsafe class Gemm
         var list = new List<Config<double>>();
         // A sliver 8 x 384 = 24 KB in L1, B block 384 x 160 = 480 KB in L2.
         if (Avx512F.IsSupported)
-            list.Add(new Config<double>("avx512", 8, 16, 384, 1024, 160, &D512_8x16));
+            list.Add(new Config<double>("avx512", 8, 16, 384, 1024, 160, &D512_8x16, &D512_8x16Fused));
         if (Avx2.IsSupported && Fma.IsSupported)
             list.Add(new Config<double>("avx2", 6, 8, 256, 768, 240, &D256_6x8));
         list.Add(new Config<double>("scalar", 4, 4, 256, 256, 256, &ScalarKernel4x4<double>));
         return list.ToArray();
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Operands, output and epilogue
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>Where the driver gets A from: the MR-row slivers of the block A(ic.., pc..), mc x kc.</summary>
+    internal interface IPanelA<T> where T : unmanaged
+    {
+        /// <summary>
+        /// The packed block (sliver s at result + s*mr*kc, element (p, r) at + p*mr + r, zero rows past mc), either
+        /// packed into <paramref name="buffer"/> (room for MC x KC) or found already packed.
+        /// </summary>
+        T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr);
+    }
+
+    /// <summary>Where the driver gets B from: the NR-column slivers of the block B(pc.., jc..), kc x nc.</summary>
+    internal interface IPanelB<T> where T : unmanaged
+    {
+        /// <summary>
+        /// The packed block (sliver s at result + s*nr*kc, element (p, j) at + p*nr + j, zero columns past nc), either
+        /// packed into <paramref name="buffer"/> (room for KC x NC) or found already packed.
+        /// </summary>
+        T* Block(T* buffer, int pc, int kc, int jc, int nc, int nr);
+    }
+
+    /// <summary>A(i, p) at a[i*rs + p*cs].</summary>
+    internal readonly struct StridedA<T>(T* a, long rs, long cs) : IPanelA<T> where T : unmanaged, INumber<T>
+    {
+        public readonly T* A = a;
+        public readonly long Rs = rs, Cs = cs;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr)
+        {
+            PackA(buffer, A + ic * Rs + pc * Cs, mc, kc, Rs, Cs, mr);
+            return buffer;
+        }
+    }
+
+    /// <summary>B(p, j) at b[p*rs + j*cs].</summary>
+    internal readonly struct StridedB<T>(T* b, long rs, long cs) : IPanelB<T> where T : unmanaged, INumber<T>
+    {
+        public readonly T* B = b;
+        public readonly long Rs = rs, Cs = cs;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Block(T* buffer, int pc, int kc, int jc, int nc, int nr)
+        {
+            PackB(buffer, B + pc * Rs + jc * Cs, kc, nc, Rs, Cs, nr);
+            return buffer;
+        }
+    }
+
+    /// <summary>
+    /// A B packed beforehand (<see cref="PackWholeB{T, TB}"/>): for each K block starting at pc, the NR-column slivers of
+    /// all columns at packed + pc*nPadded, so the block (pc, jc) is at + jc*kc.
+    /// </summary>
+    internal readonly struct PackedB<T>(T* packed, int nPadded) : IPanelB<T> where T : unmanaged
+    {
+        private readonly T* _packed = packed;
+        private readonly long _nPadded = nPadded;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Block(T* buffer, int pc, int kc, int jc, int nc, int nr) => _packed + pc * _nPadded + (long)jc * kc;
+    }
+
+    /// <summary>Elements <see cref="PackWholeB{T, TB}"/> writes for a k x n B: n rounded up to NR, times k.</summary>
+    internal static long PackedLengthB<T>(Config<T> cfg, int k, int n) where T : unmanaged => (long)RoundUp(n, cfg.NR) * k;
+
+    /// <summary>
+    /// Packs the part of B in K block <paramref name="kBlock"/> and sliver range [s0, s1) in the layout
+    /// <see cref="PackedB{T}"/> reads (callers split the (K block, slivers) pairs between threads); B must be a source
+    /// that packs into the buffer it is given.
+    /// </summary>
+    internal static void PackWholeB<T, TB>(Config<T> cfg, in TB b, T* dst, int k, int n, int kBlock, int s0, int s1)
+        where T : unmanaged where TB : struct, IPanelB<T>
+    {
+        int kcBlock = KBlock(cfg, k), nr = cfg.NR, nPadded = RoundUp(n, nr), pc = kBlock * kcBlock, kc = Math.Min(kcBlock, k - pc);
+        int perCall = cfg.NC / nr;
+        for (int s = s0; s < s1; s += perCall)
+        {
+            int jc = s * nr, nc = Math.Min(Math.Min(s1, s + perCall) * nr, n) - jc;
+            if (nc > 0) b.Block(dst + (long)pc * nPadded + (long)jc * kc, pc, kc, jc, nc, nr);
+        }
+    }
+
+    /// <summary>Whether a product of this shape on <paramref name="maxThreads"/> threads is split by rows (each thread packing all of B).</summary>
+    internal static bool SplitsRows<T>(Config<T> cfg, int m, int n, int k, int maxThreads) where T : unmanaged =>
+        ChooseThreads(cfg, m, n, k, maxThreads, out bool splitM) > 1 && splitM;
+
+    /// <summary>
+    /// An A packed once for a configuration (<see cref="PackWhole{T}"/>): for each K block (depth
+    /// <see cref="KBlock{T}"/>) starting at pc, the MR-row slivers of all rows at packed + pc*mPadded.
+    /// </summary>
+    internal readonly struct PackedA<T>(T* packed, int mPadded) : IPanelA<T> where T : unmanaged
+    {
+        private readonly T* _packed = packed;
+        private readonly long _mPadded = mPadded;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public T* Panel(T* buffer, int ic, int mc, int pc, int kc, int mr) => _packed + pc * _mPadded + (long)ic * kc;
+    }
+
+    /// <summary>Elements <see cref="PackWhole{T}"/> writes for an m x k A: m rounded up to MR, times k.</summary>
+    internal static long PackedLength<T>(Config<T> cfg, int m, int k) where T : unmanaged => (long)RoundUp(m, cfg.MR) * k;
+
+    /// <summary>Packs all of A (element (i, p) at a[i*rs + p*cs], m x k) in the layout <see cref="PackedA{T}"/> reads.</summary>
+    internal static void PackWhole<T>(Config<T> cfg, T* dst, T* a, int m, int k, long rs, long cs) where T : unmanaged, INumber<T>
+    {
+        int mPadded = RoundUp(m, cfg.MR), kcBlock = KBlock(cfg, k);
+        for (int pc = 0; pc < k; pc += kcBlock)
+            PackA(dst + (long)pc * mPadded, a + pc * cs, m, Math.Min(kcBlock, k - pc), rs, cs, cfg.MR);
+    }
+
+    private static int RoundUp(int value, int unit) => (value + unit - 1) / unit * unit;
+
+    /// <summary>
+    /// Where C(i, j) lives: columns come in runs of <see cref="ColsPerImage"/> (an image's output pixels), run r at
+    /// c + r*imageStride, and within a run C(i, j) at + i*ldc + j. A plain matrix is a single run.
+    /// </summary>
+    internal readonly struct Output<T> where T : unmanaged
+    {
+        public readonly T* C;
+        public readonly long Ldc, ColsPerImage, ImageStride;
+
+        public Output(T* c, long ldc, long colsPerImage = long.MaxValue, long imageStride = 0)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(colsPerImage);
+            C = c;
+            (Ldc, ColsPerImage, ImageStride) = (ldc, colsPerImage, imageStride);
+        }
+
+        /// <summary>
+        /// The address of C(i, j) and how many of the <paramref name="cols"/> columns from j on share its run (len);
+        /// true when all of them do.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Tile(int i, int j, int cols, out T* dst, out int len)
+        {
+            if (ColsPerImage == long.MaxValue)
+            {
+                dst = C + i * Ldc + j;
+                len = cols;
+                return true;
+            }
+            long run = j / ColsPerImage, off = j - run * ColsPerImage;
+            dst = C + run * ImageStride + i * Ldc + off;
+            len = (int)Math.Min(cols, ColsPerImage - off);
+            return len == cols;
+        }
+    }
+
+    /// <summary>
+    /// What happens to each finished tile of C: + bias[row] (a convolution's per output channel bias), + the residual
+    /// (laid out like C: at residual + (address in C - C)), then ReLU (NaN stays NaN), in that order.
+    /// </summary>
+    internal readonly struct Epilogue<T>(T* bias, T* residual, bool relu) where T : unmanaged, INumber<T>
+    {
+        public readonly T* Bias = bias, Residual = residual;
+        public readonly bool Relu = relu;
+
+        public bool Any => Bias != null || Residual != null || Relu;
+
+        /// <summary>The epilogue on rows x cols of C at dst (C's origin at c0, first row index row).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Apply(T* dst, long ldc, T* c0, int row, int rows, int cols)
+        {
+            T* res = Residual == null ? null : Residual + (dst - c0);
+            for (int r = 0; r < rows; r++)
+                ApplyRow(dst + r * ldc, res == null ? null : res + r * ldc, Bias == null ? T.Zero : Bias[row + r], cols);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void ApplyRow(T* d, T* res, T bias, int cols)
+        {
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vb = Vector512.Create(bias);
+                for (; j <= cols - Vector512<T>.Count; j += Vector512<T>.Count)
+                {
+                    var v = Vector512.Load(d + j) + vb;
+                    if (res != null) v += Vector512.Load(res + j);
+                    if (Relu) v = Vector512.Max(v, Vector512<T>.Zero);
+                    v.Store(d + j);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var vb = Vector256.Create(bias);
+                for (; j <= cols - Vector256<T>.Count; j += Vector256<T>.Count)
+                {
+                    var v = Vector256.Load(d + j) + vb;
+                    if (res != null) v += Vector256.Load(res + j);
+                    if (Relu) v = Vector256.Max(v, Vector256<T>.Zero);
+                    v.Store(d + j);
+                }
+            }
+            for (; j < cols; j++)
+            {
+                T v = d[j] + bias;
+                if (res != null) v += res[j];
+                if (Relu && !(v > T.Zero || T.IsNaN(v))) v = T.Zero;
+                d[j] = v;
+            }
+        }
     }
 
     // ------------------------------------------------------------------------------------------------
@@ -112,6 +334,18 @@ internal static unsafe class Gemm
     /// <summary>GEMM with an explicit configuration (the public entry points use the first supported one).</summary>
     internal static void Run<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int maxThreads)
         where T : unmanaged, INumber<T>
+        => Run(cfg, m, n, k, new StridedA<T>(a, rsA, csA), new StridedB<T>(b, rsB, csB), new Output<T>(c, ldc), default, accumulate, maxThreads);
+
+    /// <summary>
+    /// The general product: A and B come from any <see cref="IPanelA{T}"/> and <see cref="IPanelB{T}"/> (strided
+    /// matrices, a prepacked weight, a convolution's input read as its unfolded columns), C is written through
+    /// <paramref name="c"/> (which may lay runs of columns out image by image) and each finished tile goes through the
+    /// <paramref name="epilogue"/> while it is still in L1.
+    /// </summary>
+    internal static void Run<T, TA, TB>(Config<T> cfg, int m, int n, int k, in TA a, in TB b, in Output<T> c, in Epilogue<T> epilogue, bool accumulate, int maxThreads)
+        where T : unmanaged, INumber<T>
+        where TA : struct, IPanelA<T>
+        where TB : struct, IPanelB<T>
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         ArgumentOutOfRangeException.ThrowIfNegative(n);
@@ -123,19 +357,25 @@ internal static unsafe class Gemm
             if (!accumulate)
             {
                 for (int i = 0; i < m; i++)
-                    new Span<T>(c + i * ldc, n).Clear();
+                    for (int j = 0, len; j < n; j += len)
+                    {
+                        c.Tile(i, j, n - j, out T* dst, out len);
+                        new Span<T>(dst, len).Clear();
+                    }
             }
+            if (epilogue.Any)
+                ApplyEpilogue(c, epilogue, 0, m, 0, n);
             return;
         }
 
         int threads = ChooseThreads(cfg, m, n, k, maxThreads, out bool splitM);
         if (threads <= 1)
         {
-            RunBlock(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
+            RunBlock(cfg, 0, m, 0, n, k, a, b, c, epilogue, accumulate);
             return;
         }
 
-        var job = new Job<T>(cfg, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, threads, splitM);
+        var job = new Job<T, TA, TB>(cfg, m, n, k, a, b, c, epilogue, accumulate, threads, splitM);
         job.Run();
     }
 
@@ -164,8 +404,10 @@ internal static unsafe class Gemm
     /// loop nest. The blocks are parts of one <see cref="WorkerPool"/> job: the caller claims blocks too, so a worker
     /// that starts late only means the caller does more of them.
     /// </summary>
-    private sealed class Job<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate, int parts, bool splitM)
+    private sealed class Job<T, TA, TB>(Config<T> cfg, int m, int n, int k, TA a, TB b, Output<T> c, Epilogue<T> epilogue, bool accumulate, int parts, bool splitM)
         where T : unmanaged, INumber<T>
+        where TA : struct, IPanelA<T>
+        where TB : struct, IPanelB<T>
     {
         public void Run() => WorkerPool.Run(parts, parts, RunPart);
 
@@ -179,9 +421,9 @@ internal static unsafe class Gemm
             if (s1 <= s0)
                 return;
             if (splitM)
-                RunBlock(cfg, s1 - s0, n, k, a + s0 * rsA, rsA, csA, b, rsB, csB, c + s0 * ldc, ldc, accumulate);
+                RunBlock(cfg, s0, s1, 0, n, k, a, b, c, epilogue, accumulate);
             else
-                RunBlock(cfg, m, s1 - s0, k, a, rsA, csA, b + s0 * csB, rsB, csB, c + s0, ldc, accumulate);
+                RunBlock(cfg, 0, m, s0, s1, k, a, b, c, epilogue, accumulate);
         }
     }
 
@@ -214,25 +456,23 @@ internal static unsafe class Gemm
         return Math.Min(size, max);
     }
 
-    /// <summary>Single-threaded product on one block of C.</summary>
-    private static void RunBlock<T>(Config<T> cfg, int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate)
+    /// <summary>The depth of the K blocks a product of depth <paramref name="k"/> is cut into (what a prepacked A must use).</summary>
+    internal static int KBlock<T>(Config<T> cfg, int k) where T : unmanaged => BlockSize(Math.Max(k, 1), cfg.KC, 1);
+
+    /// <summary>Single-threaded product on the block [m0, m1) x [n0, n1) of C.</summary>
+    private static void RunBlock<T, TA, TB>(Config<T> cfg, int m0, int m1, int n0, int n1, int k, in TA a, in TB b, in Output<T> c, in Epilogue<T> epilogue, bool accumulate)
         where T : unmanaged, INumber<T>
+        where TA : struct, IPanelA<T>
+        where TB : struct, IPanelB<T>
     {
+        int m = m1 - m0, n = n1 - n0;
         // Vector-shaped products are memory bound: skip packing.
-        if (m == 1 && csB == 1)
+        if (typeof(TA) == typeof(StridedA<T>) && typeof(TB) == typeof(StridedB<T>) && !epilogue.Any && c.ColsPerImage >= n1)
         {
-            RowTimesMatrix(n, k, a, csA, b, rsB, c, accumulate);
-            return;
-        }
-        if (m == 1 && csA == 1 && rsB == 1)
-        {
-            Dots(n, k, b, csB, a, c, 1, accumulate);
-            return;
-        }
-        if (n == 1 && csA == 1 && rsB == 1)
-        {
-            Dots(m, k, a, rsA, b, c, ldc, accumulate);
-            return;
+            var sa = Unsafe.As<TA, StridedA<T>>(ref Unsafe.AsRef(in a));
+            var sb = Unsafe.As<TB, StridedB<T>>(ref Unsafe.AsRef(in b));
+            if (VectorProduct(m, n, k, sa.A + m0 * sa.Rs, sa.Rs, sa.Cs, sb.B + n0 * sb.Cs, sb.Rs, sb.Cs, c.C + m0 * c.Ldc + n0, c.Ldc, accumulate))
+                return;
         }
 
         int mr = cfg.MR, nr = cfg.NR;
@@ -242,46 +482,156 @@ internal static unsafe class Gemm
         T* tile = AlignUp(bPack + (long)cfg.KC * cfg.NC);
 
         int mcBlock = BlockSize(m, cfg.MC, mr);
-        int kcBlock = BlockSize(k, cfg.KC, 1);
+        int kcBlock = KBlock(cfg, k);
         int ncBlock = BlockSize(n, cfg.NC, nr);
         var kernel = cfg.Kernel;
+        var fusedKernel = cfg.FusedKernel;
+        bool fused = epilogue.Any;
+        long ldc = c.Ldc;
 
-        for (int ic = 0; ic < m; ic += mcBlock)
+        for (int ic = m0; ic < m1; ic += mcBlock)
         {
-            int mc = Math.Min(mcBlock, m - ic);
+            int mc = Math.Min(mcBlock, m1 - ic);
             for (int pc = 0; pc < k; pc += kcBlock)
             {
                 int kc = Math.Min(kcBlock, k - pc);
                 bool acc = accumulate || pc > 0;
-                PackA(aPack, a + ic * rsA + pc * csA, mc, kc, rsA, csA, mr);
-                for (int jc = 0; jc < n; jc += ncBlock)
+                bool last = fused && pc + kc == k;
+                T* ap0 = a.Panel(aPack, ic, mc, pc, kc, mr);
+                for (int jc = n0; jc < n1; jc += ncBlock)
                 {
-                    int nc = Math.Min(ncBlock, n - jc);
-                    PackB(bPack, b + pc * rsB + jc * csB, kc, nc, rsB, csB, nr);
-                    T* cBlock = c + ic * ldc + jc;
+                    int nc = Math.Min(ncBlock, n1 - jc);
+                    T* bp0 = b.Block(bPack, pc, kc, jc, nc, nr);
                     for (int ir = 0; ir < mc; ir += mr)
                     {
                         int rows = Math.Min(mr, mc - ir);
-                        T* ap = aPack + (long)ir * kc;
-                        T* cRow = cBlock + ir * ldc;
+                        int row = ic + ir;
+                        T* ap = ap0 + (long)ir * kc;
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             int cols = Math.Min(nr, nc - jr);
-                            T* bp = bPack + (long)jr * kc;
-                            if (rows == mr && cols == nr)
+                            T* bp = bp0 + (long)jr * kc;
+                            bool whole = c.Tile(row, jc + jr, cols, out T* dst, out int len);
+                            if (rows == mr && cols == nr && whole)
                             {
-                                kernel(kc, ap, bp, cRow + jr, ldc, acc);
+                                if (!last)
+                                    kernel(kc, ap, bp, dst, ldc, acc);
+                                else if (fusedKernel != null)
+                                    fusedKernel(kc, ap, bp, dst, ldc, acc, epilogue.Bias == null ? null : epilogue.Bias + row,
+                                        epilogue.Residual == null ? null : epilogue.Residual + (dst - c.C), epilogue.Relu);
+                                else
+                                {
+                                    kernel(kc, ap, bp, dst, ldc, acc);
+                                    epilogue.Apply(dst, ldc, c.C, row, rows, cols);
+                                }
+                                continue;
                             }
-                            else
+                            kernel(kc, ap, bp, tile, nr, false);
+                            // Edge tiles, and tiles whose columns run into the next image, are merged piece by piece.
+                            for (int j = 0; ; )
                             {
-                                kernel(kc, ap, bp, tile, nr, false);
-                                MergeTile(tile, nr, cRow + jr, ldc, rows, cols, acc);
+                                MergePiece(tile, nr, j, len, dst, ldc, rows, acc, last, epilogue, c.C, row);
+                                j += len;
+                                if (j >= cols)
+                                    break;
+                                c.Tile(row, jc + jr + j, cols - j, out dst, out len);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// <summary>Applies the epilogue to rows [m0, m1) x columns [n0, n1) of C (products with k = 0).</summary>
+    private static void ApplyEpilogue<T>(in Output<T> c, in Epilogue<T> epilogue, int m0, int m1, int n0, int n1)
+        where T : unmanaged, INumber<T>
+    {
+        for (int j = n0; j < n1;)
+        {
+            c.Tile(m0, j, n1 - j, out T* dst, out int len);
+            epilogue.Apply(dst, c.Ldc, c.C, m0, m1 - m0, len);
+            j += len;
+        }
+    }
+
+    /// <summary>
+    /// Row-vector (m == 1) and column-vector (n == 1) products, unpacked; false when the product is not one of those
+    /// (or its operands are not laid out for them).
+    /// </summary>
+    private static bool VectorProduct<T>(int m, int n, int k, T* a, long rsA, long csA, T* b, long rsB, long csB, T* c, long ldc, bool accumulate)
+        where T : unmanaged, INumber<T>
+    {
+        if (m == 1 && csB == 1)
+        {
+            RowTimesMatrix(n, k, a, csA, b, rsB, c, accumulate);
+            return true;
+        }
+        if (m == 1 && csA == 1 && rsB == 1)
+        {
+            Dots(n, k, b, csB, a, c, 1, accumulate);
+            return true;
+        }
+        if (n == 1 && csA == 1 && rsB == 1)
+        {
+            Dots(m, k, a, rsA, b, c, ldc, accumulate);
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Columns [j0, j0+len) of a rows x ldt tile merged into C at dst (= or += by <paramref name="acc"/>), then the
+    /// epilogue when <paramref name="last"/>. AVX-512 does it with masked loads and stores of whole tile vectors
+    /// (tiles split at image boundaries are common in late stages); other CPUs element by element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MergePiece<T>(T* tile, int ldt, int j0, int len, T* dst, long ldc, int rows, bool acc, bool last, in Epilogue<T> e, T* c0, int row)
+        where T : unmanaged, INumber<T>
+    {
+        int lanes = Vector512<T>.Count;
+        if (Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)) && ldt % lanes == 0)
+        {
+            T* res = last && e.Residual != null ? e.Residual + (dst - c0) : null;
+            bool bias = last && e.Bias != null, relu = last && e.Relu;
+            for (int cb = j0 / lanes * lanes; cb < j0 + len; cb += lanes)
+            {
+                T lo = T.CreateTruncating(Math.Max(j0, cb) - cb), hi = T.CreateTruncating(Math.Min(j0 + len, cb + lanes) - cb);
+                var mask = Vector512.GreaterThanOrEqual(Vector512<T>.Indices, Vector512.Create(lo)) & Vector512.LessThan(Vector512<T>.Indices, Vector512.Create(hi));
+                long shift = cb - j0; // lane l of the vector is column cb + l of the tile, at dst + shift + l
+                for (int r = 0; r < rows; r++)
+                {
+                    var v = Vector512.Load(tile + r * ldt + cb);
+                    T* d = dst + r * ldc + shift;
+                    if (acc) v += MaskLoad(d, mask);
+                    if (bias) v += Vector512.Create(e.Bias[row + r]);
+                    if (res != null) v += MaskLoad(res + r * ldc + shift, mask);
+                    if (relu) v = Vector512.Max(v, Vector512<T>.Zero);
+                    MaskStore(d, mask, v);
+                }
+            }
+            return;
+        }
+        MergeTile(tile + j0, ldt, dst, ldc, rows, len, acc);
+        if (last)
+            e.Apply(dst, ldc, c0, row, rows, len);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MaskLoad<T>(T* p, Vector512<T> mask) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
+        return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MaskStore<T>(T* p, Vector512<T> mask, Vector512<T> v) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            Avx512F.MaskStore((float*)p, mask.AsSingle(), v.AsSingle());
+        else
+            Avx512F.MaskStore((double*)p, mask.AsDouble(), v.AsDouble());
     }
 
     private static void MergeTile<T>(T* tile, int ldt, T* c, long ldc, int rows, int cols, bool acc)
@@ -606,7 +956,7 @@ internal static unsafe class Gemm
 
     /// <summary>d[0..count) = s[0..count).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRow<T>(T* d, T* s, int count) where T : unmanaged
+    internal static void CopyRow<T>(T* d, T* s, int count) where T : unmanaged
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -674,7 +1024,14 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void S512_8x32(long kc, float* a, float* b, float* c, long ldc, bool acc)
+    private static void S512_8x32(long kc, float* a, float* b, float* c, long ldc, bool acc) => S512_8x32Body(kc, a, b, c, ldc, acc, null, null, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void S512_8x32Fused(long kc, float* a, float* b, float* c, long ldc, bool acc, float* bias, float* residual, bool relu) =>
+        S512_8x32Body(kc, a, b, c, ldc, acc, bias, residual, relu);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void S512_8x32Body(long kc, float* a, float* b, float* c, long ldc, bool acc, float* bias, float* residual, bool relu)
     {
         Vector512<float> c0_0 = default, c0_1 = default;
         Vector512<float> c1_0 = default, c1_1 = default;
@@ -725,6 +1082,42 @@ internal static unsafe class Gemm
             c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 16);
             c7_0 += Vector512.Load(c + 7 * ldc + 0); c7_1 += Vector512.Load(c + 7 * ldc + 16);
         }
+        if (bias != null)
+        {
+            Vector512<float> v;
+            v = Vector512.Create(bias[0]); c0_0 += v; c0_1 += v;
+            v = Vector512.Create(bias[1]); c1_0 += v; c1_1 += v;
+            v = Vector512.Create(bias[2]); c2_0 += v; c2_1 += v;
+            v = Vector512.Create(bias[3]); c3_0 += v; c3_1 += v;
+            v = Vector512.Create(bias[4]); c4_0 += v; c4_1 += v;
+            v = Vector512.Create(bias[5]); c5_0 += v; c5_1 += v;
+            v = Vector512.Create(bias[6]); c6_0 += v; c6_1 += v;
+            v = Vector512.Create(bias[7]); c7_0 += v; c7_1 += v;
+        }
+        if (residual != null)
+        {
+            float* r = residual;
+            c0_0 += Vector512.Load(r + 0 * ldc + 0); c0_1 += Vector512.Load(r + 0 * ldc + 16);
+            c1_0 += Vector512.Load(r + 1 * ldc + 0); c1_1 += Vector512.Load(r + 1 * ldc + 16);
+            c2_0 += Vector512.Load(r + 2 * ldc + 0); c2_1 += Vector512.Load(r + 2 * ldc + 16);
+            c3_0 += Vector512.Load(r + 3 * ldc + 0); c3_1 += Vector512.Load(r + 3 * ldc + 16);
+            c4_0 += Vector512.Load(r + 4 * ldc + 0); c4_1 += Vector512.Load(r + 4 * ldc + 16);
+            c5_0 += Vector512.Load(r + 5 * ldc + 0); c5_1 += Vector512.Load(r + 5 * ldc + 16);
+            c6_0 += Vector512.Load(r + 6 * ldc + 0); c6_1 += Vector512.Load(r + 6 * ldc + 16);
+            c7_0 += Vector512.Load(r + 7 * ldc + 0); c7_1 += Vector512.Load(r + 7 * ldc + 16);
+        }
+        if (relu)
+        {
+            var z = Vector512<float>.Zero;
+            c0_0 = Vector512.Max(c0_0, z); c0_1 = Vector512.Max(c0_1, z);
+            c1_0 = Vector512.Max(c1_0, z); c1_1 = Vector512.Max(c1_1, z);
+            c2_0 = Vector512.Max(c2_0, z); c2_1 = Vector512.Max(c2_1, z);
+            c3_0 = Vector512.Max(c3_0, z); c3_1 = Vector512.Max(c3_1, z);
+            c4_0 = Vector512.Max(c4_0, z); c4_1 = Vector512.Max(c4_1, z);
+            c5_0 = Vector512.Max(c5_0, z); c5_1 = Vector512.Max(c5_1, z);
+            c6_0 = Vector512.Max(c6_0, z); c6_1 = Vector512.Max(c6_1, z);
+            c7_0 = Vector512.Max(c7_0, z); c7_1 = Vector512.Max(c7_1, z);
+        }
         c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 16);
         c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 16);
         c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 16);
@@ -736,7 +1129,14 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void D512_8x16(long kc, double* a, double* b, double* c, long ldc, bool acc)
+    private static void D512_8x16(long kc, double* a, double* b, double* c, long ldc, bool acc) => D512_8x16Body(kc, a, b, c, ldc, acc, null, null, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void D512_8x16Fused(long kc, double* a, double* b, double* c, long ldc, bool acc, double* bias, double* residual, bool relu) =>
+        D512_8x16Body(kc, a, b, c, ldc, acc, bias, residual, relu);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void D512_8x16Body(long kc, double* a, double* b, double* c, long ldc, bool acc, double* bias, double* residual, bool relu)
     {
         Vector512<double> c0_0 = default, c0_1 = default;
         Vector512<double> c1_0 = default, c1_1 = default;
@@ -786,6 +1186,42 @@ internal static unsafe class Gemm
             c5_0 += Vector512.Load(c + 5 * ldc + 0); c5_1 += Vector512.Load(c + 5 * ldc + 8);
             c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 8);
             c7_0 += Vector512.Load(c + 7 * ldc + 0); c7_1 += Vector512.Load(c + 7 * ldc + 8);
+        }
+        if (bias != null)
+        {
+            Vector512<double> v;
+            v = Vector512.Create(bias[0]); c0_0 += v; c0_1 += v;
+            v = Vector512.Create(bias[1]); c1_0 += v; c1_1 += v;
+            v = Vector512.Create(bias[2]); c2_0 += v; c2_1 += v;
+            v = Vector512.Create(bias[3]); c3_0 += v; c3_1 += v;
+            v = Vector512.Create(bias[4]); c4_0 += v; c4_1 += v;
+            v = Vector512.Create(bias[5]); c5_0 += v; c5_1 += v;
+            v = Vector512.Create(bias[6]); c6_0 += v; c6_1 += v;
+            v = Vector512.Create(bias[7]); c7_0 += v; c7_1 += v;
+        }
+        if (residual != null)
+        {
+            double* r = residual;
+            c0_0 += Vector512.Load(r + 0 * ldc + 0); c0_1 += Vector512.Load(r + 0 * ldc + 8);
+            c1_0 += Vector512.Load(r + 1 * ldc + 0); c1_1 += Vector512.Load(r + 1 * ldc + 8);
+            c2_0 += Vector512.Load(r + 2 * ldc + 0); c2_1 += Vector512.Load(r + 2 * ldc + 8);
+            c3_0 += Vector512.Load(r + 3 * ldc + 0); c3_1 += Vector512.Load(r + 3 * ldc + 8);
+            c4_0 += Vector512.Load(r + 4 * ldc + 0); c4_1 += Vector512.Load(r + 4 * ldc + 8);
+            c5_0 += Vector512.Load(r + 5 * ldc + 0); c5_1 += Vector512.Load(r + 5 * ldc + 8);
+            c6_0 += Vector512.Load(r + 6 * ldc + 0); c6_1 += Vector512.Load(r + 6 * ldc + 8);
+            c7_0 += Vector512.Load(r + 7 * ldc + 0); c7_1 += Vector512.Load(r + 7 * ldc + 8);
+        }
+        if (relu)
+        {
+            var z = Vector512<double>.Zero;
+            c0_0 = Vector512.Max(c0_0, z); c0_1 = Vector512.Max(c0_1, z);
+            c1_0 = Vector512.Max(c1_0, z); c1_1 = Vector512.Max(c1_1, z);
+            c2_0 = Vector512.Max(c2_0, z); c2_1 = Vector512.Max(c2_1, z);
+            c3_0 = Vector512.Max(c3_0, z); c3_1 = Vector512.Max(c3_1, z);
+            c4_0 = Vector512.Max(c4_0, z); c4_1 = Vector512.Max(c4_1, z);
+            c5_0 = Vector512.Max(c5_0, z); c5_1 = Vector512.Max(c5_1, z);
+            c6_0 = Vector512.Max(c6_0, z); c6_1 = Vector512.Max(c6_1, z);
+            c7_0 = Vector512.Max(c7_0, z); c7_1 = Vector512.Max(c7_1, z);
         }
         c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 8);
         c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 8);

@@ -316,4 +316,103 @@ public unsafe class GemmTests
         }
         Assert.Equal(c1, c2);
     }
+
+    /// <summary>
+    /// The driver's convolution features on every kernel: A packed once (<see cref="Gemm.PackWhole{T}"/>) or strided,
+    /// B packed beforehand (<see cref="Gemm.PackWholeB{T, TB}"/>) or block by block,
+    /// C laid out image by image (runs of colsPerImage columns, gaps between rows and images that must stay untouched,
+    /// tiles that straddle two images) and the epilogue (bias per row, residual laid out like C, ReLU).
+    /// </summary>
+    [CpuTheory("GEMM internals")]
+    [InlineData(16, 392, 300, 49)]
+    [InlineData(37, 150, 45, 7)]
+    [InlineData(70, 100, 800, 100)]
+    [InlineData(9, 64, 5, 32)]
+    [InlineData(1, 40, 3, 13)]
+    public void PackedA_ImageOutput_Epilogue_EveryKernel(int m, int n, int k, int colsPerImage)
+    {
+        foreach (var cfg in Gemm.SingleConfigs)
+            CheckConvProduct(cfg, m, n, k, colsPerImage);
+        foreach (var cfg in Gemm.DoubleConfigs)
+            CheckConvProduct(cfg, m, n, k, colsPerImage);
+    }
+
+    private static void CheckConvProduct<T>(Gemm.Config<T> cfg, int m, int n, int k, int colsPerImage) where T : unmanaged, INumber<T>
+    {
+        var rng = new Random(m * 31 + n * 7 + k);
+        double[] Values(int count) => Enumerable.Range(0, count).Select(_ => (double)(float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var a = Values(m * k);
+        var b = Values(k * n);
+        var bias = Values(m);
+        int images = (n + colsPerImage - 1) / colsPerImage;
+        long ldc = colsPerImage + 2, imageStride = m * ldc + 5, size = images * imageStride;
+        var residual = Values((int)size);
+        double u = typeof(T) == typeof(float) ? Math.Pow(2, -24) : Math.Pow(2, -53);
+        T sentinel = T.CreateChecked(Sentinel);
+
+        foreach (bool packed in new[] { false, true })
+        foreach (bool packedB in new[] { false, true })
+        foreach (int combo in new[] { 0, 1, 2, 4, 7 })
+        foreach (int threads in OneAndTwo)
+        {
+            bool withBias = (combo & 1) != 0, withResidual = (combo & 2) != 0, relu = (combo & 4) != 0;
+            var aT = Convert<T>(a);
+            var bT = Convert<T>(b);
+            var biasT = Convert<T>(bias);
+            var resT = Convert<T>(residual);
+            var cT = new T[size];
+            Array.Fill(cT, sentinel);
+            var packedA = new T[Gemm.PackedLength(cfg, m, k) + 64];
+            var packedBStore = new T[Gemm.PackedLengthB(cfg, k, n)];
+            fixed (T* pa = aT, pb = bT, pbias = biasT, pres = resT, pc = cT, pp = packedA, ppb = packedBStore)
+            {
+                T* aligned = (T*)(((nuint)pp + 63) & ~(nuint)63);
+                var output = new Gemm.Output<T>(pc, ldc, colsPerImage, imageStride);
+                var epilogue = new Gemm.Epilogue<T>(withBias ? pbias : null, withResidual ? pres : null, relu);
+                var bSource = new Gemm.StridedB<T>(pb, n, 1);
+                int slivers = (n + cfg.NR - 1) / cfg.NR, kBlocks = (k + Gemm.KBlock(cfg, k) - 1) / Gemm.KBlock(cfg, k);
+                if (packedB)
+                {
+                    // In uneven pieces, as threads would claim them.
+                    for (int kb = 0; kb < kBlocks; kb++)
+                        for (int s0 = 0; s0 < slivers; s0 += 3)
+                            Gemm.PackWholeB(cfg, bSource, ppb, k, n, kb, s0, Math.Min(slivers, s0 + 3));
+                }
+                var bPacked = new Gemm.PackedB<T>(ppb, slivers * cfg.NR);
+                int mPadded = (m + cfg.MR - 1) / cfg.MR * cfg.MR;
+                if (packed) Gemm.PackWhole(cfg, aligned, pa, m, k, k, 1);
+                var aPacked = new Gemm.PackedA<T>(aligned, mPadded);
+                var aStrided = new Gemm.StridedA<T>(pa, k, 1);
+                if (packed && packedB) Gemm.Run(cfg, m, n, k, aPacked, bPacked, output, epilogue, false, threads);
+                else if (packed) Gemm.Run(cfg, m, n, k, aPacked, bSource, output, epilogue, false, threads);
+                else if (packedB) Gemm.Run(cfg, m, n, k, aStrided, bPacked, output, epilogue, false, threads);
+                else Gemm.Run(cfg, m, n, k, aStrided, bSource, output, epilogue, false, threads);
+            }
+            var covered = new bool[size];
+            for (int i = 0; i < m; i++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    double e = 0, scale = 0;
+                    for (int p = 0; p < k; p++)
+                    {
+                        e += a[i * k + p] * b[p * n + j];
+                        scale += Math.Abs(a[i * k + p] * b[p * n + j]);
+                    }
+                    long at = j / colsPerImage * imageStride + i * ldc + j % colsPerImage;
+                    if (withBias) e += bias[i];
+                    if (withResidual) e += residual[at];
+                    if (relu) e = Math.Max(e, 0);
+                    double got = double.CreateChecked(cT[at]);
+                    double tol = 2 * (k + 4) * u * (scale + 2) + 1e-300;
+                    Assert.True(Math.Abs(got - e) <= tol,
+                        $"{cfg} packedA={packed} packedB={packedB} combo={combo} threads={threads}: C({i},{j}) = {got}, expected {e}");
+                    covered[at] = true;
+                }
+            }
+            for (long q = 0; q < size; q++)
+                if (!covered[q])
+                    Assert.True(cT[q] == sentinel, $"{cfg}: write outside C at {q}");
+        }
+    }
 }
