@@ -118,12 +118,12 @@ internal sealed unsafe partial class CpuBackend
         if (threads == 1 || chunks >= 4 * threads || chunks % threads == 0)
         {
             // Whole chunks to each thread: no synchronisation between the stages.
-            Chunked(chunks, 1, (s, e) =>
+            CpuParallel.For(chunks, 1, (s, e) =>
             {
                 using var v = new Scratch<float>(36L * layout.VPoint);
                 using var m = new Scratch<float>(36L * layout.MPoint);
                 var offsets = stackalloc int[chunk];
-                var runs = stackalloc int[chunk / 8];
+                var runs = stackalloc int[3 * (chunk / 8)];
                 for (long ch = s; ch < e; ch++)
                 {
                     long t0 = ch * chunk;
@@ -142,7 +142,7 @@ internal sealed unsafe partial class CpuBackend
             using var v = new Scratch<float>(36L * layout.VPoint);
             using var m = new Scratch<float>(36L * layout.MPoint);
             var offsets = new int[chunk];
-            var runs = new int[chunk / 8];
+            var runs = new int[3 * (chunk / 8)];
             float* vp = v.Pointer, mp = m.Pointer;
             for (long ch = 0; ch < chunks; ch++)
             {
@@ -182,8 +182,10 @@ internal sealed unsafe partial class CpuBackend
 
         /// <summary>
         /// Offsets (in padded elements from channel 0 of image 0) of each lane's tile's top-left input, tiles past the
-        /// end reading tile t0; and for each group of 8 whether its tiles are consecutive in one row of one image
-        /// (then <c>runs[group]</c> is the first tile's offset, else -1).
+        /// end reading tile t0; and for each whole group of 8 whether its tiles lie in at most two runs of
+        /// consecutive tiles of one row (runs[3 g] the first tile's offset, else -1; runs[3 g + 2] the tile a where the
+        /// second run starts, 8 for none; runs[3 g + 1] the offset the second run would have at tile 0, so that
+        /// loading 8 tiles from there puts its tiles in their lanes).
         /// </summary>
         public void TileOffsets(long t0, int count, int* offsets, int* runs)
         {
@@ -200,9 +202,15 @@ internal sealed unsafe partial class CpuBackend
                     int ty = r / tilesW, tx = r % tilesW;
                     natural[l] = (int)(n * c * planeP + (long)ty * 4 * wp + tx * 4);
                 }
-                bool run = true;
-                for (int l = 1; l < 8 && run; l++) run = natural[l] == natural[0] + 4 * l;
-                runs[grp] = run ? natural[0] : -1;
+                // One run (a = 8), or two runs split at tile a (a row ends inside the group), or neither (-1).
+                int a = 1;
+                while (a < 8 && natural[a] == natural[0] + 4 * a) a++;
+                int b = a + 1;
+                while (b < 8 && natural[b] == natural[a] + 4 * (b - a)) b++;
+                bool whole = grp * 8 + 8 <= count;
+                runs[3 * grp] = whole && b >= 8 ? natural[0] : -1;
+                runs[3 * grp + 1] = a < 8 ? natural[a] - 4 * a : 0;
+                runs[3 * grp + 2] = a;
                 for (int j = 0; j < 8; j++) offsets[grp * 8 + j] = natural[Lanes[j]];
             }
         }
@@ -225,6 +233,7 @@ internal sealed unsafe partial class CpuBackend
             long point = VPoint;
             var idx = stackalloc Vector256<int>[36];
             var d = stackalloc Vector256<float>[36];
+            var d2 = stackalloc Vector256<float>[36];
             var t = stackalloc Vector256<float>[36];
             for (int c0 = ciStart / kcb * kcb; c0 < ciEnd; c0 += kcb)
             {
@@ -232,7 +241,9 @@ internal sealed unsafe partial class CpuBackend
                 int from = Math.Max(c0, ciStart) - c0, to = Math.Min(c0 + kc, ciEnd) - c0;
                 for (int lane0 = 0; lane0 < chunk; lane0 += 8)
                 {
-                    int run = runs[lane0 / 8];
+                    int run = runs[3 * (lane0 / 8)], run2 = runs[3 * (lane0 / 8) + 1], split = runs[3 * (lane0 / 8) + 2];
+                    // Lanes taken from the second run: those holding tiles split .. 7.
+                    var second = Vector256.GreaterThanOrEqual(Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7), Vector256.Create(split)).AsSingle();
                     if (run < 0)
                     {
                         var baseIdx = Vector256.Load(offsets + lane0);
@@ -245,7 +256,15 @@ internal sealed unsafe partial class CpuBackend
                     for (int ci = from; ci < to; ci++)
                     {
                         float* src = xp + (c0 + ci) * planeP;
-                        if (run >= 0) LoadRun(src + run, wp, d);
+                        if (run >= 0)
+                        {
+                            LoadRun(src + run, wp, d);
+                            if (split < 8)
+                            {
+                                LoadRun(src + run2, wp, d2);
+                                for (int q = 0; q < 36; q++) d[q] = Vector256.ConditionalSelect(second, d2[q], d[q]);
+                            }
+                        }
                         else
                             for (int q = 0; q < 36; q++) d[q] = Avx2.GatherVector256(src, idx[q], 4);
                         TransformInputTile(d, t, dst0 + (long)ci * nr, point);
