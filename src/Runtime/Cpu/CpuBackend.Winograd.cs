@@ -68,12 +68,25 @@ internal sealed unsafe partial class CpuBackend
         return tiles >= 16;
     }
 
+    /// <summary>
+    /// The micro-kernel of the products: the widest (AVX-512, 32 tiles a sliver), or with fewer than 32 tiles the
+    /// AVX2 one (16 tiles a sliver), so that a 14x14 map at batch 1 (16 tiles) does not compute a sliver of which half
+    /// is padding.
+    /// </summary>
+    private static Gemm.Config<float> WinogradKernel(Conv2dGeometry g)
+    {
+        var best = Gemm.SingleConfigs[0];
+        long tiles = (long)g.Batch * ((g.OutHeight + 3) / 4) * ((g.OutWidth + 3) / 4);
+        if (tiles >= best.NR || best.NR <= 16) return best;
+        return Array.Find(Gemm.SingleConfigs, c => c.NR == 16) ?? best;
+    }
+
     private static int WinogradSide(int outSize) => (outSize + 3) / 4 * 4 + 2;
 
     /// <summary>y = conv3x3(x, w) (+ bias) (+ residual), then ReLU when asked, by F(4x4, 3x3). Caller checked <see cref="WinogradApplies"/>.</summary>
     internal static void WinogradForward(float* x, TensorView weight, float* bias, float* residual, bool relu, float* y, Conv2dGeometry g)
     {
-        var cfg = Gemm.SingleConfigs[0];
+        var cfg = WinogradKernel(g);
         int mr = cfg.MR, nr = cfg.NR;
         int K = g.OutChannels, C = g.InChannels;
         int kp = (K + mr - 1) / mr * mr;
@@ -518,14 +531,14 @@ internal sealed unsafe partial class CpuBackend
         private static readonly ConditionalWeakTable<Storage, WinogradWeights> Cache = new();
 
         private readonly long _version, _offset;
-        private readonly int _k, _c;
+        private readonly int _k, _c, _mr;
         private readonly float* _u;
 
         private WinogradWeights(TensorView weight, int k, int c, int kp, int mr)
         {
             _version = weight.Storage.Version;
             _offset = weight.Offset;
-            (_k, _c) = (k, c);
+            (_k, _c, _mr) = (k, c, mr);
             long n = 36L * kp * c;
             _u = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
             Transform((float*)Ptr(weight), k, c, kp, mr, _u);
@@ -533,8 +546,8 @@ internal sealed unsafe partial class CpuBackend
 
         ~WinogradWeights() => NativeMemory.AlignedFree(_u);
 
-        private bool Matches(TensorView weight, int k, int c) =>
-            _version == weight.Storage.Version && _offset == weight.Offset && _k == k && _c == c;
+        private bool Matches(TensorView weight, int k, int c, int mr) =>
+            _version == weight.Storage.Version && _offset == weight.Offset && _k == k && _c == c && _mr == mr;
 
         /// <summary>Transformed weights for one call: the cached ones (inference) or a private copy (training).</summary>
         public readonly struct Lease : IDisposable
@@ -553,7 +566,7 @@ internal sealed unsafe partial class CpuBackend
                 {
                     lock (Cache)
                     {
-                        if (!Cache.TryGetValue(weight.Storage, out var cached) || !cached.Matches(weight, k, c))
+                        if (!Cache.TryGetValue(weight.Storage, out var cached) || !cached.Matches(weight, k, c, mr))
                         {
                             cached = new WinogradWeights(weight, k, c, kp, mr);
                             Cache.AddOrUpdate(weight.Storage, cached);
