@@ -218,7 +218,7 @@ public class ConvForwardTests
         AssertMatches(expected, mag, fused, dtype);
     }
 
-    [Theory]
+    [CpuTheory("the weight cache is the CPU backend's")]
     [InlineData("layer2 3x3/2", DType.Float32)]
     [InlineData("layer1 1x1 256->64, large plane (direct)", DType.Float32)]
     [InlineData("grouped 3x3, 4 groups", DType.Float64)]
@@ -256,7 +256,7 @@ public class ConvForwardTests
         }
     }
 
-    [Fact]
+    [CpuFact("the weight cache is the CPU backend's")]
     public void PackedWeights_SharedByConcurrentCalls()
     {
         var s = Shapes["layer3 3x3/2"];
@@ -280,7 +280,7 @@ public class ConvForwardTests
         Assert.Equal(1, PackedWeights.Count(w.KernelView.Storage));
     }
 
-    [Fact]
+    [CpuFact("these checks guard the CPU epilogue's raw reads")]
     public void Conv2dFused_BadEpilogueOperands_Throw()
     {
         var s = Shapes["layer2 3x3/2"];
