@@ -95,8 +95,14 @@ internal sealed unsafe partial class CpuBackend
         int chunk = (int)((Math.Min(WinogradChunk, tiles) + nr - 1) / nr * nr);
         int hp = tilesH * 4 + 2, wp = tilesW * 4 + 2;
 
-        using var owned = new WinogradWeights.Lease(weight, K, C, kp, mr);
-        float* u = owned.Pointer;
+        // U: built for this call when training, else cached with the weight (PackedWeights, keyed by its version).
+        long uLength = 36L * kp * C;
+        float* w = (float*)Ptr(weight);
+        using var own = new Scratch<float>(GradMode.IsEnabled ? uLength : 0);
+        var cached = GradMode.IsEnabled ? null
+            : PackedWeights.Derived<float>(weight.Storage, w, K, C, (WinogradKind, cfg), uLength, p => TransformWeights(w, K, C, kp, mr, (float*)p));
+        float* u = cached != null ? (float*)cached.Packed : own.Pointer;
+        if (cached == null) TransformWeights(w, K, C, kp, mr, u);
 
         // Zero-padded images [N, C, hp, wp].
         long planeP = (long)hp * wp;
@@ -521,116 +527,53 @@ internal sealed unsafe partial class CpuBackend
         }
     }
 
+    /// <summary>Names the Winograd-transformed form of a weight among the cached forms of <see cref="PackedWeights"/>.</summary>
+    private static readonly object WinogradKind = new();
+
     /// <summary>
-    /// The transformed weights U of one weight tensor, in the micro-kernel's A-sliver layout
-    /// (<c>u[xi*kp*C + c0*kp + s*mr*kc + (ci - c0)*mr + r]</c> for output channel s*mr + r, zero past Cout). With no
-    /// gradient wanted they are cached on the weight's storage and rebuilt when its version, offset or sizes change.
+    /// U = G g G^T in float64 for every (output, input) channel pair, in the micro-kernel's A-sliver layout
+    /// (<c>u[xi*kp*C + c0*kp + s*mr*kc + (ci - c0)*mr + r]</c> for output channel s*mr + r, zero past Cout).
     /// </summary>
-    private sealed class WinogradWeights
+    private static void TransformWeights(float* w, int k, int c, int kp, int mr, float* u)
     {
-        private static readonly ConditionalWeakTable<Storage, WinogradWeights> Cache = new();
-
-        private readonly long _version, _offset;
-        private readonly int _k, _c, _mr;
-        private readonly float* _u;
-
-        private WinogradWeights(TensorView weight, int k, int c, int kp, int mr)
+        NativeMemory.Clear(u, (nuint)(36L * kp * c * sizeof(float)));
+        int blocks = (c + WinogradKc - 1) / WinogradKc, kcb = (c + blocks - 1) / blocks;
+        CpuParallel.For(k, 8, (s, e) =>
         {
-            _version = weight.Storage.Version;
-            _offset = weight.Offset;
-            (_k, _c, _mr) = (k, c, mr);
-            long n = 36L * kp * c;
-            _u = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
-            Transform((float*)Ptr(weight), k, c, kp, mr, _u);
-        }
-
-        ~WinogradWeights() => NativeMemory.AlignedFree(_u);
-
-        private bool Matches(TensorView weight, int k, int c, int mr) =>
-            _version == weight.Storage.Version && _offset == weight.Offset && _k == k && _c == c && _mr == mr;
-
-        /// <summary>Transformed weights for one call: the cached ones (inference) or a private copy (training).</summary>
-        public readonly struct Lease : IDisposable
-        {
-            private readonly WinogradWeights _owner;
-            private readonly bool _private;
-
-            public Lease(TensorView weight, int k, int c, int kp, int mr)
+            Span<double> gg = stackalloc double[18];
+            Span<double> row = stackalloc double[6];
+            for (long ko = s; ko < e; ko++)
             {
-                if (GradMode.IsEnabled)
+                int sl = (int)ko / mr, r = (int)ko % mr;
+                for (int ci = 0; ci < c; ci++)
                 {
-                    _owner = new WinogradWeights(weight, k, c, kp, mr);
-                    _private = true;
-                }
-                else
-                {
-                    lock (Cache)
+                    float* g9 = w + (ko * c + ci) * 9;
+                    // gg = G g (6 x 3), then G gg^T (6 x 6).
+                    for (int col = 0; col < 3; col++)
                     {
-                        if (!Cache.TryGetValue(weight.Storage, out var cached) || !cached.Matches(weight, k, c, mr))
-                        {
-                            cached = new WinogradWeights(weight, k, c, kp, mr);
-                            Cache.AddOrUpdate(weight.Storage, cached);
-                        }
-                        _owner = cached;
+                        double a0 = g9[col], a1 = g9[3 + col], a2 = g9[6 + col];
+                        GColumn(a0, a1, a2, gg, col);
+                    }
+                    int c0 = ci / kcb * kcb, kc = Math.Min(kcb, c - c0);
+                    long at = (long)c0 * kp + (long)sl * mr * kc + (long)(ci - c0) * mr + r;
+                    for (int i = 0; i < 6; i++)
+                    {
+                        GColumn(gg[i * 3], gg[i * 3 + 1], gg[i * 3 + 2], row, 0, stride: 1);
+                        for (int j = 0; j < 6; j++) u[(long)(i * 6 + j) * kp * c + at] = (float)row[j];
                     }
                 }
             }
+        });
+    }
 
-            public float* Pointer => _owner._u;
-
-            public void Dispose()
-            {
-                if (_private)
-                {
-                    GC.SuppressFinalize(_owner);
-                    NativeMemory.AlignedFree(_owner._u);
-                }
-                GC.KeepAlive(_owner);
-            }
-        }
-
-        /// <summary>U = G g G^T in float64 for every (output, input) channel pair, written in A-sliver layout.</summary>
-        private static void Transform(float* w, int k, int c, int kp, int mr, float* u)
-        {
-            NativeMemory.Clear(u, (nuint)(36L * kp * c * sizeof(float)));
-            int blocks = (c + WinogradKc - 1) / WinogradKc, kcb = (c + blocks - 1) / blocks;
-            CpuParallel.For(k, 8, (s, e) =>
-            {
-                Span<double> gg = stackalloc double[18];
-                Span<double> row = stackalloc double[6];
-                for (long ko = s; ko < e; ko++)
-                {
-                    int sl = (int)ko / mr, r = (int)ko % mr;
-                    for (int ci = 0; ci < c; ci++)
-                    {
-                        float* g9 = w + (ko * c + ci) * 9;
-                        // gg = G g (6 x 3), then G gg^T (6 x 6).
-                        for (int col = 0; col < 3; col++)
-                        {
-                            double a0 = g9[col], a1 = g9[3 + col], a2 = g9[6 + col];
-                            GColumn(a0, a1, a2, gg, col);
-                        }
-                        int c0 = ci / kcb * kcb, kc = Math.Min(kcb, c - c0);
-                        long at = (long)c0 * kp + (long)sl * mr * kc + (long)(ci - c0) * mr + r;
-                        for (int i = 0; i < 6; i++)
-                        {
-                            GColumn(gg[i * 3], gg[i * 3 + 1], gg[i * 3 + 2], row, 0, stride: 1);
-                            for (int j = 0; j < 6; j++) u[(long)(i * 6 + j) * kp * c + at] = (float)row[j];
-                        }
-                    }
-                }
-            });
-        }
-
-        /// <summary>G (a0, a1, a2)^T, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], into dst[i*stride + col].</summary>
-        private static void GColumn(double a0, double a1, double a2, Span<double> dst, int col, int stride = 3)
-        {
-            dst[col] = a0 / 4;
-            dst[stride + col] = -(a0 + a1 + a2) / 6;
-            dst[2 * stride + col] = -(a0 - a1 + a2) / 6;
-            dst[3 * stride + col] = a0 / 24 + a1 / 12 + a2 / 6;
-            dst[4 * stride + col] = a0 / 24 - a1 / 12 + a2 / 6;
-            dst[5 * stride + col] = a2;
-        }
+    /// <summary>G (a0, a1, a2)^T, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], into dst[i*stride + col].</summary>
+    private static void GColumn(double a0, double a1, double a2, Span<double> dst, int col, int stride = 3)
+    {
+        dst[col] = a0 / 4;
+        dst[stride + col] = -(a0 + a1 + a2) / 6;
+        dst[2 * stride + col] = -(a0 - a1 + a2) / 6;
+        dst[3 * stride + col] = a0 / 24 + a1 / 12 + a2 / 6;
+        dst[4 * stride + col] = a0 / 24 - a1 / 12 + a2 / 6;
+        dst[5 * stride + col] = a2;
     }
 }

@@ -45,7 +45,7 @@ internal static unsafe class PackedWeights
         public long GroupStride { get; }
 
         public bool Matches(nint address, int groups, int rows, int depth, object config) =>
-            Address == address && Groups == groups && Rows == rows && Depth == depth && ReferenceEquals(Config, config);
+            Address == address && Groups == groups && Rows == rows && Depth == depth && Equals(Config, config);
     }
 
     /// <summary>
@@ -53,7 +53,24 @@ internal static unsafe class PackedWeights
     /// row-major matrices of rows x depth, one after another. Packs it (again) when there is no entry for this version.
     /// The caller keeps the returned entry alive while it reads the packed data.
     /// </summary>
-    public static Entry Get<T>(Gemm.Config<T> cfg, Storage storage, T* w, int groups, int rows, int depth) where T : unmanaged, INumber<T>
+    public static Entry Get<T>(Gemm.Config<T> cfg, Storage storage, T* w, int groups, int rows, int depth) where T : unmanaged, INumber<T> =>
+        Lookup(storage, (nint)w, groups, rows, depth, cfg, version => Pack(cfg, w, version, groups, rows, depth));
+
+    /// <summary>
+    /// Another form derived from the weight at <paramref name="w"/> (rows x depth), cached the same way: <paramref name="kind"/>
+    /// names the derivation (compared with <see cref="object.Equals(object, object)"/>), <paramref name="fill"/> writes
+    /// its <paramref name="length"/> elements into a 64-byte aligned buffer when there is none for this version.
+    /// </summary>
+    public static Entry Derived<T>(Storage storage, T* w, int rows, int depth, object kind, long length, Action<nint> fill) where T : unmanaged =>
+        Lookup(storage, (nint)w, 1, rows, depth, kind, version =>
+        {
+            var data = GC.AllocateUninitializedArray<T>(checked((int)(length + 64 / sizeof(T))), pinned: true);
+            T* p = (T*)(((nuint)Unsafe.AsPointer(ref data[0]) + 63) & ~(nuint)63);
+            fill((nint)p);
+            return new Entry((nint)w, version, 1, rows, depth, kind, data, p, length);
+        });
+
+    private static Entry Lookup(Storage storage, nint w, int groups, int rows, int depth, object kind, Func<long, Entry> make)
     {
         ArgumentNullException.ThrowIfNull(storage);
         long version = storage.Version;
@@ -63,12 +80,12 @@ internal static unsafe class PackedWeights
             for (int i = 0; i < list.Count; i++)
             {
                 var e = list[i];
-                if (!e.Matches((nint)w, groups, rows, depth, cfg)) continue;
+                if (!e.Matches(w, groups, rows, depth, kind)) continue;
                 if (e.Version == version) return e;
                 list.RemoveAt(i);
                 break;
             }
-            var entry = Pack(cfg, w, version, groups, rows, depth);
+            var entry = make(version);
             if (list.Count >= MaxPerStorage) list.RemoveAt(0);
             list.Add(entry);
             return entry;
