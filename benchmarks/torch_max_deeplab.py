@@ -8,7 +8,8 @@ Usage: OPENBLAS_CORETYPE=SKYLAKEX OPENBLAS_NUM_THREADS=2 /usr/bin/python3 benchm
            [--threads 2] [--repeat N] [--device cpu|cuda]
 
 The network is the same as src/Runtime.Models/Panoptic (MaxDeepLab, DualPathBlock, AxialBottleneck,
-DualPathTransformerLayer, ResizedFuse, PanopticHead; docs/max-deeplab.md describes it), written here as ordinary
+DualPathTransformerLayer, ResizedFuse, PanopticHead, SemanticDecoder with its ASPP for max_deeplab_s;
+docs/max-deeplab.md describes it), written here as ordinary
 torch modules: torchvision's Bottleneck for the convolutional stages, the axial attention with its batch norms on
 q/k/v, similarities and outputs (explicit einsums), the dual-path attention with batch norms on the similarities
 and the retrieved values. "parameters" counts its parameters, which equals ours for the same configuration.
@@ -47,9 +48,11 @@ BOXES = [(0.10, 0.15, 0.45, 0.50), (0.50, 0.20, 0.90, 0.55), (0.30, 0.55, 0.70, 
 
 CONFIGS = {
     "max_deeplab_s": dict(num_classes=133, things=80, input_size=641, layers=(3, 4, 6, 3), widths=(64, 128, 256, 512), axial_heads=8,
-                          extra=1, slots=128, memory=256, tfilters=128, theads=8, ffn=2048, global_ch=256, dim=128, head=256),
+                          extra=1, slots=128, memory=256, tfilters=128, theads=8, ffn=2048, global_ch=256, dim=128, head=256,
+                          semantic_decoder=dict(aspp=256, rates=(6, 12, 18), channels=256, low=(64, 32))),
     "max_deeplab_compact": dict(num_classes=9, things=6, input_size=161, layers=(1, 1, 2, 2), widths=(16, 32, 64, 128), axial_heads=4,
-                                extra=0, slots=24, memory=64, tfilters=32, theads=4, ffn=128, global_ch=64, dim=32, head=64),
+                                extra=0, slots=24, memory=64, tfilters=32, theads=4, ffn=128, global_ch=64, dim=32, head=64,
+                                semantic_decoder=None),
 }
 
 
@@ -225,6 +228,48 @@ class PanopticHead(nn.Module):
         return self.final(self.pointwise_bn(self.pointwise(self.depthwise_bn(self.depthwise(x)).relu())).relu())
 
 
+def conv_bn_relu(cin, cout, k=1, dilation=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class Aspp(nn.Module):
+    def __init__(self, cin, cout, rates):
+        super().__init__()
+        self.branches = nn.ModuleList([conv_bn_relu(cin, cout)] + [conv_bn_relu(cin, cout, 3, r) for r in rates])
+        self.pool = conv_bn_relu(cin, cout)
+        self.project = conv_bn_relu(5 * cout, cout)
+        self.dropout = nn.Dropout(0.1)
+
+    def forward(self, x):
+        parts = [b(x) for b in self.branches]
+        parts.append(self.pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, x.shape[2], x.shape[3]))
+        return self.dropout(self.project(torch.cat(parts, 1)))
+
+
+class SemanticDecoder(nn.Module):
+    """DeepLab2's auxiliary semantic decoder: ASPP, then fusion with the stride-8 and stride-4 features."""
+
+    def __init__(self, cin, low_in, c):
+        super().__init__()
+        self.aspp = Aspp(cin, c["aspp"], c["rates"])
+        self.low = nn.ModuleList([conv_bn_relu(ci, cp) for ci, cp in zip(low_in, c["low"])])
+        self.fuse = nn.ModuleList()
+        ch = c["aspp"]
+        for cp in c["low"]:
+            self.fuse.append(nn.Sequential(nn.Conv2d(ch + cp, ch + cp, 5, padding=2, groups=ch + cp, bias=False), nn.BatchNorm2d(ch + cp), nn.ReLU(),
+                                           conv_bn_relu(ch + cp, c["channels"])))
+            ch = c["channels"]
+        self.out_channels = ch
+
+    def forward(self, high, lows):
+        x = self.aspp(high)
+        for low, proj, fuse in zip(lows, self.low, self.fuse):
+            low = proj(low)
+            x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=True)
+            x = fuse(torch.cat([x, low], 1))
+        return x
+
+
 class MaxDeepLab(nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -260,7 +305,8 @@ class MaxDeepLab(nn.Module):
         self.decoder4_block = Bottleneck(ch[0], w[0])
         self.pixel_head = PanopticHead(ch[0], c["head"], c["dim"])
         self.pixel_bn = nn.BatchNorm2d(c["dim"])
-        self.semantic_head = PanopticHead(ch[3], c["head"], c["num_classes"])
+        self.semantic_decoder = SemanticDecoder(ch[3], (ch[1], ch[0]), c["semantic_decoder"]) if c["semantic_decoder"] else None
+        self.semantic_head = PanopticHead(self.semantic_decoder.out_channels if self.semantic_decoder else ch[3], c["head"], c["num_classes"])
         self.class_feature = PointwiseConvBn(c["memory"], c["global_ch"], True)
         self.mask_feature = PointwiseConvBn(c["memory"], c["global_ch"], True)
         self.class_head = nn.Linear(c["global_ch"], c["num_classes"] + 1)
@@ -285,7 +331,7 @@ class MaxDeepLab(nn.Module):
         d8 = self.decoder8_block(self.decoder8([p, c3], c3.shape[-2:]))
         d4 = self.decoder4_block(self.decoder4([d8, c2], c2.shape[-2:]))
         g = F.normalize(self.pixel_bn(self.pixel_head(d4)), dim=1, eps=1e-6)
-        semantic = self.semantic_head(backbone)
+        semantic = self.semantic_head(self.semantic_decoder(backbone, [c3, c2]) if self.semantic_decoder else backbone)
         class_logits = self.class_head(self.class_feature(memory).transpose(1, 2))
         kernel = self.mask_kernel(self.mask_feature(memory))
         h4, w4 = g.shape[-2:]
@@ -294,7 +340,7 @@ class MaxDeepLab(nn.Module):
         return mask_logits, class_logits, g, semantic
 
 
-def target(size, num_classes):
+def target(size, num_classes, semantic_stride):
     ids = torch.ones(size, size, dtype=torch.int64)
     for k, (x1, y1, x2, y2) in enumerate(BOXES):
         ids[int(y1 * size):int(y2 * size), int(x1 * size):int(x2 * size)] = k + 2
@@ -303,8 +349,7 @@ def target(size, num_classes):
     def sample(o):
         idx = torch.tensor([int(math.floor(i * (size - 1) / (o - 1) + 0.5)) for i in range(o)])
         return ids[idx][:, idx].reshape(-1)
-    s4, s16 = feature_size(size, 4), feature_size(size, 16)
-    pix, sem = sample(s4), sample(s16)
+    pix, sem = sample(feature_size(size, 4)), sample(feature_size(size, semantic_stride))
     present = [i for i in (1, 2, 3, 4) if (pix == i).any()]
     mask_of = {seg: k for k, seg in enumerate(present)}
     mask_ids = torch.tensor([mask_of.get(int(v), -1) for v in pix])
@@ -388,7 +433,7 @@ def bench_model(name, train, size, repeat, threads, device):
     if train:
         model.train()
         images = torch.randn(2, 3, size, size, generator=gen).to(device)
-        targets = [target(size, c["num_classes"]) for _ in range(2)]
+        targets = [target(size, c["num_classes"], 4 if c["semantic_decoder"] else 16) for _ in range(2)]
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
         def fn():

@@ -48,8 +48,8 @@ internal static class PanopticBench
                     ids[y * size + x] = k + 2;
         }
         var segments = new List<(long, int, bool)> { (1, config.NumClasses - 1, false), (2, 0, false), (3, 1 % config.NumClasses, false), (4, 2 % config.NumClasses, false) };
-        int s4 = MaxDeepLabConfig.FeatureSize(size, 4), s16 = MaxDeepLabConfig.FeatureSize(size, config.OutputStride);
-        return PanopticTarget.FromSegments(ids, size, size, segments, s4, s4, s16, s16);
+        int s4 = MaxDeepLabConfig.FeatureSize(size, 4), ss = MaxDeepLabConfig.FeatureSize(size, config.SemanticStride);
+        return PanopticTarget.FromSegments(ids, size, size, segments, s4, s4, ss, ss);
     }
 
     private static string Measure(string name, MaxDeepLab model, int size, bool train, Device device, int? repeat, bool json)

@@ -127,6 +127,7 @@ public static class ModelCatalog
                 Layers = [1, 1, 2, 2], Widths = [16, 32, 64, 128], AxialHeads = 4, ExtraBlocks = 0,
                 NumSlots = 24, MemoryChannels = 64, TransformerFilters = 32, TransformerHeads = 4, FfnChannels = 128,
                 GlobalChannels = 64, FeatureDim = 32, HeadChannels = 64,
+                SemanticDecoder = false,
             }),
     ];
 

@@ -167,6 +167,7 @@ public class MaxDeepLabLossTests
         Layers = [1, 1, 2, 1], Widths = [4, 4, 8, 8], AxialHeads = 2, ExtraBlocks = 1,
         NumSlots = 5, MemoryChannels = 8, TransformerFilters = 4, TransformerHeads = 2, FfnChannels = 8,
         GlobalChannels = 8, FeatureDim = 4, HeadChannels = 8,
+        AsppChannels = 4, AtrousRates = [1, 2, 3], SemanticDecoderChannels = 4, SemanticLowLevelChannels = [3, 2],
     };
 
     [Fact]
@@ -191,19 +192,22 @@ public class MaxDeepLabLossTests
                 for (int x = 0; x < 33; x++)
                     ids[y * 33 + x] = b == 0 ? (x < 11 ? 1 : y < 16 ? 2 : x > 28 ? 0 : 3) : (x + y < 20 ? 4 : y > 25 ? 5 : 6);
             var segments = b == 0 ? new List<(long, int, bool)> { (1, 2, false), (2, 0, false), (3, 1, false) } : [(4, 0, false), (5, 2, false), (6, 1, false)];
-            targets.Add(PanopticTarget.FromSegments(ids, 33, 33, segments, 9, 9, 3, 3));
+            targets.Add(PanopticTarget.FromSegments(ids, 33, 33, segments, 9, 9, 9, 9));
         }
         // The matching and its weights are constants of the gradient (stop-gradient), so the finite differences keep
         // them at the unperturbed point's.
         var matches = new List<MaxDeepLabMatch>();
+        // The semantic decoder's dropout draws the same mask at every evaluation.
         double Loss()
         {
             using var scope = new TensorScope();
+            model.DropoutGenerator.ManualSeed(11);
             using var o = model.Forward(images);
             return MaxDeepLabLoss.Compute(o, targets, config.Loss, fixedMatches: matches).Values.Sum(t => t.Item());
         }
         using (var scope = new TensorScope())
         {
+            model.DropoutGenerator.ManualSeed(11);
             using var o = model.Forward(images);
             var terms = MaxDeepLabLoss.Compute(o, targets, config.Loss, matches);
             Assert.Equal([3, 3], matches.Select(m => m.SlotIndices.Length));
@@ -216,6 +220,7 @@ public class MaxDeepLabLossTests
             "memory", "conv1.weight", "layer1.0.conv2.weight", "layer3.1.height.relative_q", "layer3.1.width.qkv.weight",
             "layer4.0.transformer.pixel_qkv.weight", "layer4.0.transformer.memory_qkv.weight", "extra.0.transformer.memory_ffn1.weight",
             "extra.0.axial.conv_down.weight", "decoder8.conv0.0.weight", "pixel_head.final.weight", "semantic_head.final.weight",
+            "semantic_decoder.aspp.atrous2.0.weight", "semantic_decoder.aspp.pool.0.weight", "semantic_decoder.fuse1.depthwise.weight", "semantic_decoder.low0.0.weight",
             "class_head.weight", "class_head.bias", "mask_kernel.weight", "mask_bn.weight", "class_feature.weight",
         ];
         var rng = new Random(3);

@@ -18,6 +18,7 @@ public class MaxDeepLabTests
         Layers = [1, 1, 2, 1], Widths = [4, 8, 8, 8], AxialHeads = 2, ExtraBlocks = 1,
         NumSlots = 6, MemoryChannels = 8, TransformerFilters = 4, TransformerHeads = 2, FfnChannels = 8,
         GlobalChannels = 8, FeatureDim = 4, HeadChannels = 8,
+        AsppChannels = 6, AtrousRates = [1, 2, 3], SemanticDecoderChannels = 6, SemanticLowLevelChannels = [4, 3],
     };
 
     [Theory]
@@ -46,7 +47,7 @@ public class MaxDeepLabTests
         Assert.Equal(new[] { 2, 6, 17, 17 }, output.MaskLogits.Shape.ToArray());
         Assert.Equal(new[] { 2, 6, 10 }, output.ClassLogits.Shape.ToArray());
         Assert.Equal(new[] { 2, 4, 17, 17 }, output.PixelFeatures.Shape.ToArray());
-        Assert.Equal(new[] { 2, 9, 5, 5 }, output.SemanticLogits.Shape.ToArray());
+        Assert.Equal(new[] { 2, 9, 17, 17 }, output.SemanticLogits.Shape.ToArray());
         var norms = output.PixelFeatures.Square().Sum(1).To(Device.Cpu).ToArray<float>();
         Assert.All(norms, v => Assert.Equal(1, v, 4));
         foreach (var (e, a, name) in new[] { (expected.MaskLogits, output.MaskLogits, "masks"), (expected.ClassLogits, output.ClassLogits, "classes"),
@@ -97,8 +98,10 @@ public class MaxDeepLabTests
     [Fact]
     public void OutputStrideEightKeepsTheBackboneAtStrideEight()
     {
-        var config = Tiny with { OutputStride = 8 };
+        // Without the auxiliary semantic decoder the semantic head sits on the backbone, so its logits show the stride.
+        var config = Tiny with { OutputStride = 8, SemanticDecoder = false };
         Assert.Equal(9, config.BackboneSize);
+        Assert.Equal(8, config.SemanticStride);
         using var model = new MaxDeepLab(config, Device.Cpu, new Generator(1));
         using var images = Tensor.Randn([2, 3, 65, 65], new Generator(2));
         using var scope = new TensorScope();
@@ -118,7 +121,7 @@ public class MaxDeepLabTests
             for (int x = 0; x < size; x++)
                 ids[y * size + x] = y < size / 3 ? 1 : x > size / 2 && y > size / 2 ? 3 : 2;
         return PanopticTarget.FromSegments(ids, size, size, [(1, 6, false), (2, 7, false), (3, 0, false)],
-            MaxDeepLabConfig.FeatureSize(size, 4), MaxDeepLabConfig.FeatureSize(size, 4), MaxDeepLabConfig.FeatureSize(size, 16), MaxDeepLabConfig.FeatureSize(size, 16));
+            MaxDeepLabConfig.FeatureSize(size, 4), MaxDeepLabConfig.FeatureSize(size, 4), MaxDeepLabConfig.FeatureSize(size, 4), MaxDeepLabConfig.FeatureSize(size, 4));
     }
 
     [Fact]
@@ -206,8 +209,15 @@ public class MaxDeepLabTests
         Assert.All(model.Layer4, b => Assert.IsType<DualPathBlock>(b));
         Assert.Equal(2048, ((DualPathBlock)model.Layer4[0]).OutChannels);
         Assert.Equal(new[] { 256, 128 }, model.Memory.Shape.ToArray());
-        long parameters = model.Parameters().Sum(p => (long)p.NumEl);
-        Assert.InRange(parameters, 50_000_000, 75_000_000); // the paper: 61.9M for MaX-DeepLab-S
+        // The paper's 61.9M for MaX-DeepLab-S; the auxiliary semantic decoder and head (DeepLab2's, only the training
+        // loss reads them: an ASPP of 2048 -> 256 channels, the stride-8 / stride-4 fusion, the head) come on top.
+        static bool Auxiliary(string name) => name.StartsWith("semantic_decoder.", StringComparison.Ordinal) || name.StartsWith("semantic_head.", StringComparison.Ordinal);
+        long parameters = model.NamedParameters().Where(p => !Auxiliary(p.Name)).Sum(p => (long)p.Parameter.NumEl);
+        long auxiliary = model.NamedParameters().Where(p => Auxiliary(p.Name)).Sum(p => (long)p.Parameter.NumEl);
+        Assert.InRange(parameters, 55_000_000, 68_000_000);
+        Assert.InRange(auxiliary, 15_000_000, 17_000_000);
+        Assert.Throws<ArgumentException>(() => new MaxDeepLab(Tiny with { AtrousRates = [1, 2] }));
+        Assert.Throws<ArgumentException>(() => new MaxDeepLab(Tiny with { SemanticLowLevelChannels = [4] }));
         Assert.Throws<ArgumentException>(() => ModelCatalog.Get("max_deeplab_s"));
         Assert.Contains("max_deeplab_compact", ModelCatalog.AllNames);
     }

@@ -26,7 +26,7 @@ public sealed class MaxDeepLabOutput : IDisposable
     /// <summary>[B, D, H/4, W/4], unit length along D.</summary>
     public Tensor PixelFeatures { get; }
 
-    /// <summary>[B, classes, H/16, W/16] (H/8 with output stride 8).</summary>
+    /// <summary>[B, classes, H/4, W/4] with the auxiliary semantic decoder, else [B, classes, H/16, W/16] (H/8 with output stride 8).</summary>
     public Tensor SemanticLogits { get; }
 
     public void Dispose()
@@ -107,7 +107,10 @@ public sealed class MaxDeepLab : Module
 
         PixelHead = RegisterModule("pixel_head", new PanopticHead(ch[0], config.HeadChannels, config.FeatureDim, dtype, device, generator));
         PixelBn = RegisterModule("pixel_bn", new BatchNorm2d(config.FeatureDim, dtype: dtype, device: device));
-        SemanticHead = RegisterModule("semantic_head", new PanopticHead(ch[3], config.HeadChannels, config.NumClasses, dtype, device, generator));
+        if (config.SemanticDecoder)
+            SemanticDecoder = RegisterModule("semantic_decoder", new SemanticDecoder(ch[3], [ch[1], ch[0]], config.SemanticLowLevelChannels, config.AsppChannels,
+                config.AtrousRates, config.SemanticDecoderChannels, DropoutGenerator, 0.1, dtype, device, generator));
+        SemanticHead = RegisterModule("semantic_head", new PanopticHead(SemanticDecoder?.OutChannels ?? ch[3], config.HeadChannels, config.NumClasses, dtype, device, generator));
         ClassFeature = RegisterModule("class_feature", new PointwiseConvBn(config.MemoryChannels, config.GlobalChannels, relu: true, dtype: dtype, device: device, generator: generator));
         MaskFeature = RegisterModule("mask_feature", new PointwiseConvBn(config.MemoryChannels, config.GlobalChannels, relu: true, dtype: dtype, device: device, generator: generator));
         ClassHead = RegisterModule("class_head", new Linear(config.GlobalChannels, config.NumClasses + 1, dtype: dtype, device: device, generator: generator));
@@ -153,7 +156,15 @@ public sealed class MaxDeepLab : Module
     public Bottleneck Decoder4Block { get; }
     public PanopticHead PixelHead { get; }
     public BatchNorm2d PixelBn { get; }
+    /// <summary>DeepLab2's auxiliary semantic decoder under the semantic head; null when <see cref="MaxDeepLabConfig.SemanticDecoder"/> is off.</summary>
+    public SemanticDecoder? SemanticDecoder { get; }
     public PanopticHead SemanticHead { get; }
+
+    /// <summary>
+    /// The random stream of the semantic decoder's dropout (training mode only); a trainer reseeds it each step so a
+    /// resumed run repeats the uninterrupted one.
+    /// </summary>
+    public Generator DropoutGenerator { get; } = new(0x5EED);
     public PointwiseConvBn ClassFeature { get; }
     public PointwiseConvBn MaskFeature { get; }
     public Linear ClassHead { get; }
@@ -186,7 +197,7 @@ public sealed class MaxDeepLab : Module
         var d4 = Decoder4Block.Forward(Decoder4.Forward([d8, c2], (c2.Size(2), c2.Size(3))));
         var pixel = PixelHead.Forward(d4, PixelBn);
         var features = L2Normalize(pixel, 1);
-        var semantic = SemanticHead.Forward(backbone);
+        var semantic = SemanticHead.Forward(SemanticDecoder is null ? backbone : SemanticDecoder.Forward(backbone, [c3, c2]));
 
         var classLogits = ClassHead.Forward(ClassFeature.Forward(memory).MT);          // [B, N, C + 1]
         var kernel = MaskKernel.Forward(MaskFeature.Forward(memory));                   // [B, D, N]
@@ -313,23 +324,16 @@ public sealed class ResizedFuse : Module
 /// convolution to the head width, BN, ReLU, then a 1x1 convolution with bias to the outputs (weights N(0, 0.01),
 /// bias 0). State names: depthwise, depthwise_bn, pointwise, pointwise_bn, final.
 /// </summary>
-public sealed class PanopticHead : UnaryModule
+public sealed class PanopticHead : DepthwiseSeparableConv
 {
     public PanopticHead(int inChannels, int headChannels, int outChannels, DType dtype = DType.Float32, Device? device = null, Generator? generator = null)
+        : base(inChannels, headChannels, 5, dtype, device, generator)
     {
-        Depthwise = RegisterModule("depthwise", new Conv2d(inChannels, inChannels, 5, 1, 2, groups: inChannels, bias: false, dtype: dtype, device: device, generator: generator));
-        DepthwiseBn = RegisterModule("depthwise_bn", new BatchNorm2d(inChannels, dtype: dtype, device: device));
-        Pointwise = RegisterModule("pointwise", new Conv2d(inChannels, headChannels, 1, bias: false, dtype: dtype, device: device, generator: generator));
-        PointwiseBn = RegisterModule("pointwise_bn", new BatchNorm2d(headChannels, dtype: dtype, device: device));
         Final = RegisterModule("final", new Conv2d(headChannels, outChannels, 1, bias: true, dtype: dtype, device: device, generator: generator));
         Init.Normal_(Final.Weight, 0, 0.01, generator);
         Init.Zeros_(Final.Bias!);
     }
 
-    public Conv2d Depthwise { get; }
-    public BatchNorm2d DepthwiseBn { get; }
-    public Conv2d Pointwise { get; }
-    public BatchNorm2d PointwiseBn { get; }
     public Conv2d Final { get; }
 
     public override Tensor Forward(Tensor input) => Forward(input, null);
@@ -337,9 +341,7 @@ public sealed class PanopticHead : UnaryModule
     /// <summary>The head's output, then <paramref name="norm"/> when given (MaX-DeepLab's pixel head feeds a batch norm, folded into <see cref="Final"/> in inference).</summary>
     public Tensor Forward(Tensor input, UnaryModule? norm)
     {
-        using var scope = new TensorScope();
-        var x = Depthwise.ForwardNorm(input, DepthwiseBn, relu: true);
-        x = Pointwise.ForwardNorm(x, PointwiseBn, relu: true);
-        return scope.MoveOut(norm is null ? Final.Forward(x) : Final.ForwardNorm(x, norm));
+        using var x = base.Forward(input);
+        return norm is null ? Final.Forward(x) : Final.ForwardNorm(x, norm);
     }
 }

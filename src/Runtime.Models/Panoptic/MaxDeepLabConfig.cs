@@ -62,6 +62,25 @@ public sealed record MaxDeepLabConfig
     /// <summary>Width of the pixel-feature head and the semantic head (a 5x5 depthwise-separable convolution).</summary>
     public int HeadChannels { get; init; } = 256;
 
+    /// <summary>
+    /// Whether the semantic head reads DeepLab2's auxiliary semantic decoder (ASPP on the backbone, fused with the
+    /// stride-8 and stride-4 features; semantic logits and loss at stride 4), as MaX-DeepLab-S with L = 0 has it, or sits
+    /// directly on the backbone's output (logits at the output stride).
+    /// </summary>
+    public bool SemanticDecoder { get; init; } = true;
+
+    /// <summary>Output width of the auxiliary semantic decoder's ASPP (DeepLab2's decoder aspp_channels).</summary>
+    public int AsppChannels { get; init; } = 256;
+
+    /// <summary>The ASPP's three atrous rates at the backbone's stride (DeepLab2: 6, 12, 18 for 641 px at stride 16).</summary>
+    public int[] AtrousRates { get; init; } = [6, 12, 18];
+
+    /// <summary>Width of the auxiliary semantic decoder's stride-8 and stride-4 fusion convolutions (DeepLab2's decoder_channels).</summary>
+    public int SemanticDecoderChannels { get; init; } = 256;
+
+    /// <summary>What the semantic decoder projects the stride-8 (layer2) and stride-4 (layer1) features to before fusing them.</summary>
+    public int[] SemanticLowLevelChannels { get; init; } = [64, 32];
+
     /// <summary>The class head's initial bias makes "void" this probable.</summary>
     public double VoidPriorProbability { get; init; } = 0.9;
 
@@ -71,6 +90,9 @@ public sealed record MaxDeepLabConfig
 
     /// <summary>The backbone's output side for a <see cref="InputSize"/> input (the axial attention's span).</summary>
     public int BackboneSize => FeatureSize(InputSize, OutputStride);
+
+    /// <summary>The stride of the semantic logits: 4 with the auxiliary semantic decoder, else the output stride.</summary>
+    public int SemanticStride => SemanticDecoder ? 4 : OutputStride;
 
     /// <summary>The side of the stride-4 (masks) or output-stride (semantic) outputs for an input side.</summary>
     public static int FeatureSize(int inputSide, int stride)
@@ -105,6 +127,12 @@ public sealed record MaxDeepLabConfig
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(GlobalChannels, nameof(GlobalChannels));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(FeatureDim, nameof(FeatureDim));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(HeadChannels, nameof(HeadChannels));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(AsppChannels, nameof(AsppChannels));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(SemanticDecoderChannels, nameof(SemanticDecoderChannels));
+        if (AtrousRates is not { Length: 3 } || AtrousRates.Any(r => r <= 0))
+            throw new ArgumentException($"AtrousRates must give three positive rates, got [{string.Join(", ", AtrousRates ?? [])}]", nameof(AtrousRates));
+        if (SemanticLowLevelChannels is not { Length: 2 } || SemanticLowLevelChannels.Any(c => c <= 0))
+            throw new ArgumentException($"SemanticLowLevelChannels must give two positive widths (stride 8, stride 4), got [{string.Join(", ", SemanticLowLevelChannels ?? [])}]", nameof(SemanticLowLevelChannels));
         if (ImageMean.Length != 3 || ImageStd.Length != 3 || ImageStd.Any(s => !(s > 0)))
             throw new ArgumentException("ImageMean and ImageStd need three values (std positive)", nameof(ImageStd));
         if (!(VoidPriorProbability > 0 && VoidPriorProbability < 1))

@@ -68,9 +68,10 @@ public static class PanopticData
         ArgumentNullException.ThrowIfNull(sample);
         ArgumentNullException.ThrowIfNull(config);
         int s4h = MaxDeepLabConfig.FeatureSize(sample.Height, 4), s4w = MaxDeepLabConfig.FeatureSize(sample.Width, 4);
-        int s16h = MaxDeepLabConfig.FeatureSize(sample.Height, config.OutputStride), s16w = MaxDeepLabConfig.FeatureSize(sample.Width, config.OutputStride);
         var segments = sample.Segments.Select(s => (s.Id, s.Label - 1, s.IsCrowd)).ToList();
-        return PanopticTarget.FromSegments(sample.SegmentIds.ToArray<int>(), sample.Height, sample.Width, segments, s4h, s4w, s16h, s16w);
+        int ss = config.SemanticStride;
+        int sh = MaxDeepLabConfig.FeatureSize(sample.Height, ss), sw = MaxDeepLabConfig.FeatureSize(sample.Width, ss);
+        return PanopticTarget.FromSegments(sample.SegmentIds.ToArray<int>(), sample.Height, sample.Width, segments, s4h, s4w, sh, sw);
     }
 }
 

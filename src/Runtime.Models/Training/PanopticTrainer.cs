@@ -121,6 +121,7 @@ public sealed class PanopticTrainer
                 try
                 {
                     optimizer.Lr = _options.LrAt((long)epoch * iters + it, total);
+                    _model.DropoutGenerator.ManualSeed(_options.Seed * 0x9E3779B97F4A7C15UL + (ulong)((long)epoch * iters + it));
                     var (terms, sum) = Step(batch, optimizer, device);
                     foreach (var (k, v) in terms) sums[k] = sums.GetValueOrDefault(k) + v;
                     it++;

@@ -7,6 +7,7 @@ and the C# documentation of the same parts, independently of the C# code.
 Files:
   max_deeplab_block.pth   state dict of the dual-path block (the C# key names), float32
   max_deeplab_block.json  config, inputs, outputs and gradients of the block (layout below)
+  max_deeplab_semantic.*  the auxiliary semantic decoder: state dict and its inputs, outputs and gradients
   max_deeplab_loss.json   random slot outputs and ground truths, the matching, each loss term and its gradients
 
 Tensors in the JSON are {"shape": [...], "data": [flat row-major values]}.
@@ -22,6 +23,14 @@ random (seeded); the float32 values are saved in the .pth, and the reference is 
   train: batch-norm batch statistics; pixels_out, memory_out, grads {input names and every parameter name},
          running_mean / running_var of a few batch norms after the forward (momentum 0.1, unbiased variance)
   eval:  running statistics; pixels_out, memory_out, grads of the two inputs
+
+max_deeplab_semantic.pth / .json: DeepLab2's auxiliary semantic decoder (MaX-DeepLab with L = 0) with its dropout
+off: ASPP on the stride-16 input `high` (branches conv 1x1, atrous{1,2,3} 3x3 dilated by the rates, pool = global
+average -> 1x1; each with BN and ReLU; concatenated in that order, project 1x1 + BN + ReLU), then for the stride-8
+and stride-4 inputs `low0`, `low1`: low{i} = ReLU(BN(conv 1x1)), the decoded features resized to it (bilinear,
+aligned corners), concatenated [decoded, low{i}] and fused by fuse{i} = 5x5 depthwise conv, BN, ReLU, 1x1 conv, BN,
+ReLU. Inputs high, low0, low1 and grad_out; train / eval: out and grads (the three inputs and, in train, every
+parameter).
 
 max_deeplab_loss.json (float64): B images, N slots, C classes (+ void last), masks at h x w, features of D channels,
 semantic logits at hs x ws. Inputs mask_logits [B, N, h, w], class_logits [B, N, C + 1], pixel_features [B, D, h, w]
@@ -231,6 +240,88 @@ def make_block():
         json.dump(doc, f, separators=(",", ":"))
 
 
+# ---------------------------------------------------------------- the auxiliary semantic decoder
+
+SEM = dict(batch=3, high_channels=12, low_channels=[10, 6], projections=[4, 3], aspp_channels=6, rates=[1, 2, 3],
+           decoder_channels=5, sizes=[4, 7, 13])
+
+
+def semantic_params(cfg, g):
+    p = {}
+
+    def conv_bn(name, cin, cout, k, groups=1):
+        p[name + ".0.weight"] = torch.randn(cout, cin // groups, k, k, generator=g) * (2.0 / (cin // groups * k * k)) ** 0.5
+        p.update(bn_keys(name + ".1", cout, g))
+
+    a, hc = cfg["aspp_channels"], cfg["high_channels"]
+    conv_bn("aspp.conv", hc, a, 1)
+    for i in range(3):
+        conv_bn("aspp.atrous%d" % (i + 1), hc, a, 3)
+    conv_bn("aspp.pool", hc, a, 1)
+    conv_bn("aspp.project", 5 * a, a, 1)
+    c = a
+    for i, (cl, cp) in enumerate(zip(cfg["low_channels"], cfg["projections"])):
+        conv_bn("low%d" % i, cl, cp, 1)
+        cin = c + cp
+        p["fuse%d.depthwise.weight" % i] = torch.randn(cin, 1, 5, 5, generator=g) * (2.0 / 25) ** 0.5
+        p.update(bn_keys("fuse%d.depthwise_bn" % i, cin, g))
+        p["fuse%d.pointwise.weight" % i] = torch.randn(cfg["decoder_channels"], cin, 1, 1, generator=g) * (2.0 / cin) ** 0.5
+        p.update(bn_keys("fuse%d.pointwise_bn" % i, cfg["decoder_channels"], g))
+        c = cfg["decoder_channels"]
+    return p
+
+
+def semantic_decoder(cfg, p, high, lows, train, buffers):
+    def bn(x, name):
+        rm, rv = buffers[name + ".running_mean"], buffers[name + ".running_var"]
+        return F.batch_norm(x, rm, rv, p[name + ".weight"], p[name + ".bias"], training=train, momentum=0.1, eps=1e-5)
+
+    def conv_bn_relu(x, name, dilation=1):
+        w = p[name + ".0.weight"]
+        pad = dilation * (w.shape[-1] // 2)
+        return bn(F.conv2d(x, w, padding=pad, dilation=dilation), name + ".1").relu()
+
+    branches = [conv_bn_relu(high, "aspp.conv")]
+    for i, r in enumerate(cfg["rates"]):
+        branches.append(conv_bn_relu(high, "aspp.atrous%d" % (i + 1), r))
+    pooled = conv_bn_relu(high.mean(dim=(2, 3), keepdim=True), "aspp.pool")
+    branches.append(pooled.expand(-1, -1, high.shape[2], high.shape[3]))
+    x = conv_bn_relu(torch.cat(branches, 1), "aspp.project")
+    for i, low in enumerate(lows):
+        low = conv_bn_relu(low, "low%d" % i)
+        x = F.interpolate(x, size=low.shape[2:], mode="bilinear", align_corners=True)
+        x = torch.cat([x, low], 1)
+        x = bn(F.conv2d(x, p["fuse%d.depthwise.weight" % i], padding=2, groups=x.shape[1]), "fuse%d.depthwise_bn" % i).relu()
+        x = bn(F.conv2d(x, p["fuse%d.pointwise.weight" % i]), "fuse%d.pointwise_bn" % i).relu()
+    return x
+
+
+def make_semantic():
+    cfg = SEM
+    g = torch.Generator().manual_seed(21)
+    params32 = semantic_params(cfg, g)
+    torch.save(params32, os.path.join(HERE, "max_deeplab_semantic.pth"))
+    b, s = cfg["batch"], cfg["sizes"]
+    high = torch.randn(b, cfg["high_channels"], s[0], s[0], generator=g).relu()
+    low0 = torch.randn(b, cfg["low_channels"][0], s[1], s[1], generator=g).relu()
+    low1 = torch.randn(b, cfg["low_channels"][1], s[2], s[2], generator=g).relu()
+    go = torch.randn(b, cfg["decoder_channels"], s[2], s[2], generator=g)
+    doc = {"config": cfg, "checkpoint": "max_deeplab_semantic.pth", "torch": torch.__version__,
+           "inputs": {"high": tj(high), "low0": tj(low0), "low1": tj(low1), "grad_out": tj(go)}}
+    for mode in ("train", "eval"):
+        params = {k: v.double().requires_grad_(True) for k, v in params32.items() if v.is_floating_point() and "running" not in k}
+        buffers = {k: v.double().clone() for k, v in params32.items() if "running" in k}
+        xs = [t.double().requires_grad_(True) for t in (high, low0, low1)]
+        out = semantic_decoder(cfg, params, xs[0], xs[1:], mode == "train", buffers)
+        (out * go.double()).sum().backward()
+        grads = {"high": tj(xs[0].grad), "low0": tj(xs[1].grad), "low1": tj(xs[2].grad)}
+        if mode == "train":
+            grads.update({k: tj(v.grad) for k, v in params.items()})
+        doc[mode] = {"out": tj(out), "grads": grads}
+    with open(os.path.join(HERE, "max_deeplab_semantic.json"), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+
+
 # ---------------------------------------------------------------- the losses (float64)
 
 LOSS = dict(batch=3, slots=7, classes=5, height=6, width=8, dim=4, sem_height=3, sem_width=4,
@@ -359,4 +450,5 @@ def make_loss():
 
 if __name__ == "__main__":
     make_block()
+    make_semantic()
     make_loss()
