@@ -42,12 +42,13 @@ internal static class ModelCommands
         var finalEval = CliOptions.Flag("--final-eval-only", "evaluate on the held-out split after the last epoch only (default: after every epoch)");
         var init = CliOptions.Text("--init", "dir|file", "start from the weights of a checkpoint folder or weights file: those whose names and shapes the model shares (a detector's weights starting a mask model, e.g.); the rest keep their initialisation");
         var freezeDetector = CliOptions.Flag("--freeze-detector", "train the mask branch alone: backbone, RPN and box branch keep their (--init) weights and BatchNorm statistics (stage-wise training)");
+        var pretrain = CliOptions.Text("--pretrain-minutes", "m", "panoptic models: first pretrain the convolutional backbone as a classifier of object crops from the training split for this long, within --minutes (default: 7 for max_deeplab_compact, else 0 = none)");
         var offsetLr = CliOptions.Text("--offset-lr-mult", "x", "learning-rate multiplier of the offset layers (deformable convolutions' conv_offset, deformable RoI pooling's fc branches; default 1)");
         var mask = new MaskOptions();
         var deformable = new DeformableCli();
         var command = new Command("train", "train a detector or a panoptic model from scratch; checkpoints and evaluates on the held-out split after every epoch (COCO AP, or PQ)")
         {
-            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector, offsetLr,
+            model, data, outDir, epochs, batch, lr, size, device, seed, resume, clip, minutes, workers, epochImages, finalEval, init, freezeDetector, offsetLr, pretrain,
         };
         foreach (var o in mask.All) command.Options.Add(o);
         foreach (var o in deformable.All) command.Options.Add(o);
@@ -61,8 +62,10 @@ internal static class ModelCommands
                 return PanopticCommands.Train(panoptic, parse.GetValue(data)!, parse.GetValue(outDir)!, new PanopticCommands.TrainArgs(
                     parse.GetValue(epochs), parse.GetValue(batch), ParseDouble(parse.GetValue(lr), "--lr"), parse.GetValue(size), parse.GetValue(seed),
                     ParseDouble(parse.GetValue(clip), "--clip-grad"), ParseDouble(parse.GetValue(minutes), "--minutes") is double mm ? TimeSpan.FromMinutes(mm) : null,
-                    parse.GetValue(workers)), parse.GetValue(device), parse.GetValue(resume), parse.Output());
+                    parse.GetValue(workers), ParseDouble(parse.GetValue(pretrain), "--pretrain-minutes")), parse.GetValue(device), parse.GetValue(resume), parse.Output());
             }
+            if (parse.GetValue(pretrain) != null)
+                throw new ArgumentException("--pretrain-minutes pretrains a panoptic model's backbone; detectors take --init instead");
             var entry = ModelCatalog.Get(parse.GetValue(model)!);
             bool compact = entry.Name.EndsWith("_compact", StringComparison.Ordinal);
             int b = parse.GetValue(batch) ?? (compact ? 4 : 2);

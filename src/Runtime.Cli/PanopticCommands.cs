@@ -19,12 +19,14 @@ namespace Runtime.Cli;
 /// </summary>
 internal static class PanopticCommands
 {
-    public sealed record TrainArgs(int? Epochs, int? Batch, double? Lr, int? Size, ulong? Seed, double? ClipGrad, TimeSpan? TimeLimit, int Workers);
+    public sealed record TrainArgs(int? Epochs, int? Batch, double? Lr, int? Size, ulong? Seed, double? ClipGrad, TimeSpan? TimeLimit, int Workers, double? PretrainMinutes = null);
 
     private static string DataFolder(string outDir) => Path.Combine(outDir, "data");
 
     public static int Train(PanopticModelEntry entry, string data, string outDir, TrainArgs args, Device device, bool resume, TextWriter output)
     {
+        if (args.PretrainMinutes is double pm && !(pm >= 0 && double.IsFinite(pm)))
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"--pretrain-minutes must be 0 or more, got {pm}"));
         BackendRegistry.For(device);
         Directory.CreateDirectory(outDir);
         output.WriteLine($"data: {(PanopticData.IsShapes(data) ? "generating/reading the panoptic shapes set in " + DataFolder(outDir) : data)}");
@@ -44,6 +46,9 @@ internal static class PanopticCommands
             Workers = args.Workers,
             EvalImages = compact ? 100 : null,
         };
+        double pretrainMinutes = args.PretrainMinutes ?? (compact ? 7 : 0);
+        if (pretrainMinutes > 0 && things.Length >= 2 && !resume)
+            options = options with { Pretrain = new BackbonePretrainOptions { Duration = TimeSpan.FromMinutes(pretrainMinutes) } };
         var seed = options.Seed;
         using var model = entry.Build(config, device, new Generator(seed));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -49,6 +49,21 @@ internal sealed class TrainingProgress : ITrainingObserver
 
     public void OnEpoch(EpochSummary summary) => _output.WriteLine(EpochText(summary));
 
+    public void OnPretrainStep(PretrainStep step)
+    {
+        if (DateTime.UtcNow - _lastLine > TimeSpan.FromSeconds(15))
+        {
+            _lastLine = DateTime.UtcNow;
+            _output.WriteLine(PretrainText(step));
+        }
+    }
+
+    public void OnPretrained(PretrainResult r) => _output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"backbone pretrained on {r.Crops} object crops: {r.Steps} steps in {r.Elapsed:hh\\:mm\\:ss}, last loss {r.Loss:F3}, accuracy {100 * r.Accuracy:F1}%"));
+
+    internal static string PretrainText(PretrainStep s) => string.Create(CultureInfo.InvariantCulture,
+        $"pretraining the backbone on {s.Crops} object crops: step {s.Step}  loss {s.Loss:F3}  accuracy {100 * s.Accuracy:F1}%  {s.Elapsed:hh\\:mm\\:ss}");
+
     internal static string StepText(TrainStep s) => string.Create(CultureInfo.InvariantCulture,
         $"epoch {s.Epoch + 1}/{s.Epochs} step {s.Iteration}/{s.Iterations}  loss {s.Loss:F3} ({string.Join(", ", s.Losses.Select(kv => $"{Short(kv.Key)} {kv.Value:F3}"))})  lr {s.Lr:G3}  {s.ImagesPerSecond:F1} img/s  {s.Elapsed:hh\\:mm\\:ss}");
 
@@ -86,5 +101,9 @@ internal sealed class TrainingProgress : ITrainingObserver
         }
 
         public void OnEpoch(EpochSummary summary) => AnsiConsole.WriteLine(EpochText(summary));
+
+        public void OnPretrainStep(PretrainStep step) => AnsiConsole.WriteLine(PretrainText(step));
+
+        public void OnPretrained(PretrainResult result) => plain.OnPretrained(result);
     }
 }

@@ -255,8 +255,10 @@ public sealed class ModelCommandTests : IDisposable
         ShapesDataset.GeneratePanoptic(Path.Combine(data, "train"), 4, 5, options);
         ShapesDataset.GeneratePanoptic(Path.Combine(data, "val"), 2, 6, options);
         var outDir = Path.Combine(_dir, "maxdl");
-        var train = Run("train", "max_deeplab_compact", "--data", data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "65", "--workers", "0");
+        var train = Run("train", "max_deeplab_compact", "--data", data, "--out", outDir, "--epochs", "1", "--batch", "2", "--size", "65", "--workers", "0",
+            "--pretrain-minutes", "0.03");
         Assert.True(train.Code == 0, train.Err);
+        Assert.Contains("backbone pretrained on", train.Out);
         Assert.Contains("held-out panoptic quality", train.Out);
         Assert.Contains("Things", train.Out);
         foreach (var f in new[] { "model.safetensors", "config.json", "optimizer.safetensors", "trainer.json", "history.json" })
@@ -304,6 +306,8 @@ public sealed class ModelCommandTests : IDisposable
         AssertOneLineError(Run("predict", "--weights", outDir, "--mask-head", "agnostic", image, "--out", predDir), "panoptic");
         AssertOneLineError(Run("eval", outDir, "--data", data, "--mask-classes", "circle"), "--mask-classes", "panoptic");
         AssertOneLineError(Run("train", "max_deeplab_compact", "--data", data, "--out", outDir, "--dcn", "dcnv2"), "panoptic", "--dcn");
+        AssertOneLineError(Run("train", "fasterrcnn_compact", "--data", data, "--out", outDir, "--pretrain-minutes", "1"), "--pretrain-minutes");
+        AssertOneLineError(Run("train", "max_deeplab_compact", "--data", data, "--out", Path.Combine(_dir, "neg"), "--pretrain-minutes", "-1"), "--pretrain-minutes");
     }
 
     [Fact]

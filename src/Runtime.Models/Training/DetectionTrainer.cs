@@ -95,6 +95,12 @@ public interface ITrainingObserver
     void OnStep(TrainStep step) { }
     void OnEvaluating(int images) { }
     void OnEpoch(EpochSummary summary) { }
+
+    /// <summary>Progress of a panoptic model's backbone pretraining (every 100 steps).</summary>
+    void OnPretrainStep(PretrainStep step) { }
+
+    /// <summary>The backbone pretraining is over.</summary>
+    void OnPretrained(PretrainResult result) { }
 }
 
 /// <summary>

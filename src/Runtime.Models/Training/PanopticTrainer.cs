@@ -35,6 +35,12 @@ public sealed record PanopticTrainOptions
     /// <summary>Stop after this much training time (the epoch in progress ends early); null: no limit.</summary>
     public TimeSpan? TimeLimit { get; init; }
 
+    /// <summary>
+    /// Pretrain the convolutional front on object crops first (<see cref="BackbonePretraining"/>; its time counts
+    /// against <see cref="TimeLimit"/>); not on resume. Null: no pretraining.
+    /// </summary>
+    public BackbonePretrainOptions? Pretrain { get; init; }
+
     internal void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Epochs, nameof(Epochs));
@@ -94,6 +100,13 @@ public sealed class PanopticTrainer
         var config = _model.Config;
         using var optimizer = new Adam(_model.Parameters().ToArray(), _options.Lr, weightDecay: _options.WeightDecay);
         int startEpoch = resume ? Restore(optimizer) : 0;
+        var clock = Stopwatch.StartNew();
+        if (startEpoch == 0 && _options.Pretrain is { } pretrain)
+        {
+            if (_options.TimeLimit is { } budget && budget < pretrain.Duration) pretrain = pretrain with { Duration = budget };
+            var result = BackbonePretraining.Run(_model, _train, pretrain with { Seed = pretrain.Seed ^ _options.Seed }, observer.OnPretrainStep, cancel);
+            observer.OnPretrained(result);
+        }
         var transform = new Compose<PanopticSample>(new Normalize(config.ImageMean, config.ImageStd), new FitScaleCrop(config.InputSize, _options.MinScale, _options.MaxScale),
             new RandomHorizontalFlip(_options.FlipProbability));
         var augmented = new TransformedDataset<PanopticSample>(_train, transform, _options.Seed);
@@ -106,7 +119,6 @@ public sealed class PanopticTrainer
         long total = (long)iters * _options.Epochs;
         observer.OnStart(_options.Epochs, iters, startEpoch);
         var summaries = new List<EpochSummary>();
-        var clock = Stopwatch.StartNew();
         var device = _model.Memory.Device;
         for (int epoch = startEpoch; epoch < _options.Epochs; epoch++)
         {
