@@ -17,7 +17,8 @@ Weights: torch's default initialisation after torch.manual_seed(1234) (the numbe
 does not depend on them).
 
 Eval (default): one --size x --size image in [0, 1] (torch.rand, generator seeded 1234) through preprocessing
-(resize the longer side to the input size, normalise, pad), the network in eval mode under no_grad, and the
+(resize the longer side to the input size, normalise, pad), the network in eval mode under no_grad without the
+semantic decoder and head (inference does not read them), and the
 pixel-wise panoptic post-processing (mask logits resized to the image, slots of class confidence > 0.7 kept,
 argmax slot per pixel, void below 0.4), as MaxDeepLab.Predict does.
 
@@ -316,7 +317,7 @@ class MaxDeepLab(nn.Module):
             self.class_head.bias.zero_()
             self.class_head.bias[-1] = math.log(c["num_classes"] * 0.9 / 0.1)
 
-    def forward(self, x):
+    def forward(self, x, semantic=True):
         b = x.shape[0]
         x = self.maxpool(self.bn1(self.conv1(x)).relu())
         c2 = self.layer1(x)
@@ -331,7 +332,10 @@ class MaxDeepLab(nn.Module):
         d8 = self.decoder8_block(self.decoder8([p, c3], c3.shape[-2:]))
         d4 = self.decoder4_block(self.decoder4([d8, c2], c2.shape[-2:]))
         g = F.normalize(self.pixel_bn(self.pixel_head(d4)), dim=1, eps=1e-6)
-        semantic = self.semantic_head(self.semantic_decoder(backbone, [c3, c2]) if self.semantic_decoder else backbone)
+        if semantic:
+            semantic = self.semantic_head(self.semantic_decoder(backbone, [c3, c2]) if self.semantic_decoder else backbone)
+        else:
+            semantic = None
         class_logits = self.class_head(self.class_feature(memory).transpose(1, 2))
         kernel = self.mask_kernel(self.mask_feature(memory))
         h4, w4 = g.shape[-2:]
@@ -408,7 +412,7 @@ def predict(model, image, c):
     mean = torch.tensor([0.485, 0.456, 0.406], device=image.device)[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225], device=image.device)[:, None, None]
     x = F.pad((x - mean) / std, (0, s - rw, 0, s - rh))
-    mask_logits, class_logits, _, _ = model(x)
+    mask_logits, class_logits, _, _ = model(x, semantic=False)
     probs = class_logits[0].softmax(-1)[:, :-1]
     conf, cls = probs.max(-1)
     kept = conf > 0.7

@@ -28,7 +28,7 @@ internal static class ModelCommands
         var model = new Argument<string>("model") { Description = "a catalogue model: " + ModelList };
         var data = new Option<string>("--data") { Required = true, HelpName = "shapes|panoptic-shapes|coco-dir", Description = "'shapes' (detectors) or 'panoptic-shapes' (panoptic models), generated into <out>/data, or a COCO folder ({train,val}/images + annotations/instances.json or panoptic.json + panoptic/, or COCO 2017's layout)" };
         var outDir = new Option<string>("--out") { Required = true, HelpName = "dir", Description = "checkpoint folder (model.safetensors, config.json, optimizer state, history.json, predictions/)" };
-        var epochs = CliOptions.OptionalInt("--epochs", "epochs (default: 26, or 3 for the compact detectors; 50, or 12 for max_deeplab_compact)");
+        var epochs = CliOptions.OptionalInt("--epochs", "epochs (default: 26, or 3 for the compact detectors; 50, or 8 for max_deeplab_compact)");
         var batch = CliOptions.OptionalInt("--batch", "images per step (default: 2, or 4 for the compact models)");
         var lr = CliOptions.Text("--lr", "x", "base learning rate (default: 0.02 x batch / 16, or 0.01 for the compact detectors; Adam 1e-3 for the panoptic models)");
         var size = CliOptions.OptionalInt("--size", "shorter image side after resizing (default: the model's: 800, or 256 for the compact detectors); the panoptic models' square input side (641, 161 compact)");

@@ -37,7 +37,7 @@ internal static class PanopticCommands
         bool compact = entry.Name.EndsWith("_compact", StringComparison.Ordinal);
         var options = new PanopticTrainOptions
         {
-            Epochs = args.Epochs ?? (compact ? 12 : 50),
+            Epochs = args.Epochs ?? (compact ? 8 : 50),
             BatchSize = args.Batch ?? (compact ? 4 : 2),
             Lr = args.Lr ?? 1e-3,
             Seed = args.Seed ?? 1,

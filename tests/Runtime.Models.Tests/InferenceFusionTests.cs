@@ -104,7 +104,7 @@ public class InferenceFusionTests
     private static double[][] Outputs(MaxDeepLab model, Tensor images)
     {
         using var output = model.Forward(images);
-        return [Values(output.MaskLogits), Values(output.ClassLogits), Values(output.PixelFeatures), Values(output.SemanticLogits)];
+        return [Values(output.MaskLogits), Values(output.ClassLogits), Values(output.PixelFeatures), Values(output.SemanticLogits!)];
     }
 
     private static readonly string[] OutputNames = ["mask logits", "class logits", "pixel features", "semantic logits"];

@@ -47,11 +47,11 @@ public class MaxDeepLabTests
         Assert.Equal(new[] { 2, 6, 17, 17 }, output.MaskLogits.Shape.ToArray());
         Assert.Equal(new[] { 2, 6, 10 }, output.ClassLogits.Shape.ToArray());
         Assert.Equal(new[] { 2, 4, 17, 17 }, output.PixelFeatures.Shape.ToArray());
-        Assert.Equal(new[] { 2, 9, 17, 17 }, output.SemanticLogits.Shape.ToArray());
+        Assert.Equal(new[] { 2, 9, 17, 17 }, output.SemanticLogits!.Shape.ToArray());
         var norms = output.PixelFeatures.Square().Sum(1).To(Device.Cpu).ToArray<float>();
         Assert.All(norms, v => Assert.Equal(1, v, 4));
         foreach (var (e, a, name) in new[] { (expected.MaskLogits, output.MaskLogits, "masks"), (expected.ClassLogits, output.ClassLogits, "classes"),
-                     (expected.PixelFeatures, output.PixelFeatures, "features"), (expected.SemanticLogits, output.SemanticLogits, "semantic") })
+                     (expected.PixelFeatures, output.PixelFeatures, "features"), (expected.SemanticLogits!, output.SemanticLogits!, "semantic") })
         {
             var ev = e.ToArray<float>();
             var av = a.To(Device.Cpu).ToArray<float>();
@@ -96,6 +96,23 @@ public class MaxDeepLabTests
     }
 
     [Fact]
+    public void InferenceCanSkipTheSemanticBranch()
+    {
+        using var model = new MaxDeepLab(Tiny, Device.Cpu, new Generator(1));
+        model.Eval();
+        using var images = Tensor.Randn([2, 3, 65, 65], new Generator(2));
+        using var scope = new TensorScope();
+        using var full = model.Forward(images);
+        using var lean = model.Forward(images, semantic: false);
+        Assert.Null(lean.SemanticLogits);
+        Assert.Equal(full.MaskLogits.ToArray<float>(), lean.MaskLogits.ToArray<float>());
+        Assert.Equal(full.ClassLogits.ToArray<float>(), lean.ClassLogits.ToArray<float>());
+        var t = SyntheticTarget(65);
+        var error = Assert.Throws<ArgumentException>(() => MaxDeepLabLoss.Compute(lean, [t, t], Tiny.Loss));
+        Assert.Contains("semantic", error.Message);
+    }
+
+    [Fact]
     public void OutputStrideEightKeepsTheBackboneAtStrideEight()
     {
         // Without the auxiliary semantic decoder the semantic head sits on the backbone, so its logits show the stride.
@@ -107,7 +124,7 @@ public class MaxDeepLabTests
         using var scope = new TensorScope();
         var o = model.Forward(images);
         Assert.Equal(new[] { 2, 6, 17, 17 }, o.MaskLogits.Shape.ToArray());
-        Assert.Equal(new[] { 2, 9, 9, 9 }, o.SemanticLogits.Shape.ToArray());
+        Assert.Equal(new[] { 2, 9, 9, 9 }, o.SemanticLogits!.Shape.ToArray());
         var t = PanopticTarget.FromSegments(new int[65 * 65], 65, 65, [], 17, 17, 9, 9);
         var losses = MaxDeepLabLoss.Compute(o, [t, t], config.Loss);
         Assert.True(losses[MaxDeepLabLoss.PqClass].Item() > 0);

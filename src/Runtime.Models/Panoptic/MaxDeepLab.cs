@@ -9,7 +9,7 @@ namespace Runtime.Models.Panoptic;
 /// </summary>
 public sealed class MaxDeepLabOutput : IDisposable
 {
-    public MaxDeepLabOutput(Tensor maskLogits, Tensor classLogits, Tensor pixelFeatures, Tensor semanticLogits)
+    public MaxDeepLabOutput(Tensor maskLogits, Tensor classLogits, Tensor pixelFeatures, Tensor? semanticLogits)
     {
         MaskLogits = maskLogits;
         ClassLogits = classLogits;
@@ -26,15 +26,18 @@ public sealed class MaxDeepLabOutput : IDisposable
     /// <summary>[B, D, H/4, W/4], unit length along D.</summary>
     public Tensor PixelFeatures { get; }
 
-    /// <summary>[B, classes, H/4, W/4] with the auxiliary semantic decoder, else [B, classes, H/16, W/16] (H/8 with output stride 8).</summary>
-    public Tensor SemanticLogits { get; }
+    /// <summary>
+    /// [B, classes, H/4, W/4] with the auxiliary semantic decoder, else [B, classes, H/16, W/16] (H/8 with output stride
+    /// 8); null when the forward pass was asked not to compute it (inference, which does not read it).
+    /// </summary>
+    public Tensor? SemanticLogits { get; }
 
     public void Dispose()
     {
         MaskLogits.Dispose();
         ClassLogits.Dispose();
         PixelFeatures.Dispose();
-        SemanticLogits.Dispose();
+        SemanticLogits?.Dispose();
     }
 }
 
@@ -174,8 +177,11 @@ public sealed class MaxDeepLab : Module
     public int NumSlots => Config.NumSlots;
     public int NumClasses => Config.NumClasses;
 
-    /// <summary>Runs the network on normalised images [B, 3, H, W] (H, W at most <see cref="MaxDeepLabConfig.InputSize"/>).</summary>
-    public MaxDeepLabOutput Forward(Tensor images)
+    /// <summary>
+    /// Runs the network on normalised images [B, 3, H, W] (H, W at most <see cref="MaxDeepLabConfig.InputSize"/>);
+    /// <paramref name="semantic"/> false skips the semantic decoder and head, which only the training loss reads.
+    /// </summary>
+    public MaxDeepLabOutput Forward(Tensor images, bool semantic = true)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Rank != 4 || images.Size(1) != 3)
@@ -197,14 +203,14 @@ public sealed class MaxDeepLab : Module
         var d4 = Decoder4Block.Forward(Decoder4.Forward([d8, c2], (c2.Size(2), c2.Size(3))));
         var pixel = PixelHead.Forward(d4, PixelBn);
         var features = L2Normalize(pixel, 1);
-        var semantic = SemanticHead.Forward(SemanticDecoder is null ? backbone : SemanticDecoder.Forward(backbone, [c3, c2]));
+        var semanticLogits = !semantic ? null : SemanticHead.Forward(SemanticDecoder is null ? backbone : SemanticDecoder.Forward(backbone, [c3, c2]));
 
         var classLogits = ClassHead.Forward(ClassFeature.Forward(memory).MT);          // [B, N, C + 1]
         var kernel = MaskKernel.Forward(MaskFeature.Forward(memory));                   // [B, D, N]
         int h4 = features.Size(2), w4 = features.Size(3);
         var similarity = kernel.MT.MatMul(features.Reshape(batch, Config.FeatureDim, h4 * w4)); // [B, N, P]
         var maskLogits = MaskBn.Forward(similarity.Unsqueeze(1)).Reshape(batch, Config.NumSlots, h4, w4);
-        return new MaxDeepLabOutput(scope.MoveOut(maskLogits), scope.MoveOut(classLogits), scope.MoveOut(features), scope.MoveOut(semantic));
+        return new MaxDeepLabOutput(scope.MoveOut(maskLogits), scope.MoveOut(classLogits), scope.MoveOut(features), semanticLogits is null ? null : scope.MoveOut(semanticLogits));
     }
 
     /// <summary>
@@ -242,7 +248,7 @@ public sealed class MaxDeepLab : Module
         using var scope = new TensorScope();
         var prepared = images.Select(Preprocess).ToArray();
         var batch = Tensor.Stack(prepared.Select(p => p.Input).ToArray());
-        using var output = Forward(batch);
+        using var output = Forward(batch, semantic: false);
         var things = Config.ThingClasses.ToHashSet();
         var results = new List<PanopticPrediction>();
         int n = NumSlots, gh = output.MaskLogits.Size(2), gw = output.MaskLogits.Size(3);

@@ -97,6 +97,8 @@ public static class MaxDeepLabLoss
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(options);
+        if (output.SemanticLogits is null)
+            throw new ArgumentException("the output has no semantic logits (a forward pass with semantic: false); the loss needs them", nameof(output));
         return Compute(output.MaskLogits, output.ClassLogits, output.PixelFeatures, output.SemanticLogits, targets, options, matches, fixedMatches);
     }
 
