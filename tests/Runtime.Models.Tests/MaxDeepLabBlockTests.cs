@@ -42,16 +42,22 @@ public class MaxDeepLabBlockTests
         int I(string k) => c.GetProperty(k).GetInt32();
         var block = new DualPathBlock(I("in_channels"), I("filters"), I("axial_heads"), I("span"), I("memory_channels"),
             I("transformer_filters"), I("transformer_heads"), I("ffn_channels"), device: device, generator: new Generator(1));
-        var state = TorchCheckpoint.Load(Path.Combine(Golden.Folder, Doc.GetProperty("checkpoint").GetString()!));
+        LoadGolden(block, Doc.GetProperty("checkpoint").GetString()!);
+        return block;
+    }
+
+    /// <summary>Loads the golden folder's .pth <paramref name="checkpoint"/> into <paramref name="module"/>.</summary>
+    internal static void LoadGolden(Module module, string checkpoint)
+    {
+        var state = TorchCheckpoint.Load(Path.Combine(Golden.Folder, checkpoint));
         try
         {
-            block.LoadStateDict(state);
+            module.LoadStateDict(state);
         }
         finally
         {
             foreach (var t in state.Values) t.Dispose();
         }
-        return block;
     }
 
     [Theory]

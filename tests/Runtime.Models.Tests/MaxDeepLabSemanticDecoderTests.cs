@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Runtime.Models.Panoptic;
-using Runtime.Nn.Checkpoints;
 
 namespace Runtime.Models.Tests;
 
@@ -25,15 +24,7 @@ public class MaxDeepLabSemanticDecoderTests
         var decoder = new SemanticDecoder(c.GetProperty("high_channels").GetInt32(), Ints(c.GetProperty("low_channels")), Ints(c.GetProperty("projections")),
             c.GetProperty("aspp_channels").GetInt32(), Ints(c.GetProperty("rates")), c.GetProperty("decoder_channels").GetInt32(),
             new Generator(5), dropout, device: device, generator: new Generator(1));
-        var state = TorchCheckpoint.Load(Path.Combine(Golden.Folder, Doc.GetProperty("checkpoint").GetString()!));
-        try
-        {
-            decoder.LoadStateDict(state);
-        }
-        finally
-        {
-            foreach (var t in state.Values) t.Dispose();
-        }
+        MaxDeepLabBlockTests.LoadGolden(decoder, Doc.GetProperty("checkpoint").GetString()!);
         return decoder;
     }
 

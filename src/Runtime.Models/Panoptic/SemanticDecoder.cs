@@ -76,7 +76,8 @@ public sealed class Aspp : UnaryModule
         return scope.MoveOut(Dropout.Forward(projected));
     }
 
-    private static Tensor ConvBnRelu(Sequential convBn, Tensor x) => ((Conv2d)convBn[0]).ForwardNorm(x, (BatchNorm2d)convBn[1], relu: true);
+    /// <summary>A [convolution, BN] pair followed by ReLU, folded in inference.</summary>
+    internal static Tensor ConvBnRelu(Sequential convBn, Tensor x) => ((Conv2d)convBn[0]).ForwardNorm(x, (BatchNorm2d)convBn[1], relu: true);
 }
 
 /// <summary>
@@ -130,7 +131,7 @@ public sealed class SemanticDecoder : Module
         var x = Aspp.Forward(high);
         for (int i = 0; i < _low.Length; i++)
         {
-            var low = ((Conv2d)_low[i][0]).ForwardNorm(lowLevel[i], (BatchNorm2d)_low[i][1], relu: true);
+            var low = Aspp.ConvBnRelu(_low[i], lowLevel[i]);
             if (x.Size(2) != low.Size(2) || x.Size(3) != low.Size(3))
                 x = x.Interpolate((low.Size(2), low.Size(3)), InterpolationMode.Bilinear, alignCorners: true);
             x = _fuse[i].Forward(Tensor.Cat([x, low], 1));
