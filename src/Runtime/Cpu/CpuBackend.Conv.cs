@@ -259,6 +259,11 @@ internal sealed unsafe partial class CpuBackend
             EpiloguePass(y, null, residual, relu, g);
             return;
         }
+        if (typeof(T) == typeof(float) && packedFrom != null && PixelMajorApplies(g, DType.Float32, true))
+        {
+            PixelMajorForward((float*)x, (float*)w, (float*)bias, (float*)residual, relu, (float*)y, g, packedFrom);
+            return;
+        }
         var weights = new ConvWeights<T>(w, g, packedFrom);
         if (!plan.Direct)
             ImplicitForward(x, weights, bias, residual, relu, y, g);

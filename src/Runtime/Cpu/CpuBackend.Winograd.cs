@@ -28,13 +28,13 @@ namespace Runtime.Cpu;
 /// </summary>
 internal sealed unsafe partial class CpuBackend
 {
-    /// <summary>When 3x3 stride-1 float32 convolutions take the Winograd path.</summary>
-    internal enum WinogradPolicy
+    /// <summary>When a convolution takes one of the specialised forward paths (Winograd, pixel-major).</summary>
+    internal enum PathPolicy
     {
-        /// <summary>Where <see cref="WinogradApplies"/>'s size rule says it wins (the default).</summary>
+        /// <summary>Where the path's size rule says it wins (the default).</summary>
         Auto,
 
-        /// <summary>Never (the environment variable RUNTIME_WINOGRAD=0 starts with this).</summary>
+        /// <summary>Never (the environment variables RUNTIME_WINOGRAD=0 and RUNTIME_PIXEL_MAJOR=0 start with this).</summary>
         Off,
 
         /// <summary>On every shape it can run (tests).</summary>
@@ -42,7 +42,7 @@ internal sealed unsafe partial class CpuBackend
     }
 
     /// <summary>The path choice for 3x3 stride-1 float32 convolutions; benchmarks and tests switch it to compare paths.</summary>
-    internal static WinogradPolicy Winograd { get; set; } = Environment.GetEnvironmentVariable("RUNTIME_WINOGRAD") == "0" ? WinogradPolicy.Off : WinogradPolicy.Auto;
+    internal static PathPolicy Winograd { get; set; } = Environment.GetEnvironmentVariable("RUNTIME_WINOGRAD") == "0" ? PathPolicy.Off : PathPolicy.Auto;
 
     /// <summary>Tiles per chunk: the B panel of one transform point (Cin x tiles) stays in L2.</summary>
     private const int WinogradChunk = 64;
@@ -58,11 +58,11 @@ internal sealed unsafe partial class CpuBackend
     /// </summary>
     internal static bool WinogradApplies(Conv2dGeometry g, DType dtype)
     {
-        if (Winograd == WinogradPolicy.Off || dtype != DType.Float32 || !Avx2.IsSupported || !Fma.IsSupported) return false;
+        if (Winograd == PathPolicy.Off || dtype != DType.Float32 || !Avx2.IsSupported || !Fma.IsSupported) return false;
         if (g.KernelH != 3 || g.KernelW != 3 || g.StrideH != 1 || g.StrideW != 1 || g.DilationH != 1 || g.DilationW != 1 || g.Groups != 1) return false;
         long padded = (long)g.Batch * g.InChannels * WinogradSide(g.OutHeight) * WinogradSide(g.OutWidth);
         if (g.OutHeight < 1 || g.OutWidth < 1 || padded >= int.MaxValue) return false;
-        if (Winograd == WinogradPolicy.Always) return true;
+        if (Winograd == PathPolicy.Always) return true;
         if (g.InChannels < 16 || g.OutChannels < 16) return false;
         long tiles = (long)g.Batch * ((g.OutHeight + 3) / 4) * ((g.OutWidth + 3) / 4);
         return tiles >= 16;

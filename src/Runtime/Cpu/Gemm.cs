@@ -108,6 +108,13 @@ internal static unsafe class Gemm
         return list.ToArray();
     }
 
+    /// <summary>
+    /// The float32 configuration of products whose rows are a convolution's output pixels and whose columns its output
+    /// channels (<c>CpuBackend.PixelMajorForward</c>): 7 x 32 on AVX-512, else null.
+    /// </summary>
+    internal static readonly Config<float>? PixelMajorConfig =
+        Avx512F.IsSupported ? new Config<float>("avx512-7x32", 7, 32, 384, 7 * 220, 256, &S512_7x32) : null;
+
     private static Config<double>[] CreateDoubleConfigs()
     {
         var list = new List<Config<double>>();
@@ -1126,6 +1133,67 @@ internal static unsafe class Gemm
         c5_0.Store(c + 5 * ldc + 0); c5_1.Store(c + 5 * ldc + 16);
         c6_0.Store(c + 6 * ldc + 0); c6_1.Store(c + 6 * ldc + 16);
         c7_0.Store(c + 7 * ldc + 0); c7_1.Store(c + 7 * ldc + 16);
+    }
+
+    /// <summary>
+    /// The 7 x 32 float kernel of <see cref="PixelMajorConfig"/> (14 accumulators): seven rows, so that the output
+    /// pixels of a convolution whose planes are multiples of 7 (every ResNet plane: 7, 14, 28, 56, 112) fill whole
+    /// slivers. No fused epilogue: its callers apply it while transposing the result.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void S512_7x32(long kc, float* a, float* b, float* c, long ldc, bool acc)
+    {
+        Vector512<float> c0_0 = default, c0_1 = default;
+        Vector512<float> c1_0 = default, c1_1 = default;
+        Vector512<float> c2_0 = default, c2_1 = default;
+        Vector512<float> c3_0 = default, c3_1 = default;
+        Vector512<float> c4_0 = default, c4_1 = default;
+        Vector512<float> c5_0 = default, c5_1 = default;
+        Vector512<float> c6_0 = default, c6_1 = default;
+        for (long p = kc; p > 0; p--)
+        {
+            Vector512<float> b0 = Vector512.Load(b + 0); Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> a0 = Vector512.Create(a[0]);
+            c0_0 = Avx512F.FusedMultiplyAdd(a0, b0, c0_0);
+            c0_1 = Avx512F.FusedMultiplyAdd(a0, b1, c0_1);
+            Vector512<float> a1 = Vector512.Create(a[1]);
+            c1_0 = Avx512F.FusedMultiplyAdd(a1, b0, c1_0);
+            c1_1 = Avx512F.FusedMultiplyAdd(a1, b1, c1_1);
+            Vector512<float> a2 = Vector512.Create(a[2]);
+            c2_0 = Avx512F.FusedMultiplyAdd(a2, b0, c2_0);
+            c2_1 = Avx512F.FusedMultiplyAdd(a2, b1, c2_1);
+            Vector512<float> a3 = Vector512.Create(a[3]);
+            c3_0 = Avx512F.FusedMultiplyAdd(a3, b0, c3_0);
+            c3_1 = Avx512F.FusedMultiplyAdd(a3, b1, c3_1);
+            Vector512<float> a4 = Vector512.Create(a[4]);
+            c4_0 = Avx512F.FusedMultiplyAdd(a4, b0, c4_0);
+            c4_1 = Avx512F.FusedMultiplyAdd(a4, b1, c4_1);
+            Vector512<float> a5 = Vector512.Create(a[5]);
+            c5_0 = Avx512F.FusedMultiplyAdd(a5, b0, c5_0);
+            c5_1 = Avx512F.FusedMultiplyAdd(a5, b1, c5_1);
+            Vector512<float> a6 = Vector512.Create(a[6]);
+            c6_0 = Avx512F.FusedMultiplyAdd(a6, b0, c6_0);
+            c6_1 = Avx512F.FusedMultiplyAdd(a6, b1, c6_1);
+            a += 7;
+            b += 32;
+        }
+        if (acc)
+        {
+            c0_0 += Vector512.Load(c + 0 * ldc + 0); c0_1 += Vector512.Load(c + 0 * ldc + 16);
+            c1_0 += Vector512.Load(c + 1 * ldc + 0); c1_1 += Vector512.Load(c + 1 * ldc + 16);
+            c2_0 += Vector512.Load(c + 2 * ldc + 0); c2_1 += Vector512.Load(c + 2 * ldc + 16);
+            c3_0 += Vector512.Load(c + 3 * ldc + 0); c3_1 += Vector512.Load(c + 3 * ldc + 16);
+            c4_0 += Vector512.Load(c + 4 * ldc + 0); c4_1 += Vector512.Load(c + 4 * ldc + 16);
+            c5_0 += Vector512.Load(c + 5 * ldc + 0); c5_1 += Vector512.Load(c + 5 * ldc + 16);
+            c6_0 += Vector512.Load(c + 6 * ldc + 0); c6_1 += Vector512.Load(c + 6 * ldc + 16);
+        }
+        c0_0.Store(c + 0 * ldc + 0); c0_1.Store(c + 0 * ldc + 16);
+        c1_0.Store(c + 1 * ldc + 0); c1_1.Store(c + 1 * ldc + 16);
+        c2_0.Store(c + 2 * ldc + 0); c2_1.Store(c + 2 * ldc + 16);
+        c3_0.Store(c + 3 * ldc + 0); c3_1.Store(c + 3 * ldc + 16);
+        c4_0.Store(c + 4 * ldc + 0); c4_1.Store(c + 4 * ldc + 16);
+        c5_0.Store(c + 5 * ldc + 0); c5_1.Store(c + 5 * ldc + 16);
+        c6_0.Store(c + 6 * ldc + 0); c6_1.Store(c + 6 * ldc + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

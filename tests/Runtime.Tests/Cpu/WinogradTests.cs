@@ -10,6 +10,7 @@ namespace Runtime.Tests.Cpu;
 /// the suite slow, odd sizes kept), paddings 0-2, batch 1 and 8, with its epilogue (bias, residual, ReLU), the cached
 /// transformed weights following in-place weight updates, and the rule that picks the path.
 /// </summary>
+[Collection(ConvPathCollection.Name)]
 public class WinogradTests
 {
     /// <summary>
@@ -42,17 +43,17 @@ public class WinogradTests
     [MemberData(nameof(Shapes))]
     public void MatchesFloat64Convolution(int batch, int cin, int h, int w, int cout, int pad)
     {
-        using var x = Random([batch, cin, h, w], 1, 1.0);
-        using var weight = Random([cout, cin, 3, 3], 2, Math.Sqrt(2.0 / (9 * cin)));
-        using var bias = Random([cout], 3, 0.1);
-        using var y = WithPolicy(CpuBackend.WinogradPolicy.Always, () =>
+        using var x = ConvReference.Random([batch, cin, h, w], 1, 1.0);
+        using var weight = ConvReference.Random([cout, cin, 3, 3], 2, Math.Sqrt(2.0 / (9 * cin)));
+        using var bias = ConvReference.Random([cout], 3, 0.1);
+        using var y = WithPolicy(CpuBackend.PathPolicy.Always, () =>
         {
             // Without AVX2 + FMA (the scalar CI pass) the path is off and this checks the GEMM path instead.
             Assert.Equal(Simd, CpuBackend.WinogradApplies(Geometry(batch, cin, h, w, cout, pad), DType.Float32));
             return x.Conv2d(weight, bias, 1, pad);
         });
-        using var reference = Reference(x, weight, bias, pad, null, false);
-        AssertClose(reference, y, Bound);
+        using var reference = ConvReference.Of(x, weight, bias, 1, pad, 1, null, false);
+        ConvReference.AssertClose(reference, y, Bound);
     }
 
     [CpuTheory("the Winograd path is the CPU's")]
@@ -63,16 +64,16 @@ public class WinogradTests
     {
         int batch = 2, cin = 64, h = 18, w = 13, cout = 40;
         var g = Geometry(batch, cin, h, w, cout, 1);
-        using var x = Random([batch, cin, h, w], 4, 1.0);
-        using var weight = Random([cout, cin, 3, 3], 5, Math.Sqrt(2.0 / (9 * cin)));
-        using var bias = Random([cout], 6, 0.5);
-        using var residual = Random([batch, cout, h, w], 7, 1.0);
+        using var x = ConvReference.Random([batch, cin, h, w], 4, 1.0);
+        using var weight = ConvReference.Random([cout, cin, 3, 3], 5, Math.Sqrt(2.0 / (9 * cin)));
+        using var bias = ConvReference.Random([cout], 6, 0.5);
+        using var residual = ConvReference.Random([batch, cout, h, w], 7, 1.0);
         using var y = Tensor.Empty([batch, cout, h, w], DType.Float32, Device.Cpu);
         using (GradMode.NoGrad())
         using (var xc = x.Contiguous())
             Backend().Conv2dFused(xc.KernelView, weight.KernelView, bias.KernelView, withResidual ? residual.KernelView : null, relu, y.KernelView, g);
-        using var reference = Reference(x, weight, bias, 1, withResidual ? residual : null, relu);
-        AssertClose(reference, y, Bound);
+        using var reference = ConvReference.Of(x, weight, bias, 1, 1, 1, withResidual ? residual : null, relu);
+        ConvReference.AssertClose(reference, y, Bound);
         if (relu) Assert.True(y.ToArray<float>().Min() == 0);
     }
 
@@ -80,21 +81,21 @@ public class WinogradTests
     public void CachedWeightsFollowInPlaceUpdates()
     {
         int cin = 32, cout = 32, h = 32, w = 32;
-        using var x = Random([1, cin, h, w], 8, 1.0);
-        using var weight = Random([cout, cin, 3, 3], 9, 0.1);
-        using var other = Random([cout, cin, 3, 3], 10, 0.1);
+        using var x = ConvReference.Random([1, cin, h, w], 8, 1.0);
+        using var weight = ConvReference.Random([cout, cin, 3, 3], 9, 0.1);
+        using var other = ConvReference.Random([cout, cin, 3, 3], 10, 0.1);
         using (GradMode.NoGrad())
         {
             using var first = x.Conv2d(weight, null, 1, 1);
-            AssertClose(Reference(x, weight, null, 1, null, false), first, Bound);
+            ConvReference.AssertClose(ConvReference.Of(x, weight, null, 1, 1, 1, null, false), first, Bound);
             weight.CopyFrom(other);
             using var second = x.Conv2d(weight, null, 1, 1);
-            using var expected = Reference(x, other, null, 1, null, false);
-            AssertClose(expected, second, Bound);
+            using var expected = ConvReference.Of(x, other, null, 1, 1, 1, null, false);
+            ConvReference.AssertClose(expected, second, Bound);
             weight.MulInPlace(-2);
             using var third = x.Conv2d(weight, null, 1, 1);
             using var scaled = expected * -2;
-            AssertClose(scaled, third, Bound);
+            ConvReference.AssertClose(scaled, third, Bound);
         }
     }
 
@@ -102,12 +103,12 @@ public class WinogradTests
     public void WinogradAndDirectPathsAgreeWithGradients()
     {
         // Training forwards take the Winograd path too; the backward is the GEMM one, so the gradients are unchanged.
-        using var x = Random([2, 16, 12, 12], 11, 1.0).RequiresGrad_();
-        using var weight = Random([16, 16, 3, 3], 12, 0.2).RequiresGrad_();
-        using var y = WithPolicy(CpuBackend.WinogradPolicy.Always, () => x.Conv2d(weight, null, 1, 1));
-        using var direct = WithPolicy(CpuBackend.WinogradPolicy.Off, () => x.Conv2d(weight, null, 1, 1));
-        AssertClose(direct, y, Bound);
-        using var gy = Random([2, 16, 12, 12], 13, 1.0);
+        using var x = ConvReference.Random([2, 16, 12, 12], 11, 1.0).RequiresGrad_();
+        using var weight = ConvReference.Random([16, 16, 3, 3], 12, 0.2).RequiresGrad_();
+        using var y = WithPolicy(CpuBackend.PathPolicy.Always, () => x.Conv2d(weight, null, 1, 1));
+        using var direct = WithPolicy(CpuBackend.PathPolicy.Off, () => x.Conv2d(weight, null, 1, 1));
+        ConvReference.AssertClose(direct, y, Bound);
+        using var gy = ConvReference.Random([2, 16, 12, 12], 13, 1.0);
         y.Backward(gy);
         var gx = x.Grad!.ToArray<float>();
         var gw = weight.Grad!.ToArray<float>();
@@ -119,7 +120,7 @@ public class WinogradTests
     }
 
     /// <summary>Runs <paramref name="body"/> under a path policy (tests in this class run one at a time).</summary>
-    private static T WithPolicy<T>(CpuBackend.WinogradPolicy policy, Func<T> body)
+    private static T WithPolicy<T>(CpuBackend.PathPolicy policy, Func<T> body)
     {
         var old = CpuBackend.Winograd;
         CpuBackend.Winograd = policy;
@@ -141,7 +142,7 @@ public class WinogradTests
     [InlineData(1, 64, 12, 12, 64, 1, false)]    // 9 tiles
     public void RulePicksThePath(int batch, int cin, int h, int w, int cout, int pad, bool expected)
     {
-        Assert.Equal(CpuBackend.WinogradPolicy.Auto, CpuBackend.Winograd);
+        Assert.Equal(CpuBackend.PathPolicy.Auto, CpuBackend.Winograd);
         Assert.Equal(expected && Simd, CpuBackend.WinogradApplies(Geometry(batch, cin, h, w, cout, pad), DType.Float32));
         Assert.False(CpuBackend.WinogradApplies(Geometry(batch, cin, h, w, cout, pad), DType.Float64));
         Assert.False(CpuBackend.WinogradApplies(Geometry(batch, cin, h, w, cout, pad) with { StrideH = 2, StrideW = 2 }, DType.Float32));
@@ -153,44 +154,4 @@ public class WinogradTests
 
     private static Conv2dGeometry Geometry(int batch, int cin, int h, int w, int cout, int pad) =>
         new(batch, cin, h, w, cout, h + 2 * pad - 2, w + 2 * pad - 2, 3, 3, 1, 1, pad, pad, 1, 1, 1);
-
-    private static Tensor Random(int[] shape, int seed, double scale)
-    {
-        var r = new Random(seed);
-        var v = new float[shape.Aggregate(1, (a, b) => a * b)];
-        for (int i = 0; i < v.Length; i++) v[i] = (float)((r.NextDouble() * 2 - 1) * scale);
-        return Tensor.From(v, shape);
-    }
-
-    /// <summary>The float64 convolution of the float32 values (+ residual, ReLU).</summary>
-    private static Tensor Reference(Tensor x, Tensor weight, Tensor? bias, int pad, Tensor? residual, bool relu)
-    {
-        using var _ = GradMode.NoGrad();
-        using var x64 = x.To(DType.Float64);
-        using var w64 = weight.To(DType.Float64);
-        using var b64 = bias?.To(DType.Float64);
-        var y = x64.Conv2d(w64, b64, 1, pad);
-        if (residual != null)
-        {
-            using var r64 = residual.To(DType.Float64);
-            using var old = y;
-            y = y + r64;
-        }
-        if (relu)
-        {
-            using var old = y;
-            y = y.Relu();
-        }
-        return y;
-    }
-
-    private static void AssertClose(Tensor expected, Tensor actual, double bound)
-    {
-        var e = expected.To(DType.Float64).ToArray<double>();
-        var a = actual.To(DType.Float64).ToArray<double>();
-        Assert.Equal(e.Length, a.Length);
-        double scale = e.Max(Math.Abs), worst = 0;
-        for (int i = 0; i < e.Length; i++) worst = Math.Max(worst, Math.Abs(e[i] - a[i]));
-        Assert.True(worst <= bound * scale, $"max error {worst:E3} exceeds {bound:E1} x {scale:E3}");
-    }
 }
