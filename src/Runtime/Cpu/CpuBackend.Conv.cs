@@ -285,7 +285,7 @@ internal sealed unsafe partial class CpuBackend
         where T : unmanaged, INumber<T>
     {
         int L = g.OutPlane, cog = g.OutPerGroup, kg = g.InPerGroup * g.KernelH * g.KernelW;
-        var cfg = ConvWeights<T>.Config;
+        var cfg = weights.Config;
         // Runs of images whose columns an int counts (all of them in practice).
         int perRun = (int)Math.Clamp((1L << 30) / Math.Max(1, L), 1, Math.Max(1, g.Batch));
         for (int n0 = 0; n0 < g.Batch; n0 += perRun)
@@ -363,13 +363,17 @@ internal sealed unsafe partial class CpuBackend
         {
             _w = w;
             (_cog, _kg) = (g.OutPerGroup, g.InPerGroup * g.KernelH * g.KernelW);
+            Config = For(g);
             if (packedFrom != null && _cog > 1)
                 _packed = PackedWeights.Get(Config, packedFrom, w, g.Groups, _cog, _kg);
         }
 
-        public static Gemm.Config<T> Config => typeof(T) == typeof(float)
-            ? (Gemm.Config<T>)(object)Gemm.SingleConfigs[0]
-            : (Gemm.Config<T>)(object)Gemm.DoubleConfigs[0];
+        /// <summary>The GEMM configuration of a convolution: pointwise float32 ones take the deep K blocks (<see cref="Gemm.DeepSingleConfig"/>).</summary>
+        public static Gemm.Config<T> For(Conv2dGeometry g) => typeof(T) != typeof(float)
+            ? (Gemm.Config<T>)(object)Gemm.DoubleConfigs[0]
+            : (Gemm.Config<T>)(object)(g.KernelH * g.KernelW == 1 && Gemm.DeepSingleConfig != null ? Gemm.DeepSingleConfig : Gemm.SingleConfigs[0]);
+
+        public Gemm.Config<T> Config { get; }
 
         /// <summary>C (cog x n) = W_grp (cog x kg) x B (kg x n), then the epilogue.</summary>
         public void Multiply<TB>(int grp, int n, in TB b, in Gemm.Output<T> c, in Gemm.Epilogue<T> fusion, int threads) where TB : struct, Gemm.IPanelB<T>

@@ -198,7 +198,9 @@ public unsafe class GemmTests
         { 150, 330, 130 }, // the same, transposed operands
         { 5, 4000, 128 },  // short and wide: threads split N
         { 1600, 40, 40 },  // crosses MC
-        { 40, 60, 1000 },  // several KC blocks
+        { 40, 60, 1000 },  // one deep K block (float AVX-512), several of the other kernels
+        { 40, 300, 2100 }, // K blocks deeper than the depth MC and NC were sized for: fewer B columns per block
+        { 900, 50, 1500 }, // deep K blocks with rows past the reduced MC
         { 1, 2100, 1000 }, // row vector times matrix, split over N
         { 2100, 1, 1000 }, // matrix times column vector, split over M
     };
@@ -219,12 +221,16 @@ public unsafe class GemmTests
     [MemberData(nameof(LargeShapes))]
     public void Dgemm_LargeShapes(int m, int n, int k) => CheckShape(Public<double>(), m, n, k, allLayouts: false, seed: m + n + k + 1);
 
+    /// <summary>Every float32 configuration: the ones the products pick from and the deep-K one of pointwise convolutions.</summary>
+    private static IEnumerable<Gemm.Config<float>> SingleConfigsWithDeep =>
+        Gemm.DeepSingleConfig == null ? Gemm.SingleConfigs : Gemm.SingleConfigs.Append(Gemm.DeepSingleConfig);
+
     /// <summary>Every kernel this CPU can run (not only the default one), including the portable scalar kernel.</summary>
     [CpuFact("GEMM internals")]
     public void EveryKernel_MatchesReference()
     {
-        int[][] shapes = [[1, 1, 1], [7, 13, 5], [37, 45, 29], [1, 50, 9], [50, 1, 9], [40, 300, 200], [13, 17, 600]];
-        foreach (var cfg in Gemm.SingleConfigs)
+        int[][] shapes = [[1, 1, 1], [7, 13, 5], [37, 45, 29], [1, 50, 9], [50, 1, 9], [40, 300, 200], [13, 17, 600], [20, 150, 2300]];
+        foreach (var cfg in SingleConfigsWithDeep)
         {
             foreach (var s in shapes)
                 CheckShape(WithConfig(cfg), s[0], s[1], s[2], allLayouts: s[0] * s[1] * s[2] < 500_000, seed: s[0] + 7 * s[1] + 13 * s[2]);
@@ -329,9 +335,10 @@ public unsafe class GemmTests
     [InlineData(70, 100, 800, 100)]
     [InlineData(9, 64, 5, 32)]
     [InlineData(1, 40, 3, 13)]
+    [InlineData(20, 300, 1300, 49)]
     public void PackedA_ImageOutput_Epilogue_EveryKernel(int m, int n, int k, int colsPerImage)
     {
-        foreach (var cfg in Gemm.SingleConfigs)
+        foreach (var cfg in SingleConfigsWithDeep)
             CheckConvProduct(cfg, m, n, k, colsPerImage);
         foreach (var cfg in Gemm.DoubleConfigs)
             CheckConvProduct(cfg, m, n, k, colsPerImage);
