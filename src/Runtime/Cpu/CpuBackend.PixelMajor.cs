@@ -24,8 +24,9 @@ namespace Runtime.Cpu;
 /// <item>Threads: one part per thread, each with its share of the pixels (or of the channels, when the pixel slivers
 /// do not share out evenly), so nothing waits between packing, product and transposition.</item>
 /// </list>
-/// The sums run in the same order as the channel-major path's (K blocks of the same depth, one FMA chain per output),
-/// so the two give the same float32 results. <see cref="PixelMajorApplies"/> states when it is taken.
+/// The sums run in the same order as the channel-major path's for non-pointwise convolutions (K blocks of the same
+/// depth, one FMA chain per output), so the two give the same float32 results; pointwise ones differ by that path's
+/// deeper K blocks (<see cref="Gemm.DeepSingleConfig"/>). <see cref="PixelMajorApplies"/> states when it is taken.
 /// </summary>
 internal sealed unsafe partial class CpuBackend
 {
