@@ -259,7 +259,7 @@ internal sealed unsafe partial class CpuBackend
             EpiloguePass(y, null, residual, relu, g);
             return;
         }
-        if (typeof(T) == typeof(float) && packedFrom != null && PixelMajorApplies(g, DType.Float32, true))
+        if (typeof(T) == typeof(float) && packedFrom != null && PixelMajorApplies(g, DType.Float32, inference: true))
         {
             PixelMajorForward((float*)x, (float*)w, (float*)bias, (float*)residual, relu, (float*)y, g, packedFrom);
             return;

@@ -55,12 +55,11 @@ internal sealed unsafe partial class CpuBackend
         if (cols < 1 || g.OutChannels < 1 || g.ColumnRows < 1 || cols * g.OutChannels > SharedColumnsBudget) return false;
         if (PixelMajor == PathPolicy.Always) return true;
         var main = Gemm.SingleConfigs[0];
-        double channelMajor = (double)RoundUp(cols, main.NR) * RoundUp(g.OutChannels, main.MR) * g.ColumnRows;
-        double pixelMajor = (double)RoundUp(cols, cfg.MR) * RoundUp(g.OutChannels, cfg.NR) * (g.ColumnRows + TransposeCost);
+        int pixels = (int)cols; // within the budget above
+        double channelMajor = (double)Gemm.RoundUp(pixels, main.NR) * Gemm.RoundUp(g.OutChannels, main.MR) * g.ColumnRows;
+        double pixelMajor = (double)Gemm.RoundUp(pixels, cfg.MR) * Gemm.RoundUp(g.OutChannels, cfg.NR) * (g.ColumnRows + TransposeCost);
         return pixelMajor < channelMajor;
     }
-
-    private static long RoundUp(long value, int unit) => (value + unit - 1) / unit * unit;
 
     /// <summary>
     /// The A sliver of the <paramref name="mr"/> output pixels from <paramref name="pixel"/> on (all in one output row)
@@ -121,7 +120,7 @@ internal sealed unsafe partial class CpuBackend
         var cfg = Gemm.PixelMajorConfig!;
         int mr = cfg.MR, nr = cfg.NR;
         int cout = g.OutChannels, k = g.ColumnRows, L = g.OutPlane, cols = g.Batch * L;
-        int nPadded = (int)RoundUp(cout, nr);
+        int nPadded = Gemm.RoundUp(cout, nr);
 
         // W^T (k x cout) in B slivers, cached with the weight.
         var packedWeight = PackedWeights.Derived<float>(weightStorage, w, cout, k, (PixelMajorKind, cfg), Gemm.PackedLengthB(cfg, k, cout), p =>

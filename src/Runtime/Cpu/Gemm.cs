@@ -264,7 +264,7 @@ internal static unsafe class Gemm
             PackA(dst + (long)pc * mPadded, a + pc * cs, m, Math.Min(kcBlock, k - pc), rs, cs, cfg.MR);
     }
 
-    private static int RoundUp(int value, int unit) => (value + unit - 1) / unit * unit;
+    internal static int RoundUp(int value, int unit) => (value + unit - 1) / unit * unit;
 
     /// <summary>
     /// Where C(i, j) lives: columns come in runs of <see cref="ColsPerImage"/> (an image's output pixels), run r at

@@ -1,3 +1,5 @@
+using Runtime.Cpu;
+
 namespace Runtime.Tests.Cpu;
 
 /// <summary>What the CPU convolution path tests compare against: a float64 convolution of the same float32 values.</summary>
@@ -32,6 +34,24 @@ internal static class ConvReference
             y = y.Relu();
         }
         return y;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a path policy set through <paramref name="set"/>, then puts back what
+    /// <paramref name="get"/> read before (callers are in <see cref="ConvPathCollection"/>, so none sees another's).
+    /// </summary>
+    public static T WithPolicy<T>(Func<CpuBackend.PathPolicy> get, Action<CpuBackend.PathPolicy> set, CpuBackend.PathPolicy policy, Func<T> body)
+    {
+        var old = get();
+        set(policy);
+        try
+        {
+            return body();
+        }
+        finally
+        {
+            set(old);
+        }
     }
 
     /// <summary>Asserts |expected - actual| at most <paramref name="bound"/> times the largest |expected|.</summary>

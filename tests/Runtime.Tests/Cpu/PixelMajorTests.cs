@@ -134,20 +134,9 @@ public class PixelMajorTests
         Assert.False(CpuBackend.PixelMajorApplies(g with { Groups = 2 }, DType.Float32, true));
     }
 
-    /// <summary>Runs <paramref name="body"/> under a path policy (tests in this class run one at a time).</summary>
-    private static T WithPolicy<T>(CpuBackend.PathPolicy policy, Func<T> body)
-    {
-        var old = CpuBackend.PixelMajor;
-        CpuBackend.PixelMajor = policy;
-        try
-        {
-            return body();
-        }
-        finally
-        {
-            CpuBackend.PixelMajor = old;
-        }
-    }
+    /// <summary>Runs <paramref name="body"/> under a PixelMajor policy.</summary>
+    private static T WithPolicy<T>(CpuBackend.PathPolicy policy, Func<T> body) =>
+        ConvReference.WithPolicy(() => CpuBackend.PixelMajor, p => CpuBackend.PixelMajor = p, policy, body);
 
     private static bool Avx512 => System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
 

@@ -26,9 +26,7 @@ public class PointwiseConvTests
         using var weight = ConvReference.Random([cout, cin, 1, 1], 22, Math.Sqrt(2.0 / cin));
         using var bias = ConvReference.Random([cout], 23, 0.1);
         using var reference = ConvReference.Of(x, weight, bias, stride, 0, 1, null, false);
-        var old = CpuBackend.PixelMajor;
-        CpuBackend.PixelMajor = CpuBackend.PathPolicy.Off;
-        try
+        ConvReference.WithPolicy(() => CpuBackend.PixelMajor, p => CpuBackend.PixelMajor = p, CpuBackend.PathPolicy.Off, () =>
         {
             using (var training = x.Conv2d(weight, bias, stride, 0))
                 ConvReference.AssertClose(reference, training, Bound);
@@ -38,10 +36,7 @@ public class PointwiseConvTests
                 using var y = x.Conv2d(weight, bias, stride, 0);
                 ConvReference.AssertClose(reference, y, Bound);
             }
-        }
-        finally
-        {
-            CpuBackend.PixelMajor = old;
-        }
+            return 0;
+        });
     }
 }

@@ -119,20 +119,9 @@ public class WinogradTests
         Assert.Equal(gw, weight.Grad!.ToArray<float>());
     }
 
-    /// <summary>Runs <paramref name="body"/> under a path policy (tests in this class run one at a time).</summary>
-    private static T WithPolicy<T>(CpuBackend.PathPolicy policy, Func<T> body)
-    {
-        var old = CpuBackend.Winograd;
-        CpuBackend.Winograd = policy;
-        try
-        {
-            return body();
-        }
-        finally
-        {
-            CpuBackend.Winograd = old;
-        }
-    }
+    /// <summary>Runs <paramref name="body"/> under a Winograd policy.</summary>
+    private static T WithPolicy<T>(CpuBackend.PathPolicy policy, Func<T> body) =>
+        ConvReference.WithPolicy(() => CpuBackend.Winograd, p => CpuBackend.Winograd = p, policy, body);
 
     [CpuTheory("the Winograd path is the CPU's")]
     [InlineData(1, 512, 7, 7, 512, 1, false)]    // 4 tiles: the transformed weights cost more than they save
